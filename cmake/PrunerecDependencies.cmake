@@ -1,0 +1,35 @@
+# Finds the five dependencies, all from Debian's packages:
+#   OpenBLAS (cblas), oneTBB, Protobuf, GoogleTest, Google Benchmark.
+#
+# Note [threading policy]: oneTBB owns the cores; OpenBLAS runs single-threaded inside
+# TBB tasks (see tensor/parallel.h). We therefore prefer Debian's serial OpenBLAS
+# (libopenblas-serial-dev). If only a threaded build is found we still work: the engine
+# calls openblas_set_num_threads(1) at start-up.
+
+set(PRUNEREC_OPENBLAS_HINTS
+    /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-serial/cmake/openblas
+    /usr/lib/x86_64-linux-gnu/openblas-serial/cmake/openblas
+    /usr/lib/aarch64-linux-gnu/openblas-serial/cmake/openblas)
+find_package(OpenBLAS CONFIG QUIET PATHS ${PRUNEREC_OPENBLAS_HINTS} NO_DEFAULT_PATH)
+if(NOT OpenBLAS_FOUND)
+  find_package(OpenBLAS CONFIG QUIET)
+endif()
+if(NOT OpenBLAS_FOUND)
+  message(FATAL_ERROR "OpenBLAS not found: apt-get install libopenblas-serial-dev")
+endif()
+if(NOT TARGET prunerec_openblas)
+  add_library(prunerec_openblas INTERFACE)
+  target_include_directories(prunerec_openblas SYSTEM INTERFACE ${OpenBLAS_INCLUDE_DIRS})
+  target_link_libraries(prunerec_openblas INTERFACE ${OpenBLAS_LIBRARIES})
+endif()
+message(STATUS "prunerec: OpenBLAS ${OpenBLAS_VERSION} at ${OpenBLAS_LIBRARIES}")
+
+find_package(TBB REQUIRED COMPONENTS tbb)
+find_package(Threads REQUIRED)
+find_package(Protobuf REQUIRED)
+if(PRUNEREC_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(PRUNEREC_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,99 @@
+#include "tensor/allocator.h"
+
+#include <bit>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+#include "tensor/error.h"
+
+namespace prunerec {
+namespace {
+
+constexpr std::size_t kAlign = 64;
+
+// Rounds n up to its size class: multiples of 64 below 4 KiB, then 8 classes per
+// power of two.
+std::size_t size_class(std::size_t n) {
+  if (n <= 4096) return (n + kAlign - 1) / kAlign * kAlign;
+  const int top = std::bit_width(n - 1) - 1;  // 2^top < n <= 2^(top+1)
+  const std::size_t step = std::size_t{1} << (top - 3);
+  return (n + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::unordered_map<std::size_t, std::vector<void*>> free_lists;
+  AllocatorStats stats;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache;  // leaked on purpose: outlives static tensors at exit
+  return *c;
+}
+
+}  // namespace
+
+void* allocate_bytes(std::size_t nbytes) {
+  if (nbytes == 0) nbytes = 1;
+  if (nbytes > kMaxAllocationBytes)
+    throw Error(detail::str_cat("allocate: ", nbytes, " bytes requested, above the limit of ",
+                                kMaxAllocationBytes, " bytes"));
+  const std::size_t cls = size_class(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_lists.find(cls);
+    if (it != c.free_lists.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.stats.cached_bytes -= static_cast<std::int64_t>(cls);
+      c.stats.live_bytes += static_cast<std::int64_t>(cls);
+      ++c.stats.reuses;
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(kAlign, cls);
+  if (p == nullptr) {
+    release_cached();
+    p = std::aligned_alloc(kAlign, cls);
+  }
+  if (p == nullptr) throw Error(detail::str_cat("allocate: out of memory for ", cls, " bytes"));
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.live_bytes += static_cast<std::int64_t>(cls);
+  ++c.stats.system_allocs;
+  const std::int64_t total = c.stats.live_bytes + c.stats.cached_bytes;
+  if (total > c.stats.peak_bytes) c.stats.peak_bytes = total;
+  return p;
+}
+
+void free_bytes(void* ptr, std::size_t nbytes) {
+  if (ptr == nullptr) return;
+  if (nbytes == 0) nbytes = 1;
+  const std::size_t cls = size_class(nbytes);
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.free_lists[cls].push_back(ptr);
+  c.stats.live_bytes -= static_cast<std::int64_t>(cls);
+  c.stats.cached_bytes += static_cast<std::int64_t>(cls);
+}
+
+AllocatorStats allocator_stats() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.stats;
+}
+
+void release_cached() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& [cls, list] : c.free_lists) {
+    for (void* p : list) std::free(p);
+    c.stats.cached_bytes -= static_cast<std::int64_t>(cls * list.size());
+    list.clear();
+  }
+}
+
+}  // namespace prunerec

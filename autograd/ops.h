@@ -1,0 +1,84 @@
+// Differentiable ops on Vars. Each family lives in one file under autograd/ops/, its
+// forward and backward side by side; the hot composites (attention, RMSNorm, SwiGLU and
+// the losses) are fused ops with hand-written backward passes (derivations in
+// docs/derivations.md).
+//
+// Shapes are checked here, at the top, and errors name the op and every shape:
+//   linear: x f32[32,64] and weight f32[16,48]: in_features 64 != 48
+// Every op accepts f32 and f64 (f64 is what the finite-difference gradient checks use).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "autograd/var.h"
+
+namespace prunerec::ag {
+
+// ---- linear algebra (ops/linear.cc) ---------------------------------------------------
+// x [..., in] @ weight[out, in]^T + bias[out]  ->  [..., out]. bias may be undefined.
+Var linear(const Var& x, const Var& weight, const Var& bias = Var());
+// a [M, K] @ b [K, N] -> [M, N]
+Var matmul(const Var& a, const Var& b);
+
+// ---- element-wise and shape (ops/elementwise.cc) --------------------------------------
+Var add(const Var& a, const Var& b);                 // same shapes
+Var mul(const Var& a, const Var& b);                 // same shapes
+Var scale(const Var& a, double factor);
+Var sum(const Var& a);                               // -> scalar []
+Var mean(const Var& a);                              // -> scalar []
+Var reshape(const Var& a, const Shape& shape);
+// Multiplies the last dimension by gate [C] (a constant, no gradient): per-channel masks.
+Var mul_channels(const Var& a, const Tensor& gate);
+// Inverted dropout; identity (and no node) when p == 0. The mask is a pure function of
+// (seed, stream, element index), so it is reproducible and never stored.
+Var dropout(const Var& x, double p, std::uint64_t seed, std::uint64_t stream);
+
+// ---- normalisation and activations (ops/norm.cc) -----------------------------------------
+// RMSNorm over the last dimension: x [..., C] * weight [C].
+Var rmsnorm(const Var& x, const Var& weight, double eps);
+// silu(gate) * up * channel_gate, channel_gate [C] optional (a constant: MLP channel masks).
+Var swiglu(const Var& gate, const Var& up, const Tensor& channel_gate = Tensor());
+
+// ---- embedding (ops/embedding.cc) -------------------------------------------------------
+// table [V, d] gathered at ids (i32, any shape; -1 = padding -> zero row) -> [ids..., d].
+Var embedding(const Var& table, const Tensor& ids);
+
+// ---- attention (ops/attention.cc) ---------------------------------------------------------
+struct AttentionArgs {
+  std::int64_t head_dim = 0;
+  double rope_theta = 10000.0;
+  Tensor pads;                      // i32 [B]: leading padding tokens per row
+  std::vector<std::int32_t> kv_map; // query head -> KV head, size Hq
+  Tensor head_gates;                // [Hq] constant gates (same dtype as q), optional
+};
+// q [B,T,Hq*dh], k,v [B,T,Hkv*dh] -> [B,T,Hq*dh]; see tensor/kernels/attention.h.
+Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& args);
+
+// ---- losses (ops/loss.cc) -------------------------------------------------------------------
+// Mean cross-entropy of logits [N, V] against targets (i32 [N], negative = ignore) over
+// the non-ignored rows. 0 when every row is ignored.
+Var cross_entropy(const Var& logits, const Tensor& targets);
+// Distillation: mean over non-ignored rows of
+//   alpha * CE(student, target) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T)).
+// teacher_logits is a constant [N, V].
+Var distill_loss(const Var& student_logits, const Tensor& teacher_logits, const Tensor& targets, double alpha,
+                 double temperature);
+
+// Fused output layer + loss: logits = h [N, d] @ weight [V, d]^T computed in row chunks
+// and never materialised whole (Note [fused output loss] in ops/loss.cc). Same value as
+// cross_entropy(matmul(h, weight^T), targets).
+Var linear_cross_entropy(const Var& h, const Var& weight, const Tensor& targets);
+// Same for distillation; the teacher's logits are teacher_h [N, dt] @ teacher_weight [V, dt]^T,
+// also computed chunk by chunk.
+Var linear_distill_loss(const Var& h, const Var& weight, const Tensor& teacher_h, const Tensor& teacher_weight,
+                        const Tensor& targets, double alpha, double temperature);
+
+// Parts of the last loss computed by linear_distill_loss / distill_loss on this thread:
+// the mean CE and mean KL (for logging).
+struct LossParts {
+  double ce = 0, kl = 0;
+};
+LossParts last_loss_parts();
+
+}  // namespace prunerec::ag

@@ -1,0 +1,100 @@
+// Fused causal self-attention (RoPE inside, padding mask, GQA through an explicit
+// query-to-KV-head map, per-head gates). Kernels: tensor/kernels/attention.h.
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "autograd/ops/common.h"
+#include "tensor/kernels/attention.h"
+
+namespace prunerec::ag {
+namespace {
+
+class AttentionNode final : public Node {
+ public:
+  const char* name() const override { return "attention"; }
+  void backward(const Tensor& dy_in, std::vector<Tensor>& grads) override {
+    const Tensor q = inputs[0].value().contiguous(), k = inputs[1].value().contiguous(),
+                 v = inputs[2].value().contiguous(), dy = dy_in.contiguous();
+    Tensor dq = Tensor::empty(q.shape(), q.dtype()), dk = Tensor::empty(k.shape(), k.dtype()),
+           dv = Tensor::empty(v.shape(), v.dtype());
+    dispatch_floating(q.dtype(), name(), [&](auto tag) {
+      using T = decltype(tag);
+      const auto& rope = kernels::cached_rope_table<T>(dims.T, dims.dh, theta);
+      kernels::attention_backward<T>(dims, q.data<T>(), k.data<T>(), v.data<T>(), pads.data<std::int32_t>(),
+                                     kv_map.data(), gates.defined() ? gates.data<T>() : nullptr, rope,
+                                     static_cast<T>(1.0 / std::sqrt(static_cast<double>(dims.dh))), out.data<T>(),
+                                     lse.data<T>(), dy.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>());
+    });
+    grads[0] = dq;
+    grads[1] = dk;
+    grads[2] = dv;
+  }
+  void release() override {
+    out = lse = pads = gates = Tensor();
+  }
+  kernels::AttentionDims dims;
+  double theta = 0;
+  std::vector<std::int32_t> kv_map;
+  Tensor pads, gates, out, lse;
+};
+
+}  // namespace
+
+Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& args) {
+  using detail::sh;
+  const std::int64_t dh = args.head_dim;
+  PR_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "attention: q ", sh(q), ", k ", sh(k), ", v ", sh(v),
+           " must be [B, T, heads*head_dim]");
+  PR_CHECK(dh > 0 && dh % 2 == 0, "attention: head_dim ", dh, " must be positive and even (RoPE)");
+  PR_CHECK(k.shape() == v.shape() && q.size(0) == k.size(0) && q.size(1) == k.size(1), "attention: q ", sh(q),
+           ", k ", sh(k), ", v ", sh(v), ": batch, length or k/v widths differ");
+  PR_CHECK(q.size(2) % dh == 0 && k.size(2) % dh == 0, "attention: widths of q ", sh(q), " and k ", sh(k),
+           " are not multiples of head_dim ", dh);
+  detail::check_same_dtype("attention", q, k);
+  detail::check_same_dtype("attention", q, v);
+  kernels::AttentionDims dims{q.size(0), q.size(1), q.size(2) / dh, k.size(2) / dh, dh};
+  PR_CHECK(static_cast<std::int64_t>(args.kv_map.size()) == dims.Hq, "attention: kv_map has ", args.kv_map.size(),
+           " entries for ", dims.Hq, " query heads");
+  for (std::int32_t g : args.kv_map)
+    PR_CHECK(g >= 0 && g < dims.Hkv, "attention: kv_map entry ", g, " out of range for ", dims.Hkv, " KV heads");
+  PR_CHECK(args.pads.defined() && args.pads.dtype() == DType::i32 && args.pads.numel() == dims.B,
+           "attention: pads must be i32 [", dims.B, "], got ", args.pads.shape_str());
+  const Tensor pads = args.pads.contiguous();
+  for (std::int64_t b = 0; b < dims.B; ++b) {
+    const std::int32_t p = pads.data<std::int32_t>()[b];
+    PR_CHECK(p >= 0 && p <= dims.T, "attention: pads[", b, "] = ", p, " is not in [0, ", dims.T, "]");
+  }
+  Tensor gates;
+  if (args.head_gates.defined()) {
+    PR_CHECK(args.head_gates.numel() == dims.Hq && args.head_gates.dtype() == q.dtype(), "attention: head gates ",
+             args.head_gates.shape_str(), " for ", dims.Hq, " heads of ", sh(q));
+    gates = args.head_gates.contiguous();
+  }
+  const Tensor qc = q.value().contiguous(), kc = k.value().contiguous(), vc = v.value().contiguous();
+  Tensor out = Tensor::empty(q.shape(), q.dtype());
+  Tensor lse = Tensor::empty({dims.B, dims.Hq, dims.T}, q.dtype());
+  dispatch_floating(q.dtype(), "attention", [&](auto tag) {
+    using T = decltype(tag);
+    const auto& rope = kernels::cached_rope_table<T>(dims.T, dh, args.rope_theta);
+    kernels::attention_forward<T>(dims, qc.data<T>(), kc.data<T>(), vc.data<T>(), pads.data<std::int32_t>(),
+                                  args.kv_map.data(), gates.defined() ? gates.data<T>() : nullptr, rope,
+                                  static_cast<T>(1.0 / std::sqrt(static_cast<double>(dh))), out.data<T>(),
+                                  lse.data<T>());
+  });
+  std::shared_ptr<Node> node;
+  if (any_requires_grad({&q, &k, &v})) {
+    auto n = std::make_shared<AttentionNode>();
+    n->inputs = {q, k, v};
+    n->dims = dims;
+    n->theta = args.rope_theta;
+    n->kv_map = args.kv_map;
+    n->pads = pads;
+    n->gates = gates;
+    n->out = out;
+    n->lse = lse;
+    node = n;
+  }
+  return make_result(std::move(out), std::move(node));
+}
+
+}  // namespace prunerec::ag

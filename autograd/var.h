@@ -1,0 +1,109 @@
+// Reverse-mode automatic differentiation.
+//
+// A Var is a tensor value plus its place in the graph. Ops (autograd/ops.h) take Vars and
+// return a Var whose grad_fn Node remembers how to send gradients back to the inputs.
+// backward() walks the recorded graph from a scalar in reverse order and accumulates into
+// the .grad() of every leaf that requires a gradient.
+//
+//   Var w(Tensor::zeros({4, 3}), /*requires_grad=*/true);
+//   Var x(input);
+//   Var loss = ops::sum(ops::linear(x, w));
+//   loss.backward();              // w.grad() now holds d loss / d w
+//   { NoGradGuard ng; ... }       // ops inside record nothing (inference, teacher forward)
+//
+// Note [graph lifetime]: nodes hold the tensors their backward needs and are freed with
+// the last Var that refers to them; backward() releases each node's saved tensors as soon
+// as it has run, so a step's activations do not outlive its backward.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace prunerec::ag {
+
+class Node;
+
+struct VarImpl {
+  Tensor value;
+  Tensor grad;                     // accumulated gradient (leaves, and retained non-leaves)
+  bool requires_grad = false;
+  bool retain_grad = false;        // keep .grad on a non-leaf after backward
+  std::shared_ptr<Node> grad_fn;   // null for leaves
+};
+
+class Var {
+ public:
+  Var() = default;
+  explicit Var(Tensor value, bool requires_grad = false);
+
+  bool defined() const { return impl_ != nullptr; }
+  const Tensor& value() const;
+  const Shape& shape() const { return value().shape(); }
+  std::int64_t size(int d) const { return value().size(d); }
+  int dim() const { return value().dim(); }
+  DType dtype() const { return value().dtype(); }
+  std::int64_t numel() const { return value().numel(); }
+
+  bool requires_grad() const { return impl_ && impl_->requires_grad; }
+  void set_requires_grad(bool on);
+  bool is_leaf() const { return impl_ && impl_->grad_fn == nullptr; }
+  const std::shared_ptr<Node>& grad_fn() const;
+
+  const Tensor& grad() const;      // undefined until a backward reached this Var
+  void zero_grad();                // drops the gradient (the next backward allocates anew)
+  void set_grad(Tensor g);
+  void retain_grad();              // keep the gradient of a non-leaf
+
+  // Replaces the value (same Var identity): how surgery swaps a parameter's tensor in
+  // its slot. Drops the gradient, which no longer matches.
+  void set_value(Tensor value);
+
+  // Gradient of this scalar with respect to every leaf requiring one, accumulated into
+  // their grad(). seed defaults to 1.
+  void backward(const Tensor& seed = Tensor()) const;
+
+  const VarImpl* impl() const { return impl_.get(); }
+  bool same(const Var& other) const { return impl_ == other.impl_; }
+
+ private:
+  friend Var make_result(Tensor value, std::shared_ptr<Node> node);
+  std::shared_ptr<VarImpl> impl_;
+};
+
+// One recorded op. Subclasses save what their backward needs.
+class Node {
+ public:
+  virtual ~Node() = default;
+  virtual const char* name() const = 0;
+  // grad_inputs has one slot per input; leave a slot undefined when that input gets no
+  // gradient. grad_out has the shape of the op's output.
+  virtual void backward(const Tensor& grad_out, std::vector<Tensor>& grad_inputs) = 0;
+  // Drops saved tensors (called once backward has run).
+  virtual void release() {}
+
+  std::vector<Var> inputs;
+  std::weak_ptr<VarImpl> output;  // for retain_grad
+};
+
+// Whether ops record the graph (thread-local; on by default).
+bool grad_enabled();
+
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Op helpers: does any input need a graph? Wraps a result with its node when it does.
+bool any_requires_grad(std::initializer_list<const Var*> inputs);
+Var make_result(Tensor value, std::shared_ptr<Node> node);
+
+}  // namespace prunerec::ag

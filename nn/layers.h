@@ -1,0 +1,137 @@
+// The transformer's building blocks. Widths are read from parameter shapes, never stored
+// twice: Linear::out_features() is weight.size(0), Attention::num_heads() is
+// q_proj.out_features() / head_dim. Only what no shape holds is stored (head_dim, rope
+// theta, eps, the query-to-KV-head map).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "nn/module.h"
+
+namespace prunerec::nn {
+
+class Linear : public Module {
+ public:
+  Linear(std::int64_t in, std::int64_t out, bool bias, DType dtype);
+  ag::Var forward(const ag::Var& x) const { return ag::linear(x, weight_, bias_); }
+  std::int64_t in_features() const { return weight_.size(1); }
+  std::int64_t out_features() const { return weight_.size(0); }
+  bool has_bias() const { return bias_.defined(); }
+  const ag::Var& weight() const { return weight_; }
+  const ag::Var& bias() const { return bias_; }
+
+ protected:
+  void check_own_invariants(const std::string& path) const override;
+
+ private:
+  ag::Var weight_;  // [out, in]
+  ag::Var bias_;    // [out] or undefined
+};
+
+class Embedding : public Module {
+ public:
+  Embedding(std::int64_t num, std::int64_t dim, DType dtype);
+  ag::Var forward(const Tensor& ids) const { return ag::embedding(weight_, ids); }
+  std::int64_t num_embeddings() const { return weight_.size(0); }
+  std::int64_t dim() const { return weight_.size(1); }
+  const ag::Var& weight() const { return weight_; }
+
+ private:
+  ag::Var weight_;  // [num, dim]
+};
+
+class RMSNorm : public Module {
+ public:
+  RMSNorm(std::int64_t dim, double eps, DType dtype);
+  ag::Var forward(const ag::Var& x) const { return ag::rmsnorm(x, weight_, eps_); }
+  std::int64_t dim() const { return weight_.size(0); }
+  double eps() const { return eps_; }
+  const ag::Var& weight() const { return weight_; }
+
+ private:
+  ag::Var weight_;  // [dim]
+  double eps_;
+};
+
+// Grouped-query attention with RoPE, Qwen2-style biases on q/k/v, and per-head gates
+// (buffer "head_gate" [Hq], ones unless a masked plan silences heads).
+class Attention : public Module {
+ public:
+  Attention(std::int64_t hidden, std::int64_t num_heads, std::int64_t num_kv_heads, std::vector<std::int32_t> kv_map,
+            std::int64_t head_dim, double rope_theta, bool qkv_bias, DType dtype);
+  // x [B,T,hidden] -> [B,T,hidden]; heads_out (optional) receives the gated head outputs
+  // before o_proj, [B,T,Hq*dh].
+  ag::Var forward(const ag::Var& x, const Tensor& pads, Tensor* heads_out = nullptr) const;
+
+  std::int64_t num_heads() const { return q_proj().out_features() / head_dim_; }
+  std::int64_t num_kv_heads() const { return k_proj().out_features() / head_dim_; }
+  std::int64_t head_dim() const { return head_dim_; }
+  double rope_theta() const { return rope_theta_; }
+  const std::vector<std::int32_t>& kv_map() const { return kv_map_; }
+  void set_kv_map(std::vector<std::int32_t> m) { kv_map_ = std::move(m); }
+  Tensor& head_gate() { return *head_gate_; }
+  const Tensor& head_gate() const { return *head_gate_; }
+
+  const Linear& q_proj() const { return *q_; }
+  const Linear& k_proj() const { return *k_; }
+  const Linear& v_proj() const { return *v_; }
+  const Linear& o_proj() const { return *o_; }
+
+ protected:
+  void check_own_invariants(const std::string& path) const override;
+
+ private:
+  Linear *q_, *k_, *v_, *o_;
+  Tensor* head_gate_;
+  std::vector<std::int32_t> kv_map_;
+  std::int64_t head_dim_;
+  double rope_theta_;
+};
+
+// SwiGLU MLP: down(silu(gate(x)) * up(x) * channel_gate), buffer "channel_gate" [F].
+class MLP : public Module {
+ public:
+  MLP(std::int64_t hidden, std::int64_t width, DType dtype);
+  // up_out / act_out (optional) receive up(x) and the gated activation, [.., F].
+  ag::Var forward(const ag::Var& x, Tensor* up_out = nullptr, Tensor* act_out = nullptr) const;
+  std::int64_t width() const { return gate_->out_features(); }
+  Tensor& channel_gate() { return *channel_gate_; }
+  const Tensor& channel_gate() const { return *channel_gate_; }
+  const Linear& gate_proj() const { return *gate_; }
+  const Linear& up_proj() const { return *up_; }
+  const Linear& down_proj() const { return *down_; }
+
+ protected:
+  void check_own_invariants(const std::string& path) const override;
+
+ private:
+  Linear *gate_, *up_, *down_;
+  Tensor* channel_gate_;
+};
+
+// Pre-norm decoder block: x + attn(norm(x)), then x + mlp(norm(x)).
+class Block : public Module {
+ public:
+  Block(std::int64_t hidden, std::int64_t num_heads, std::int64_t num_kv_heads, std::vector<std::int32_t> kv_map,
+        std::int64_t mlp_width, std::int64_t head_dim, double rope_theta, double eps, bool qkv_bias, DType dtype);
+  const RMSNorm& attn_norm() const { return *attn_norm_; }
+  const Attention& attn() const { return *attn_; }
+  Attention& attn() { return *attn_; }
+  const RMSNorm& mlp_norm() const { return *mlp_norm_; }
+  const MLP& mlp() const { return *mlp_; }
+  MLP& mlp() { return *mlp_; }
+
+ protected:
+  void check_own_invariants(const std::string& path) const override;
+
+ private:
+  RMSNorm* attn_norm_;
+  Attention* attn_;
+  RMSNorm* mlp_norm_;
+  MLP* mlp_;
+};
+
+}  // namespace prunerec::nn

@@ -1,0 +1,98 @@
+#include "nn/optim.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "tensor/kernels/elementwise.h"
+#include "tensor/parallel.h"
+
+namespace prunerec::nn {
+namespace {
+
+// One fused pass per parameter: decay, moments, bias-corrected update (torch.optim.AdamW
+// arithmetic: p -= lr*wd*p; p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps)).
+template <class T>
+void adamw_update(std::int64_t n, T* p, const T* g, T* m, T* v, double lr, double b1, double b2, double eps, double wd,
+                  double bc1, double bc2, double grad_scale) {
+  const T decay = static_cast<T>(1.0 - lr * wd), step = static_cast<T>(lr / bc1);
+  const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
+  const T tb1 = static_cast<T>(b1), tb2 = static_cast<T>(b2), te = static_cast<T>(eps), gs = static_cast<T>(grad_scale);
+  parallel_for(0, n, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      const T gi = g[i] * gs;
+      m[i] = tb1 * m[i] + (T(1) - tb1) * gi;
+      v[i] = tb2 * v[i] + (T(1) - tb2) * gi * gi;
+      p[i] = p[i] * decay - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + te);
+    }
+  });
+}
+
+}  // namespace
+
+AdamW::AdamW(const Module& model, AdamWOptions options) : model_(model), options_(options) {}
+
+AdamWOptions adamw_options(const pb::OptimizerConfig& c) {
+  AdamWOptions o;
+  o.beta1 = c.beta1();
+  o.beta2 = c.beta2();
+  o.eps = c.eps();
+  o.weight_decay = c.weight_decay();
+  PR_CHECK_T(ConfigError, o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "optimizer: betas ", o.beta1, ", ",
+             o.beta2, " must be in [0, 1)");
+  PR_CHECK_T(ConfigError, o.eps > 0 && o.weight_decay >= 0, "optimizer: eps must be positive and weight_decay >= 0");
+  return o;
+}
+
+double AdamW::grad_norm() const {
+  double ss = 0;
+  for (const auto& [name, var] : model_.named_parameters()) {
+    const Tensor& g = var.grad();
+    if (!g.defined()) continue;
+    dispatch_floating(g.dtype(), "grad_norm", [&](auto tag) {
+      using T = decltype(tag);
+      ss += kernels::sum_squares<T>(g.numel(), g.contiguous().data<T>());
+    });
+  }
+  return std::sqrt(ss);
+}
+
+double AdamW::clip_and_step(double lr, double max_norm) {
+  const double norm = grad_norm();
+  const double scale = max_norm > 0 ? std::min(1.0, max_norm / (norm + 1e-6)) : 1.0;
+  ++steps_;
+  const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
+  const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
+  for (const auto& [name, var] : model_.named_parameters()) {
+    const Tensor& g = var.grad();
+    if (!g.defined()) continue;
+    const Tensor& p = var.value();
+    PR_ASSERT(p.is_contiguous() && g.is_contiguous() && g.shape() == p.shape());
+    State& s = state_[name];
+    if (!s.exp_avg.defined() || s.exp_avg.shape() != p.shape()) {
+      s.exp_avg = Tensor::zeros(p.shape(), p.dtype());
+      s.exp_avg_sq = Tensor::zeros(p.shape(), p.dtype());
+    }
+    const double wd = p.dim() >= 2 ? options_.weight_decay : 0.0;
+    dispatch_floating(p.dtype(), "AdamW", [&](auto tag) {
+      using T = decltype(tag);
+      adamw_update<T>(p.numel(), p.data<T>(), g.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), lr,
+                      options_.beta1, options_.beta2, options_.eps, wd, bc1, bc2, scale);
+    });
+  }
+  return norm;
+}
+
+double lr_at(const pb::OptimizerConfig& c, std::int64_t step, std::int64_t total_steps) {
+  const double lr = c.lr();
+  total_steps = std::max<std::int64_t>(total_steps, 1);
+  const std::int64_t warmup = static_cast<std::int64_t>(std::ceil(c.warmup_fraction() * static_cast<double>(total_steps)));
+  if (step < warmup) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  if (c.decay() == pb::OptimizerConfig::CONSTANT) return lr;
+  const double span = static_cast<double>(std::max<std::int64_t>(total_steps - warmup, 1));
+  const double t = std::clamp(static_cast<double>(step - warmup) / span, 0.0, 1.0);
+  const double floor = lr * c.min_lr_ratio();
+  if (c.decay() == pb::OptimizerConfig::LINEAR) return floor + (lr - floor) * (1.0 - t);
+  return floor + (lr - floor) * 0.5 * (1.0 + std::cos(M_PI * t));
+}
+
+}  // namespace prunerec::nn

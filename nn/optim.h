@@ -1,0 +1,63 @@
+// AdamW (decoupled weight decay, bias correction), learning-rate schedules and global-norm
+// gradient clipping.
+//
+// Optimizer state is keyed by parameter name, like everything else (nn/module.h), so
+// checkpoints and pruning surgery can read and slice it by name.
+//
+//   AdamW opt(model, {.weight_decay = 0.01});
+//   loss.backward();
+//   const double norm = opt.clip_and_step(lr_at(schedule, opt.steps()), /*max_norm=*/1.0);
+//   model.zero_grad();
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "nn/module.h"
+#include "proto/train.pb.h"
+
+namespace prunerec::nn {
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.98;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // applied to parameters with 2+ dims (matrices, embeddings)
+};
+
+class AdamW {
+ public:
+  struct State {
+    Tensor exp_avg, exp_avg_sq;  // same shape as the parameter
+  };
+
+  AdamW(const Module& model, AdamWOptions options);
+
+  // Global L2 norm of all gradients (parameters in name order; deterministic).
+  double grad_norm() const;
+  // Clips gradients to max_norm (<= 0: no clipping) and takes one step with rate lr.
+  // Returns the norm before clipping. Parameters without a gradient are skipped.
+  double clip_and_step(double lr, double max_norm);
+  std::int64_t steps() const { return steps_; }
+  void set_steps(std::int64_t s) { steps_ = s; }
+
+  // State by parameter name (created lazily at the first step).
+  std::map<std::string, State>& state() { return state_; }
+  const std::map<std::string, State>& state() const { return state_; }
+  const AdamWOptions& options() const { return options_; }
+
+ private:
+  const Module& model_;
+  AdamWOptions options_;
+  std::int64_t steps_ = 0;
+  std::map<std::string, State> state_;
+};
+
+AdamWOptions adamw_options(const pb::OptimizerConfig& config);
+
+// Learning rate at step `step` (0-based) of `total_steps`: linear warm-up from lr/warmup
+// to lr over the first warmup_fraction of steps, then cosine or linear decay to
+// lr * min_lr_ratio, or constant.
+double lr_at(const pb::OptimizerConfig& config, std::int64_t step, std::int64_t total_steps);
+
+}  // namespace prunerec::nn

@@ -1,0 +1,206 @@
+#include "nn/transformer.h"
+
+#include "tensor/rng.h"
+
+namespace prunerec::nn {
+
+namespace {
+
+// Stable across platforms (std::hash is not): FNV-1a.
+std::uint64_t fnv1a(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+enum DropoutSite : std::uint64_t { kEmbed = 1, kAttn = 2, kMlp = 3 };
+
+}  // namespace
+
+pb::ModelConfig normalize_config(const pb::ModelConfig& in) {
+  pb::ModelConfig c = in;
+  if (c.layers_size() == 0) {
+    PR_CHECK_T(ConfigError, c.num_layers() > 0, "model config: give `layers { ... }` per layer or num_layers > 0 with layer_defaults");
+    for (int l = 0; l < c.num_layers(); ++l) *c.add_layers() = c.layer_defaults();
+  } else {
+    PR_CHECK_T(ConfigError, !c.has_num_layers() || c.num_layers() == c.layers_size(), "model config: num_layers ",
+               c.num_layers(), " disagrees with ", c.layers_size(), " `layers` entries");
+  }
+  c.clear_num_layers();
+  c.clear_layer_defaults();
+  PR_CHECK_T(ConfigError, c.vocab_size() > 0, "model config: vocab_size must be positive, got ", c.vocab_size());
+  PR_CHECK_T(ConfigError, c.hidden() > 0, "model config: hidden must be positive, got ", c.hidden());
+  PR_CHECK_T(ConfigError, c.head_dim() > 0 && c.head_dim() % 2 == 0, "model config: head_dim must be positive and even, got ",
+             c.head_dim());
+  PR_CHECK_T(ConfigError, c.rope_theta() > 0, "model config: rope_theta must be positive");
+  PR_CHECK_T(ConfigError, c.norm_eps() > 0, "model config: norm_eps must be positive");
+  PR_CHECK_T(ConfigError, c.max_len() > 0, "model config: max_len must be positive");
+  PR_CHECK_T(ConfigError, c.init_std() >= 0, "model config: init_std must be non-negative");
+  for (int l = 0; l < c.layers_size(); ++l) {
+    pb::LayerConfig& L = *c.mutable_layers(l);
+    PR_CHECK_T(ConfigError, L.num_heads() > 0, "model config: layers[", l, "].num_heads must be positive");
+    PR_CHECK_T(ConfigError, L.num_kv_heads() > 0 && L.num_kv_heads() <= L.num_heads(), "model config: layers[", l,
+               "].num_kv_heads must be in [1, num_heads], got ", L.num_kv_heads());
+    PR_CHECK_T(ConfigError, L.mlp_width() > 0, "model config: layers[", l, "].mlp_width must be positive");
+    if (L.kv_map_size() == 0) {
+      PR_CHECK_T(ConfigError, L.num_heads() % L.num_kv_heads() == 0, "model config: layers[", l, "]: ", L.num_heads(),
+                 " heads do not split into ", L.num_kv_heads(), " equal groups; give kv_map explicitly");
+      const int group = L.num_heads() / L.num_kv_heads();
+      for (int h = 0; h < L.num_heads(); ++h) L.add_kv_map(h / group);
+    }
+    PR_CHECK_T(ConfigError, L.kv_map_size() == L.num_heads(), "model config: layers[", l, "].kv_map has ",
+               L.kv_map_size(), " entries for ", L.num_heads(), " heads");
+    std::vector<bool> used(static_cast<std::size_t>(L.num_kv_heads()), false);
+    for (int g : L.kv_map()) {
+      PR_CHECK_T(ConfigError, g >= 0 && g < L.num_kv_heads(), "model config: layers[", l, "].kv_map entry ", g,
+                 " out of range for ", L.num_kv_heads(), " KV heads");
+      used[g] = true;
+    }
+    for (std::size_t g = 0; g < used.size(); ++g)
+      PR_CHECK_T(ConfigError, used[g], "model config: layers[", l, "]: KV head ", g, " is read by no query head");
+  }
+  return c;
+}
+
+std::int64_t count_non_embedding_parameters(const pb::ModelConfig& raw) {
+  const pb::ModelConfig c = normalize_config(raw);
+  const std::int64_t d = c.hidden(), dh = c.head_dim();
+  std::int64_t n = d;  // final norm
+  for (const auto& L : c.layers()) {
+    const std::int64_t q = L.num_heads() * dh, kv = L.num_kv_heads() * dh;
+    n += 2 * d;                                  // norms
+    n += d * q + 2 * d * kv + q * d;             // q, k, v, o
+    if (c.qkv_bias()) n += q + 2 * kv;
+    n += 3 * d * L.mlp_width();                  // gate, up, down
+  }
+  if (!c.tie_embeddings()) n += c.vocab_size() * d;
+  return n;
+}
+
+Transformer::Transformer(const pb::ModelConfig& raw, DType dtype, std::uint64_t seed) {
+  const pb::ModelConfig c = normalize_config(raw);
+  hyper_ = c;
+  hyper_.clear_layers();
+  const std::int64_t d = c.hidden();
+  embed_ = &register_module("embed", std::make_unique<Embedding>(c.vocab_size(), d, dtype));
+  blocks_ = &register_module("blocks", std::make_unique<ModuleList>());
+  for (const auto& L : c.layers()) {
+    blocks_->append(std::make_unique<Block>(d, L.num_heads(), L.num_kv_heads(),
+                                            std::vector<std::int32_t>(L.kv_map().begin(), L.kv_map().end()),
+                                            L.mlp_width(), c.head_dim(), c.rope_theta(), c.norm_eps(), c.qkv_bias(),
+                                            dtype));
+  }
+  final_norm_ = &register_module("final_norm", std::make_unique<RMSNorm>(d, c.norm_eps(), dtype));
+  if (!c.tie_embeddings()) lm_head_ = &register_module("lm_head", std::make_unique<Linear>(d, c.vocab_size(), false, dtype));
+
+  for (auto& [name, var] : named_parameters()) {
+    if (var.dim() < 2) continue;  // biases stay 0, norm gains 1
+    Tensor t = var.value();
+    fill_normal(t, 0.0, c.init_std(), seed, fnv1a(name));
+  }
+  check_invariants();
+}
+
+const ag::Var& Transformer::output_weight() const { return lm_head_ ? lm_head_->weight() : embed_->weight(); }
+
+ag::Var Transformer::hidden(const Tensor& ids, const Tensor& pads, const ForwardOptions& opt) const {
+  PR_CHECK(ids.dim() == 2, "Transformer: ids must be [B, T], got ", ids.shape_str());
+  const int L = num_layers();
+  PR_CHECK(opt.skip_attention.empty() || static_cast<int>(opt.skip_attention.size()) == L,
+           "Transformer: skip_attention has ", opt.skip_attention.size(), " entries for ", L, " layers");
+  PR_CHECK(opt.skip_mlp.empty() || static_cast<int>(opt.skip_mlp.size()) == L, "Transformer: skip_mlp has ",
+           opt.skip_mlp.size(), " entries for ", L, " layers");
+  auto drop = [&](const ag::Var& v, int layer, DropoutSite site) {
+    if (opt.dropout <= 0) return v;
+    return ag::dropout(v, opt.dropout, opt.seed, hash_stream(opt.step, static_cast<std::uint64_t>(layer), site));
+  };
+  ag::Var x = drop(embed_->forward(ids), -1, kEmbed);
+  for (int l = 0; l < L; ++l) {
+    if (opt.hooks) opt.hooks->on_residual(l, x);
+    const Block& b = block(l);
+    if (opt.skip_attention.empty() || !opt.skip_attention[l]) {
+      Tensor heads;
+      ag::Var a = b.attn().forward(b.attn_norm().forward(x), pads, opt.hooks ? &heads : nullptr);
+      if (opt.hooks) opt.hooks->on_attention_heads(l, heads);
+      x = ag::add(x, drop(a, l, kAttn));
+    }
+    if (opt.skip_mlp.empty() || !opt.skip_mlp[l]) {
+      Tensor up, act;
+      ag::Var m = b.mlp().forward(b.mlp_norm().forward(x), opt.hooks ? &up : nullptr, opt.hooks ? &act : nullptr);
+      if (opt.hooks) opt.hooks->on_mlp(l, up, act);
+      x = ag::add(x, drop(m, l, kMlp));
+    }
+  }
+  if (opt.hooks) opt.hooks->on_residual(L, x);
+  return final_norm_->forward(x);
+}
+
+ag::Var Transformer::logits(const ag::Var& h) const {
+  const ag::Var& w = output_weight();
+  const Shape shape = h.shape();
+  ag::Var flat = ag::reshape(h, {h.numel() / hidden_size(), hidden_size()});
+  ag::Var out = ag::linear(flat, w);
+  Shape out_shape = shape;
+  out_shape.back() = vocab_size();
+  return ag::reshape(out, out_shape);
+}
+
+ag::Var Transformer::loss(const Tensor& ids, const Tensor& pads, const Tensor& targets, const ForwardOptions& opt) const {
+  PR_CHECK(targets.shape() == ids.shape(), "Transformer::loss: targets ", targets.shape_str(), " for ids ",
+           ids.shape_str());
+  ag::Var h = hidden(ids, pads, opt);
+  ag::Var flat = ag::reshape(h, {ids.numel(), hidden_size()});
+  return ag::linear_cross_entropy(flat, output_weight(), targets.reshape({ids.numel()}));
+}
+
+pb::ModelConfig Transformer::config() const {
+  pb::ModelConfig c = hyper_;
+  c.set_vocab_size(static_cast<std::int32_t>(vocab_size()));
+  c.set_hidden(static_cast<std::int32_t>(hidden_size()));
+  c.set_tie_embeddings(tied());
+  for (int l = 0; l < num_layers(); ++l) {
+    const Block& b = block(l);
+    pb::LayerConfig* L = c.add_layers();
+    L->set_num_heads(static_cast<std::int32_t>(b.attn().num_heads()));
+    L->set_num_kv_heads(static_cast<std::int32_t>(b.attn().num_kv_heads()));
+    L->set_mlp_width(static_cast<std::int32_t>(b.mlp().width()));
+    for (std::int32_t g : b.attn().kv_map()) L->add_kv_map(g);
+  }
+  return c;
+}
+
+void Transformer::check_own_invariants(const std::string& path) const {
+  const std::int64_t d = hidden_size();
+  PR_INVARIANT(final_norm_->dim() == d, path, "final_norm width ", final_norm_->dim(), " != hidden ", d);
+  for (int l = 0; l < num_layers(); ++l) {
+    const Block& b = block(l);
+    PR_INVARIANT(b.attn_norm().dim() == d, path, "blocks.", l, " hidden width ", b.attn_norm().dim(), " != ", d);
+    PR_INVARIANT(b.attn().head_dim() == hyper_.head_dim(), path, "blocks.", l, " head_dim ", b.attn().head_dim(),
+                 " != ", hyper_.head_dim());
+  }
+  if (lm_head_)
+    PR_INVARIANT(lm_head_->in_features() == d && lm_head_->out_features() == vocab_size(), path, "lm_head ",
+                 lm_head_->weight().value().shape_str(), " for vocab ", vocab_size(), " and hidden ", d);
+}
+
+Tensor pads_from_ids(const Tensor& ids) {
+  PR_CHECK(ids.dim() == 2 && ids.dtype() == DType::i32, "pads_from_ids: ids must be i32 [B, T], got ", ids.shape_str());
+  const Tensor c = ids.contiguous();
+  const std::int64_t B = ids.size(0), T = ids.size(1);
+  Tensor pads = Tensor::empty({B}, DType::i32);
+  const std::int32_t* p = c.data<std::int32_t>();
+  for (std::int64_t b = 0; b < B; ++b) {
+    std::int64_t pad = 0;
+    while (pad < T && p[b * T + pad] == -1) ++pad;
+    for (std::int64_t t = pad; t < T; ++t)
+      PR_CHECK(p[b * T + t] >= 0, "pads_from_ids: row ", b, " has id ", p[b * T + t], " at position ", t,
+               " after real tokens (padding must be leading -1s)");
+    pads.data<std::int32_t>()[b] = static_cast<std::int32_t>(pad);
+  }
+  return pads;
+}
+
+}  // namespace prunerec::nn

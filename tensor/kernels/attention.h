@@ -1,0 +1,40 @@
+// Fused causal self-attention with RoPE, left padding, grouped-query attention through an
+// explicit query-to-KV-head map, and per-head output gates.
+//
+// Layout (token-major, as produced by the q/k/v projections):
+//   q   [B, T, Hq*dh]    head h is columns [h*dh, (h+1)*dh)
+//   k,v [B, T, Hkv*dh]
+//   out [B, T, Hq*dh]    out[b,i,h] = gate[h] * sum_j softmax_j(scale * rope(q_i).rope(k_j)) v_j
+//   lse [B, Hq, T]       log-sum-exp of each softmax row, saved for the backward
+// Row b has pads[b] leading padding tokens: its positions are t - pads[b], query i sees
+// keys j with pads[b] <= j <= i, and padding query rows produce exact zeros.
+//
+// Note [attention parallelism]: work is split over (batch row, KV head) pairs; a task
+// handles every query head mapped to its KV head, so the gradients of a shared K/V head
+// are summed inside one task in head order: deterministic and free of write conflicts.
+// Score matrices are materialised per task ([T, T] is small for recommendation
+// histories) and computed with single-threaded GEMMs; the backward recomputes the
+// probabilities from q, k and lse instead of storing them.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/kernels/rope.h"
+
+namespace prunerec::kernels {
+
+struct AttentionDims {
+  std::int64_t B = 0, T = 0, Hq = 0, Hkv = 0, dh = 0;
+};
+
+template <class T>
+void attention_forward(const AttentionDims& d, const T* q, const T* k, const T* v, const std::int32_t* pads,
+                       const std::int32_t* kv_map, const T* gates, const RopeTable<T>& rope, T scale, T* out, T* lse);
+
+// Gradients of sum(out * dout) with respect to q, k and v (written, not accumulated).
+template <class T>
+void attention_backward(const AttentionDims& d, const T* q, const T* k, const T* v, const std::int32_t* pads,
+                        const std::int32_t* kv_map, const T* gates, const RopeTable<T>& rope, T scale, const T* out,
+                        const T* lse, const T* dout, T* dq, T* dk, T* dv);
+
+}  // namespace prunerec::kernels

@@ -1,0 +1,178 @@
+#include "tensor/kernels/elementwise.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "tensor/kernels/math.h"
+#include "tensor/parallel.h"
+#include "tensor/rng.h"
+
+namespace prunerec::kernels {
+namespace {
+constexpr std::int64_t kGrain = 1 << 14;  // elements per piece: ~10 us of work
+}
+
+template <class T>
+void add(std::int64_t n, const T* a, const T* b, T* out) {
+  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) out[i] = a[i] + b[i];
+  });
+}
+
+template <class T>
+void axpy(std::int64_t n, T alpha, const T* x, T* y) {
+  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) y[i] += alpha * x[i];
+  });
+}
+
+template <class T>
+void scale(std::int64_t n, T alpha, const T* x, T* out) {
+  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) out[i] = alpha * x[i];
+  });
+}
+
+template <class T>
+void mul(std::int64_t n, const T* a, const T* b, T* out) {
+  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) out[i] = a[i] * b[i];
+  });
+}
+
+template <class T>
+void fill(std::int64_t n, T value, T* out) {
+  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) { std::fill(out + lo, out + hi, value); });
+}
+
+template <class T>
+void copy(std::int64_t n, const T* x, T* out) {
+  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) { std::copy(x + lo, x + hi, out + lo); });
+}
+
+template <class T>
+void mul_cols(std::int64_t rows, std::int64_t cols, const T* x, const T* colscale, T* out) {
+  parallel_for(0, rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(cols, 1)),
+               [&](std::int64_t lo, std::int64_t hi) {
+                 for (std::int64_t r = lo; r < hi; ++r)
+                   for (std::int64_t c = 0; c < cols; ++c) out[r * cols + c] = x[r * cols + c] * colscale[c];
+               });
+}
+
+template <class T>
+void swiglu_forward(std::int64_t rows, std::int64_t cols, const T* g, const T* u, const T* gate, T* out) {
+  parallel_for(0, rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(cols, 1)),
+               [&](std::int64_t lo, std::int64_t hi) {
+                 for (std::int64_t r = lo; r < hi; ++r) {
+                   const T* gr = g + r * cols;
+                   const T* ur = u + r * cols;
+                   T* o = out + r * cols;
+                   for (std::int64_t c = 0; c < cols; ++c) o[c] = gr[c] * sigmoid(gr[c]) * ur[c];
+                   if (gate)
+                     for (std::int64_t c = 0; c < cols; ++c) o[c] *= gate[c];
+                 }
+               });
+}
+
+template <class T>
+void swiglu_backward(std::int64_t rows, std::int64_t cols, const T* g, const T* u, const T* gate, const T* dout,
+                     T* dg, T* du) {
+  parallel_for(0, rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(cols, 1)),
+               [&](std::int64_t lo, std::int64_t hi) {
+                 for (std::int64_t r = lo; r < hi; ++r) {
+                   const std::int64_t base = r * cols;
+                   for (std::int64_t c = 0; c < cols; ++c) {
+                     const T x = g[base + c];
+                     const T s = sigmoid(x);
+                     const T d = gate ? dout[base + c] * gate[c] : dout[base + c];
+                     if (du) du[base + c] = d * x * s;                              // d/du = silu(g)
+                     if (dg) dg[base + c] = d * u[base + c] * s * (T(1) + x * (T(1) - s));  // silu'
+                   }
+                 }
+               });
+}
+
+template <class T>
+void dropout_apply(std::int64_t n, float p, std::uint64_t seed, std::uint64_t stream, const T* x, T* out) {
+  const T keep_scale = T(1) / (T(1) - static_cast<T>(p));
+  // One Philox block gives 4 draws: block j decides elements 4j .. 4j+3.
+  parallel_for(0, (n + 3) / 4, kGrain / 4, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t j = lo; j < hi; ++j) {
+      const auto w = philox4x32(seed, stream, static_cast<std::uint64_t>(j));
+      for (int k = 0; k < 4; ++k) {
+        const std::int64_t i = 4 * j + k;
+        if (i >= n) break;
+        out[i] = u32_to_unit_float(w[k]) >= p ? x[i] * keep_scale : T(0);
+      }
+    }
+  });
+}
+
+template <class T>
+double sum(std::int64_t n, const T* x) {
+  return parallel_sum(n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    double s = 0;
+    for (std::int64_t i = lo; i < hi; ++i) s += x[i];
+    return s;
+  });
+}
+
+template <class T>
+double sum_squares(std::int64_t n, const T* x) {
+  return parallel_sum(n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    double s = 0;
+    for (std::int64_t i = lo; i < hi; ++i) s += static_cast<double>(x[i]) * x[i];
+    return s;
+  });
+}
+
+template <class T>
+void sum_rows(std::int64_t rows, std::int64_t cols, const T* x, T* out, bool accumulate) {
+  // Fixed row chunks give partial column sums, added in chunk order (deterministic).
+  const std::int64_t chunk = std::max<std::int64_t>(16, kGrain / std::max<std::int64_t>(cols, 1));
+  const std::int64_t pieces = std::max<std::int64_t>(1, (rows + chunk - 1) / chunk);
+  std::vector<T> partial(static_cast<std::size_t>(pieces * cols), T(0));
+  parallel_for(0, pieces, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t p = lo; p < hi; ++p) {
+      T* acc = partial.data() + p * cols;
+      for (std::int64_t r = p * chunk; r < std::min(rows, (p + 1) * chunk); ++r)
+        for (std::int64_t c = 0; c < cols; ++c) acc[c] += x[r * cols + c];
+    }
+  });
+  for (std::int64_t c = 0; c < cols; ++c) {
+    T s = accumulate ? out[c] : T(0);
+    for (std::int64_t p = 0; p < pieces; ++p) s += partial[p * cols + c];
+    out[c] = s;
+  }
+}
+
+template <class T>
+bool all_finite(std::int64_t n, const T* x) {
+  const double bad = parallel_sum(n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    bool ok = true;
+    for (std::int64_t i = lo; i < hi; ++i) ok &= std::isfinite(x[i]);
+    return ok ? 0.0 : 1.0;
+  });
+  return bad == 0.0;
+}
+
+#define PR_INSTANTIATE(T)                                                                           \
+  template void add<T>(std::int64_t, const T*, const T*, T*);                                        \
+  template void axpy<T>(std::int64_t, T, const T*, T*);                                              \
+  template void scale<T>(std::int64_t, T, const T*, T*);                                             \
+  template void mul<T>(std::int64_t, const T*, const T*, T*);                                        \
+  template void fill<T>(std::int64_t, T, T*);                                                        \
+  template void copy<T>(std::int64_t, const T*, T*);                                                 \
+  template void mul_cols<T>(std::int64_t, std::int64_t, const T*, const T*, T*);                     \
+  template void swiglu_forward<T>(std::int64_t, std::int64_t, const T*, const T*, const T*, T*);     \
+  template void swiglu_backward<T>(std::int64_t, std::int64_t, const T*, const T*, const T*, const T*, T*, T*); \
+  template void dropout_apply<T>(std::int64_t, float, std::uint64_t, std::uint64_t, const T*, T*);   \
+  template double sum<T>(std::int64_t, const T*);                                                    \
+  template double sum_squares<T>(std::int64_t, const T*);                                            \
+  template void sum_rows<T>(std::int64_t, std::int64_t, const T*, T*, bool);                         \
+  template bool all_finite<T>(std::int64_t, const T*);
+PR_INSTANTIATE(float)
+PR_INSTANTIATE(double)
+
+}  // namespace prunerec::kernels

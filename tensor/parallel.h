@@ -1,0 +1,53 @@
+// The threading policy: one pool, oneTBB's, owns the cores.
+//
+// Note [threading policy]: every parallel kernel runs its pieces as tasks in one
+// tbb::task_arena whose concurrency is set_num_threads(n). OpenBLAS is the serial build
+// (libopenblas-serial-dev) or, if a threaded build is linked, is told to use one thread
+// at start-up; large GEMMs are split into row or column blocks, each a single-threaded
+// sgemm call inside a TBB task (tensor/kernels/gemm.h). So the two never oversubscribe
+// the cores, and idle OpenBLAS threads never spin against TBB workers (on a 2-core
+// machine a spinning BLAS pool costs a PyTorch step 25%; DESIGN.md section 7).
+//
+// Determinism: work is split by a rule that depends only on the sizes and the thread
+// count, every output element has one writer, and reductions across pieces combine
+// partial results in a fixed order. So the same inputs and thread count give the same
+// bits, whatever the thread timing. Most kernels go further and split by size alone,
+// which makes them independent of the thread count too.
+//
+//   prunerec::set_num_threads(2);
+//   prunerec::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) { ... rows [lo,hi) ... });
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace prunerec {
+
+// Threads used by all kernels (default: the hardware concurrency, or $PRUNEREC_THREADS).
+void set_num_threads(int n);
+int num_threads();
+
+namespace detail {
+void run_parallel(std::int64_t begin, std::int64_t end, std::int64_t grain,
+                  const std::function<void(std::int64_t, std::int64_t)>& body);
+}  // namespace detail
+
+// Runs body(lo, hi) over pieces covering [begin, end). Pieces are at least `grain` long
+// (except the last) and at most ceil(n / threads); body must write disjoint outputs.
+// Runs inline when one piece suffices or only one thread is configured.
+template <class F>
+void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, F&& body) {
+  if (end <= begin) return;
+  if (grain < 1) grain = 1;
+  if (end - begin <= grain || num_threads() == 1) {
+    body(begin, end);
+    return;
+  }
+  detail::run_parallel(begin, end, grain, std::function<void(std::int64_t, std::int64_t)>(body));
+}
+
+// Deterministic parallel sum: f(lo, hi) returns the partial sum of [lo, hi); pieces are
+// fixed chunks of `chunk` elements (independent of the thread count), added in order.
+double parallel_sum(std::int64_t n, std::int64_t chunk, const std::function<double(std::int64_t, std::int64_t)>& f);
+
+}  // namespace prunerec

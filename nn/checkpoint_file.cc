@@ -1,1 +1,436 @@
-// placeholder: being written
+#include "nn/checkpoint_file.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <concepts>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <unordered_set>
+
+#include "tensor/error.h"
+#include "tensor/util/atomic_file.h"
+#include "tensor/util/crc32c.h"
+
+namespace prunerec::nn {
+namespace {
+
+// Tensor bytes are written as they sit in memory; the format is little-endian.
+static_assert(std::endian::native == std::endian::little,
+              "the checkpoint format stores host bytes and is defined as little-endian");
+
+// ---- layout constants (Note [checkpoint layout]) --------------------------------------
+
+constexpr char kMagic[8] = {'P', 'R', 'U', 'N', 'E', 'R', 'E', 'C'};
+constexpr char kEndMagic[8] = {'P', 'R', 'N', 'R', '-', 'E', 'N', 'D'};
+constexpr std::uint64_t kHeaderBytes = 32;
+constexpr std::uint64_t kTrailerBytes = 16;
+constexpr std::uint64_t kAlign = 64;
+constexpr int kMaxRank = 64;  // far beyond any real tensor; bounds what a record may claim
+// Tensors are read and checksummed in pieces of this size, so each piece is checked
+// while it is still in cache.
+constexpr std::size_t kReadChunk = std::size_t{8} << 20;
+
+constexpr std::uint64_t align_up(std::uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
+
+void put_u32(unsigned char* p, std::uint32_t v) { std::memcpy(p, &v, sizeof v); }
+void put_u64(unsigned char* p, std::uint64_t v) { std::memcpy(p, &v, sizeof v); }
+std::uint32_t get_u32(const unsigned char* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+std::uint64_t get_u64(const unsigned char* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+std::string hex32(std::uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+// The first bytes of a file as a C-like escaped string, for "not a checkpoint" messages.
+std::string printable(const unsigned char* p, std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\') {
+      out += static_cast<char>(p[i]);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", p[i]);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+template <class... Args>
+[[noreturn]] void fail(const std::string& path, Args&&... args) {
+  throw IoError(detail::str_cat(path, ": ", std::forward<Args>(args)...));
+}
+
+std::string quoted(std::string_view name) { return detail::str_cat("tensor '", name, "'"); }
+
+pb::DType to_pb(DType t) {
+  switch (t) {
+    case DType::f32: return pb::F32;
+    case DType::i32: return pb::I32;
+    case DType::i64: return pb::I64;
+    case DType::f64: return pb::F64;
+  }
+  throw InternalError("checkpoint: unhandled dtype");
+}
+
+bool from_pb(int t, DType* out) {
+  switch (t) {
+    case pb::F32: *out = DType::f32; return true;
+    case pb::I32: *out = DType::i32; return true;
+    case pb::I64: *out = DType::i64; return true;
+    case pb::F64: *out = DType::f64; return true;
+    default: return false;
+  }
+}
+
+// ---- reading: header, trailer, manifest, records --------------------------------------
+
+// A tensor record after validation, with everything the data pass needs.
+struct TensorSlot {
+  int record;  // index into manifest.tensors
+  DType dtype;
+  Shape shape;
+  std::uint64_t offset;  // from data_start
+  std::uint64_t nbytes;
+  std::uint32_t crc;
+};
+
+// A checkpoint whose header, trailer and manifest passed every check; the tensor data
+// has not been read yet.
+struct OpenedCheckpoint {
+  UniqueFd fd;
+  std::uint64_t file_size = 0;
+  std::uint64_t data_start = 0;
+  std::uint64_t data_size = 0;
+  pb::Manifest manifest;
+  std::vector<TensorSlot> slots;  // in manifest order
+};
+
+// Checks every tensor record against Note [checkpoint validation]; allocates nothing
+// sized by the records except the (rank-bounded) shapes.
+std::vector<TensorSlot> validate_records(const std::string& path, const pb::Manifest& manifest,
+                                         std::uint64_t data_size) {
+  std::vector<TensorSlot> slots;
+  slots.reserve(static_cast<std::size_t>(manifest.tensors_size()));
+  std::unordered_set<std::string_view> names;
+  names.reserve(static_cast<std::size_t>(manifest.tensors_size()));
+  std::uint64_t previous_end = 0;
+  for (int i = 0; i < manifest.tensors_size(); ++i) {
+    const pb::TensorRecord& rec = manifest.tensors(i);
+    if (rec.name().empty()) fail(path, "tensor record #", i, " has no name");
+    const std::string who = quoted(rec.name());
+    if (!names.insert(rec.name()).second) fail(path, who, ": appears twice in the manifest");
+    TensorSlot slot;
+    slot.record = i;
+    if (!rec.has_dtype() || !from_pb(rec.dtype(), &slot.dtype))
+      fail(path, who, ": missing or unknown dtype (this build knows f32, i32, i64, f64)");
+    if (!rec.has_offset() || !rec.has_nbytes() || !rec.has_crc32c())
+      fail(path, who, ": record lacks offset, nbytes or crc32c");
+    if (rec.shape_size() > kMaxRank)
+      fail(path, who, ": ", rec.shape_size(), " dimensions, more than the ", kMaxRank, " allowed");
+    slot.shape.assign(rec.shape().begin(), rec.shape().end());
+    std::int64_t numel = 1;
+    for (std::int64_t d : slot.shape) {
+      if (d < 0) fail(path, who, ": negative dimension in shape ", shape_str(slot.shape));
+      if (__builtin_mul_overflow(numel, d, &numel))
+        fail(path, who, ": shape ", shape_str(slot.shape), " has more elements than fit in 64 bits");
+    }
+    std::uint64_t need = 0;
+    if (__builtin_mul_overflow(static_cast<std::uint64_t>(numel),
+                               static_cast<std::uint64_t>(dtype_size(slot.dtype)), &need))
+      fail(path, who, ": shape ", shape_str(slot.shape), " of ", dtype_name(slot.dtype),
+           " has more bytes than fit in 64 bits");
+    slot.offset = rec.offset();
+    slot.nbytes = rec.nbytes();
+    slot.crc = rec.crc32c();
+    if (need != slot.nbytes)
+      fail(path, who, ": ", dtype_name(slot.dtype), shape_str(slot.shape), " needs ", need,
+           " bytes but the record says ", slot.nbytes);
+    if (slot.offset % kAlign != 0)
+      fail(path, who, ": offset ", slot.offset, " is not a multiple of ", kAlign);
+    if (slot.offset < previous_end)
+      fail(path, who, ": offset ", slot.offset, " overlaps the previous tensor, which ends at ",
+           previous_end);
+    if (slot.offset > data_size || slot.nbytes > data_size - slot.offset)
+      fail(path, who, ": ", slot.nbytes, " bytes at offset ", slot.offset,
+           " do not fit in the data section of ", data_size, " bytes");
+    previous_end = slot.offset + slot.nbytes;
+    slots.push_back(std::move(slot));
+  }
+  return slots;
+}
+
+// Fails unless the n bytes of the file at `pos` are all zero (padding).
+void check_zero_in_file(const std::string& path, int fd, std::uint64_t pos, std::uint64_t n,
+                        std::string_view what) {
+  unsigned char buf[4096];
+  while (n > 0) {
+    const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, sizeof buf));
+    pread_exact(fd, buf, k, pos, path, what);
+    for (std::size_t i = 0; i < k; ++i)
+      if (buf[i] != 0) fail(path, "non-zero byte at offset ", pos + i, " in ", what, " (damaged file)");
+    pos += k;
+    n -= k;
+  }
+}
+
+void check_zero_in_memory(const std::string& path, const unsigned char* file_base, std::uint64_t pos,
+                          std::uint64_t n, std::string_view what) {
+  for (std::uint64_t i = 0; i < n; ++i)
+    if (file_base[pos + i] != 0) fail(path, "non-zero byte at offset ", pos + i, " in ", what, " (damaged file)");
+}
+
+OpenedCheckpoint open_checkpoint(const std::string& path) {
+  OpenedCheckpoint f;
+  f.fd = open_for_reading(path);
+  struct stat st;
+  if (::fstat(f.fd.get(), &st) != 0) fail(path, "stat: ", std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
+  f.file_size = static_cast<std::uint64_t>(st.st_size);
+
+  // Magic first: a wrong file should be called that, not "truncated".
+  unsigned char header[kHeaderBytes];
+  const std::size_t head_n = static_cast<std::size_t>(std::min(f.file_size, kHeaderBytes));
+  pread_exact(f.fd.get(), header, head_n, 0, path, "header");
+  const std::size_t magic_n = std::min<std::size_t>(head_n, sizeof kMagic);
+  if (std::memcmp(header, kMagic, magic_n) != 0)
+    fail(path, "not a prunerec checkpoint (starts with \"", printable(header, magic_n),
+         "\", expected \"PRUNEREC\")");
+  if (f.file_size < kHeaderBytes + kTrailerBytes)
+    fail(path, "truncated: file is ", f.file_size, " bytes, header and trailer need ",
+         kHeaderBytes + kTrailerBytes);
+
+  // The version before the header checksum: a newer format may lay its header out
+  // differently, and "unsupported version" is the useful message then.
+  const std::uint32_t version = get_u32(header + 8);
+  if (version != kCheckpointFormatVersion)
+    fail(path, "unsupported checkpoint format version ", version, " (this build reads version ",
+         kCheckpointFormatVersion, "; written by a newer prunerec, or damaged)");
+  const std::uint32_t header_crc = get_u32(header + 28);
+  const std::uint32_t header_crc_computed = crc32c(header, 28);
+  if (header_crc != header_crc_computed)
+    fail(path, "header checksum mismatch (stored ", hex32(header_crc), ", computed ",
+         hex32(header_crc_computed), ")");
+  const std::uint32_t flags = get_u32(header + 12);
+  if (flags != 0) fail(path, "unknown header flags ", hex32(flags), " (this build knows none)");
+
+  const std::uint64_t manifest_size = get_u64(header + 16);
+  if (manifest_size > kMaxManifestBytes)
+    fail(path, "manifest size ", manifest_size, " exceeds the limit of ", kMaxManifestBytes, " bytes");
+  f.data_start = align_up(kHeaderBytes + manifest_size);
+  if (f.data_start + kTrailerBytes > f.file_size)
+    fail(path, "truncated: file is ", f.file_size, " bytes, but a manifest of ", manifest_size,
+         " bytes puts the data section at ", f.data_start);
+
+  unsigned char trailer[kTrailerBytes];
+  pread_exact(f.fd.get(), trailer, kTrailerBytes, f.file_size - kTrailerBytes, path, "trailer");
+  if (std::memcmp(trailer + 8, kEndMagic, sizeof kEndMagic) != 0)
+    fail(path, "truncated or damaged: the file (", f.file_size,
+         " bytes) does not end with the marker \"PRNR-END\"");
+  f.data_size = get_u64(trailer);
+  const std::uint64_t data_room = f.file_size - kTrailerBytes - f.data_start;
+  if (f.data_size != data_room)
+    fail(path, "truncated or damaged: the trailer records a data section of ", f.data_size,
+         " bytes, but the file (", f.file_size, " bytes) holds ", data_room, " between data start ",
+         f.data_start, " and the trailer");
+
+  // Everything sized by the header is now known to fit in the file.
+  std::string manifest_bytes(static_cast<std::size_t>(manifest_size), '\0');
+  pread_exact(f.fd.get(), manifest_bytes.data(), manifest_bytes.size(), kHeaderBytes, path, "manifest");
+  const std::uint32_t manifest_crc = get_u32(header + 24);
+  const std::uint32_t manifest_crc_computed = crc32c(manifest_bytes.data(), manifest_bytes.size());
+  if (manifest_crc != manifest_crc_computed)
+    fail(path, "manifest checksum mismatch (stored ", hex32(manifest_crc), ", computed ",
+         hex32(manifest_crc_computed), ")");
+  check_zero_in_file(path, f.fd.get(), kHeaderBytes + manifest_size,
+                     f.data_start - kHeaderBytes - manifest_size, "the padding after the manifest");
+  if (!f.manifest.ParseFromString(manifest_bytes))
+    fail(path, "manifest does not parse as prunerec.pb.Manifest (damaged, or an incompatible writer)");
+  manifest_bytes = std::string();  // give the memory back before tensors are allocated
+  if (f.manifest.format_version() != version)
+    fail(path, "manifest says format version ", f.manifest.format_version(), ", header says ", version);
+
+  f.slots = validate_records(path, f.manifest, f.data_size);
+  return f;
+}
+
+// Note [borrowed tensors]: a mapped checkpoint hands out tensors whose Storage borrows
+// the mapping (Storage's borrowing constructor; the owner munmaps when the last tensor
+// goes), so loading a large model touches only the pages it uses.
+Tensor tensor_on_mapping(unsigned char* data, std::size_t nbytes, const std::shared_ptr<void>& owner,
+                         const Shape& shape, DType dtype) {
+  return Tensor::from_storage(std::make_shared<Storage>(data, nbytes, owner), shape, dtype);
+}
+
+}  // namespace
+
+// ---- write ----------------------------------------------------------------------------
+
+void write_checkpoint(const std::string& path, pb::Manifest manifest,
+                      const std::vector<NamedTensor>& tensors) {
+  // Everything that can be checked is checked before the temporary file exists.
+  std::unordered_set<std::string_view> names;
+  names.reserve(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const NamedTensor& nt = tensors[i];
+    if (nt.name.empty()) fail(path, "cannot write checkpoint: tensor #", i, " has an empty name");
+    if (!names.insert(nt.name).second)
+      fail(path, "cannot write checkpoint: ", quoted(nt.name), " appears twice");
+    if (!nt.tensor.defined()) fail(path, "cannot write checkpoint: ", quoted(nt.name), " is undefined");
+  }
+
+  // Contiguous bytes and checksums first: the manifest, which precedes the data, holds them.
+  std::vector<Tensor> contiguous;
+  contiguous.reserve(tensors.size());
+  manifest.clear_tensors();
+  manifest.set_format_version(kCheckpointFormatVersion);
+  std::uint64_t data_size = 0;
+  for (const NamedTensor& nt : tensors) {
+    Tensor c = nt.tensor.contiguous();
+    const std::uint64_t offset = align_up(data_size);
+    pb::TensorRecord* rec = manifest.add_tensors();
+    rec->set_name(nt.name);
+    rec->set_dtype(to_pb(c.dtype()));
+    for (std::int64_t d : c.shape()) rec->add_shape(d);
+    rec->set_offset(offset);
+    rec->set_nbytes(c.nbytes());
+    rec->set_crc32c(c.nbytes() > 0 ? crc32c(c.raw_data(), c.nbytes()) : 0u);
+    data_size = offset + c.nbytes();
+    contiguous.push_back(std::move(c));
+  }
+
+  // Deterministic serialization: map entries in key order, so equal input gives equal bytes.
+  const std::size_t manifest_size = manifest.ByteSizeLong();
+  if (manifest_size > kMaxManifestBytes)
+    fail(path, "cannot write checkpoint: manifest of ", manifest_size, " bytes exceeds the limit of ",
+         kMaxManifestBytes);
+  std::string manifest_bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&manifest_bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    if (!manifest.SerializeToCodedStream(&coded)) fail(path, "cannot serialize the manifest");
+  }
+  if (manifest_bytes.size() != manifest_size)
+    throw InternalError(detail::str_cat(path, ": manifest serialized to ", manifest_bytes.size(),
+                                        " bytes, expected ", manifest_size));
+
+  unsigned char header[kHeaderBytes] = {};
+  std::memcpy(header, kMagic, sizeof kMagic);
+  put_u32(header + 8, kCheckpointFormatVersion);
+  put_u32(header + 12, 0);
+  put_u64(header + 16, manifest_size);
+  put_u32(header + 24, crc32c(manifest_bytes.data(), manifest_bytes.size()));
+  put_u32(header + 28, crc32c(header, 28));
+
+  unsigned char trailer[kTrailerBytes];
+  put_u64(trailer, data_size);
+  std::memcpy(trailer + 8, kEndMagic, sizeof kEndMagic);
+
+  static constexpr unsigned char kZeros[kAlign] = {};
+  AtomicFile file(path);
+  file.write(header, sizeof header);
+  file.write(manifest_bytes);
+  const std::uint64_t manifest_end = kHeaderBytes + manifest_size;
+  file.write(kZeros, align_up(manifest_end) - manifest_end);
+  std::uint64_t position = 0;  // in the data section
+  for (std::size_t i = 0; i < contiguous.size(); ++i) {
+    const pb::TensorRecord& rec = manifest.tensors(static_cast<int>(i));
+    file.write(kZeros, rec.offset() - position);
+    if (rec.nbytes() > 0) file.write(contiguous[i].raw_data(), rec.nbytes());
+    position = rec.offset() + rec.nbytes();
+  }
+  file.write(trailer, sizeof trailer);
+  file.commit();
+}
+
+// ---- read -----------------------------------------------------------------------------
+
+const Tensor* LoadedCheckpoint::find(std::string_view name) const {
+  for (const NamedTensor& nt : tensors)
+    if (nt.name == name) return &nt.tensor;
+  return nullptr;
+}
+
+pb::Manifest read_checkpoint_manifest(const std::string& path) {
+  return std::move(open_checkpoint(path).manifest);
+}
+
+LoadedCheckpoint read_checkpoint(const std::string& path, const ReadOptions& opts) {
+  OpenedCheckpoint f = open_checkpoint(path);
+
+  unsigned char* file_base = nullptr;  // the whole file, when mapped
+  std::shared_ptr<void> mapping;
+  if (opts.mmap) {
+    // MAP_PRIVATE + PROT_WRITE: copy-on-write, callers may modify tensors; the file never changes.
+    void* p = ::mmap(nullptr, f.file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, f.fd.get(), 0);
+    if (p == MAP_FAILED) fail(path, "mmap of ", f.file_size, " bytes: ", std::strerror(errno));
+    const std::size_t length = f.file_size;
+    mapping = std::shared_ptr<void>(p, [length](void* q) { ::munmap(q, length); });
+    file_base = static_cast<unsigned char*>(p);
+  }
+
+  LoadedCheckpoint out;
+  out.tensors.reserve(f.slots.size());
+  std::uint64_t position = 0;  // bytes of the data section checked so far
+  for (const TensorSlot& slot : f.slots) {
+    const std::string& name = f.manifest.tensors(slot.record).name();
+    const std::string who = quoted(name);
+    const std::uint64_t file_offset = f.data_start + slot.offset;
+    const std::size_t nbytes = static_cast<std::size_t>(slot.nbytes);
+    const std::string padding_what = "the padding before " + who;
+    std::uint32_t crc = 0;
+    Tensor tensor;
+    if (file_base != nullptr) {
+      check_zero_in_memory(path, file_base, f.data_start + position, slot.offset - position, padding_what);
+      unsigned char* data = file_base + file_offset;
+      if (opts.verify_checksums) crc = crc32c(data, nbytes);
+      tensor = tensor_on_mapping(data, nbytes, mapping, slot.shape, slot.dtype);
+    } else {
+      check_zero_in_file(path, f.fd.get(), f.data_start + position, slot.offset - position, padding_what);
+      try {
+        tensor = Tensor::empty(slot.shape, slot.dtype);
+      } catch (const Error& e) {  // e.g. above kMaxAllocationBytes, or out of memory
+        fail(path, who, ": cannot allocate ", nbytes, " bytes: ", e.what());
+      }
+      auto* dst = static_cast<unsigned char*>(tensor.raw_data());
+      for (std::size_t done = 0; done < nbytes;) {
+        const std::size_t k = std::min(nbytes - done, kReadChunk);
+        pread_exact(f.fd.get(), dst + done, k, file_offset + done, path, who);
+        if (opts.verify_checksums) crc = crc32c(dst + done, k, crc);
+        done += k;
+      }
+    }
+    if (opts.verify_checksums && crc != slot.crc)
+      fail(path, who, ": checksum mismatch (stored ", hex32(slot.crc), ", computed ", hex32(crc), ")");
+    out.tensors.push_back(NamedTensor{name, std::move(tensor)});
+    position = slot.offset + slot.nbytes;
+  }
+  const std::uint64_t tail = f.data_size - position;
+  if (file_base != nullptr)
+    check_zero_in_memory(path, file_base, f.data_start + position, tail, "the padding after the last tensor");
+  else
+    check_zero_in_file(path, f.fd.get(), f.data_start + position, tail, "the padding after the last tensor");
+
+  out.manifest = std::move(f.manifest);
+  return out;
+}
+
+}  // namespace prunerec::nn

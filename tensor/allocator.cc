@@ -34,6 +34,16 @@ Cache& cache() {
   return *c;
 }
 
+// PRUNEREC_NO_ALLOC_CACHE=1 turns the cache off, so memory checkers (valgrind, ASan)
+// see every allocation and free.
+bool cache_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("PRUNEREC_NO_ALLOC_CACHE");
+    return v == nullptr || v[0] == '\0' || v[0] == '0';
+  }();
+  return enabled;
+}
+
 }  // namespace
 
 void* allocate_bytes(std::size_t nbytes) {
@@ -43,7 +53,7 @@ void* allocate_bytes(std::size_t nbytes) {
                                 kMaxAllocationBytes, " bytes"));
   const std::size_t cls = size_class(nbytes);
   Cache& c = cache();
-  {
+  if (cache_enabled()) {
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.free_lists.find(cls);
     if (it != c.free_lists.end() && !it->second.empty()) {
@@ -75,8 +85,12 @@ void free_bytes(void* ptr, std::size_t nbytes) {
   const std::size_t cls = size_class(nbytes);
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  c.free_lists[cls].push_back(ptr);
   c.stats.live_bytes -= static_cast<std::int64_t>(cls);
+  if (!cache_enabled()) {
+    std::free(ptr);
+    return;
+  }
+  c.free_lists[cls].push_back(ptr);
   c.stats.cached_bytes += static_cast<std::int64_t>(cls);
 }
 

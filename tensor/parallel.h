@@ -1,10 +1,12 @@
 // The threading policy: one pool, oneTBB's, owns the cores.
 //
 // Note [threading policy]: every parallel kernel runs its pieces as tasks in one
-// tbb::task_arena whose concurrency is set_num_threads(n). OpenBLAS is the serial build
-// (libopenblas-serial-dev) or, if a threaded build is linked, is told to use one thread
-// at start-up; large GEMMs are split into row or column blocks, each a single-threaded
-// sgemm call inside a TBB task (tensor/kernels/gemm.h). So the two never oversubscribe
+// tbb::task_arena whose concurrency is set_num_threads(n). OpenBLAS is told to use one
+// thread per call at start-up; large GEMMs are split into row or column blocks, each a
+// single-threaded sgemm call inside a TBB task (tensor/kernels/gemm.h). The OpenBLAS
+// build must allow concurrent calls: Debian's pthread build does, its serial build does
+// not (no USE_LOCKING: concurrent calls race on its buffer pool; details in
+// cmake/PrunerecDependencies.cmake). So the two never oversubscribe
 // the cores, and idle OpenBLAS threads never spin against TBB workers (on a 2-core
 // machine a spinning BLAS pool costs a PyTorch step 25%; DESIGN.md section 7).
 //

@@ -102,6 +102,17 @@ Tensor Tensor::arange(std::int64_t n, DType dtype) {
   return t;
 }
 
+Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype) {
+  PR_CHECK(storage != nullptr, "Tensor::from_storage: null storage");
+  for (std::int64_t s : shape)
+    PR_CHECK(s >= 0, "Tensor::from_storage: negative size in shape ", prunerec::shape_str(shape));
+  const std::int64_t n = shape_numel(shape);
+  PR_CHECK(static_cast<std::size_t>(n) * dtype_size(dtype) <= storage->nbytes(), "Tensor::from_storage: ",
+           dtype_name(dtype), prunerec::shape_str(shape), " needs ", static_cast<std::size_t>(n) * dtype_size(dtype),
+           " bytes, storage has ", storage->nbytes());
+  return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
+}
+
 // ---- properties -----------------------------------------------------------------------
 
 int Tensor::wrap_dim(int d, const char* op) const {

@@ -67,6 +67,9 @@ class Tensor {
     return from_vector(values, Shape{static_cast<std::int64_t>(values.size())});
   }
   static Tensor arange(std::int64_t n, DType dtype = DType::i64);  // 0, 1, ..., n-1
+  // A contiguous tensor over existing storage (e.g. a borrowing Storage over a
+  // memory-mapped checkpoint), starting at storage->data(). Throws if it does not fit.
+  static Tensor from_storage(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);
 
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }

@@ -31,6 +31,14 @@ pb::ModelConfig normalize_config(const pb::ModelConfig& in) {
   }
   c.clear_num_layers();
   c.clear_layer_defaults();
+  // Stored configs spell out every default, so they mean the same if defaults change.
+  c.set_head_dim(c.head_dim());
+  c.set_rope_theta(c.rope_theta());
+  c.set_norm_eps(c.norm_eps());
+  c.set_qkv_bias(c.qkv_bias());
+  c.set_tie_embeddings(c.tie_embeddings());
+  c.set_max_len(c.max_len());
+  c.set_init_std(c.init_std());
   PR_CHECK_T(ConfigError, c.vocab_size() > 0, "model config: vocab_size must be positive, got ", c.vocab_size());
   PR_CHECK_T(ConfigError, c.hidden() > 0, "model config: hidden must be positive, got ", c.hidden());
   PR_CHECK_T(ConfigError, c.head_dim() > 0 && c.head_dim() % 2 == 0, "model config: head_dim must be positive and even, got ",
@@ -80,7 +88,14 @@ std::int64_t count_non_embedding_parameters(const pb::ModelConfig& raw) {
   return n;
 }
 
-Transformer::Transformer(const pb::ModelConfig& raw, DType dtype, std::uint64_t seed) {
+Transformer::Transformer(const pb::ModelConfig& config, DType dtype, std::uint64_t seed)
+    : Transformer(config, dtype, seed, true) {}
+
+std::unique_ptr<Transformer> Transformer::uninitialized(const pb::ModelConfig& config, DType dtype) {
+  return std::unique_ptr<Transformer>(new Transformer(config, dtype, 0, false));
+}
+
+Transformer::Transformer(const pb::ModelConfig& raw, DType dtype, std::uint64_t seed, bool initialize) {
   const pb::ModelConfig c = normalize_config(raw);
   hyper_ = c;
   hyper_.clear_layers();
@@ -97,7 +112,7 @@ Transformer::Transformer(const pb::ModelConfig& raw, DType dtype, std::uint64_t 
   if (!c.tie_embeddings()) lm_head_ = &register_module("lm_head", std::make_unique<Linear>(d, c.vocab_size(), false, dtype));
 
   for (auto& [name, var] : named_parameters()) {
-    if (var.dim() < 2) continue;  // biases stay 0, norm gains 1
+    if (!initialize || var.dim() < 2) continue;  // biases stay 0, norm gains 1
     Tensor t = var.value();
     fill_normal(t, 0.0, c.init_std(), seed, fnv1a(name));
   }

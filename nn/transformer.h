@@ -45,10 +45,12 @@ struct ForwardOptions {
 
 class Transformer : public Module {
  public:
-  // Builds a model from a normalised config (see normalize_config) with parameters
+  // Builds a model from a config (normalised here, see normalize_config) with parameters
   // initialised from `seed`: N(0, init_std) for matrices and the embedding, zeros for
   // biases, ones for norm gains. Each tensor's values depend only on (seed, its name).
   Transformer(const pb::ModelConfig& config, DType dtype, std::uint64_t seed);
+  // A model whose matrices are left zero, for loading weights into.
+  static std::unique_ptr<Transformer> uninitialized(const pb::ModelConfig& config, DType dtype);
 
   // Final hidden states h [B,T,d] (after final_norm). pads: i32 [B] leading padding.
   ag::Var hidden(const Tensor& ids, const Tensor& pads, const ForwardOptions& opt = {}) const;
@@ -86,6 +88,7 @@ class Transformer : public Module {
   void check_own_invariants(const std::string& path) const override;
 
  private:
+  Transformer(const pb::ModelConfig& config, DType dtype, std::uint64_t seed, bool initialize);
   Embedding* embed_;
   ModuleList* blocks_;
   RMSNorm* final_norm_;

@@ -1,0 +1,108 @@
+#include "nn/checkpoint.h"
+
+#include <set>
+
+namespace prunerec::nn {
+namespace {
+
+constexpr const char* kExpAvg = "optim.exp_avg.";
+constexpr const char* kExpAvgSq = "optim.exp_avg_sq.";
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+void save_model(const std::string& path, const Transformer& model, const SaveOptions& options) {
+  model.check_invariants();
+  pb::Manifest manifest;
+  *manifest.mutable_config() = model.config();
+  manifest.set_created_by("prunerec 0.1.0");
+  if (options.state) *manifest.mutable_state() = *options.state;
+  if (options.catalog) *manifest.mutable_catalog() = *options.catalog;
+  for (const auto& [k, v] : options.metadata) (*manifest.mutable_metadata())[k] = v;
+  if (options.optimizer) manifest.mutable_state()->set_step(options.optimizer->steps());
+
+  std::vector<NamedTensor> tensors;
+  for (const auto& [name, var] : model.named_parameters()) tensors.push_back({name, var.value()});
+  for (const auto& [name, t] : model.named_buffers()) tensors.push_back({name, *t});
+  if (options.optimizer) {
+    for (const auto& [name, st] : options.optimizer->state()) {
+      tensors.push_back({kExpAvg + name, st.exp_avg});
+      tensors.push_back({kExpAvgSq + name, st.exp_avg_sq});
+    }
+  }
+  write_checkpoint(path, std::move(manifest), tensors);
+}
+
+LoadedModel load_model(const std::string& path, const LoadOptions& options) {
+  LoadedCheckpoint ckpt = read_checkpoint(path, {.verify_checksums = true, .mmap = options.mmap});
+  PR_CHECK_T(IoError, ckpt.manifest.has_config(), path, ": checkpoint has no model config");
+  pb::ModelConfig config;
+  try {
+    config = normalize_config(ckpt.manifest.config());
+  } catch (const ConfigError& e) {
+    throw IoError(detail::str_cat(path, ": stored model config is invalid: ", e.what()));
+  }
+  const Tensor* first = ckpt.tensors.empty() ? nullptr : &ckpt.tensors.front().tensor;
+  const DType dtype = first && is_floating(first->dtype()) ? first->dtype() : DType::f32;
+
+  LoadedModel out;
+  out.model = Transformer::uninitialized(config, dtype);
+  std::vector<std::string> problems;
+  std::set<std::string> expected;
+  auto take = [&](const std::string& name, const Tensor& want_like) -> const Tensor* {
+    expected.insert(name);
+    const Tensor* t = ckpt.find(name);
+    if (!t) {
+      problems.push_back(detail::str_cat("missing tensor '", name, "' (expected ", want_like.shape_str(), ")"));
+      return nullptr;
+    }
+    if (t->shape() != want_like.shape() || t->dtype() != want_like.dtype()) {
+      problems.push_back(detail::str_cat("tensor '", name, "' is ", t->shape_str(), ", the stored config needs ",
+                                         want_like.shape_str()));
+      return nullptr;
+    }
+    return t;
+  };
+  for (auto& [name, var] : out.model->named_parameters())
+    if (const Tensor* t = take(name, var.value())) var.set_value(*t);
+  for (auto& [name, buf] : out.model->named_buffers())
+    if (const Tensor* t = take(name, *buf)) *buf = *t;
+  for (const auto& nt : ckpt.tensors) {
+    if (starts_with(nt.name, kExpAvg) || starts_with(nt.name, kExpAvgSq)) continue;
+    if (!expected.count(nt.name)) problems.push_back(detail::str_cat("unexpected tensor '", nt.name, "' ", nt.tensor.shape_str()));
+  }
+  if (options.with_optimizer) {
+    for (const auto& [name, var] : out.model->named_parameters()) {
+      const Tensor* m = ckpt.find(kExpAvg + name);
+      const Tensor* v = ckpt.find(kExpAvgSq + name);
+      if (!m && !v) continue;
+      if (!m || !v || m->shape() != var.shape() || v->shape() != var.shape()) {
+        problems.push_back(detail::str_cat("optimizer state of '", name, "' is incomplete or has the wrong shape"));
+        continue;
+      }
+      out.optimizer[name] = {*m, *v};
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg = detail::str_cat(path, ": checkpoint does not match its model config (", problems.size(),
+                                      " problem", problems.size() > 1 ? "s" : "", "):");
+    for (const auto& p : problems) msg += "\n  " + p;
+    throw IoError(msg);
+  }
+  try {
+    out.model->check_invariants();
+  } catch (const InternalError& e) {
+    throw IoError(detail::str_cat(path, ": loaded model is inconsistent: ", e.what()));
+  }
+  out.manifest = std::move(ckpt.manifest);
+  out.manifest.clear_tensors();
+  return out;
+}
+
+void restore_optimizer(AdamW& optimizer, const LoadedModel& loaded) {
+  for (const auto& [name, st] : loaded.optimizer) optimizer.state()[name] = {st.exp_avg.clone(), st.exp_avg_sq.clone()};
+  optimizer.set_steps(loaded.manifest.state().step());
+}
+
+}  // namespace prunerec::nn

@@ -1,0 +1,50 @@
+// Saving and loading models (and, optionally, optimizer and training state) in the
+// checkpoint container of nn/checkpoint_file.h.
+//
+//   save_model("run/best.prc", model, {.catalog = &catalog});
+//   LoadedModel m = load_model("run/best.prc");     // builds the model from its stored config
+//   m.model->block(0) ...
+//
+// Tensor names in the file: every parameter and buffer under its dotted name; optimizer
+// moments as "optim.exp_avg.<name>" and "optim.exp_avg_sq.<name>". Loading builds the model
+// from the stored config, then checks that the file holds exactly the tensors that model
+// has, with the same shapes and dtypes; every mismatch is listed by name in one IoError.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "nn/checkpoint_file.h"
+#include "nn/optim.h"
+#include "nn/transformer.h"
+
+namespace prunerec::nn {
+
+struct SaveOptions {
+  const AdamW* optimizer = nullptr;           // saves the moments and step count
+  const pb::TrainingState* state = nullptr;   // resume position, early-stopping state
+  const pb::ItemCatalog* catalog = nullptr;   // raw item ids and titles
+  std::map<std::string, std::string> metadata;
+};
+
+void save_model(const std::string& path, const Transformer& model, const SaveOptions& options = {});
+
+struct LoadedModel {
+  std::unique_ptr<Transformer> model;
+  pb::Manifest manifest;                           // config, state, catalog, metadata
+  std::map<std::string, AdamW::State> optimizer;   // empty when the file has none
+  bool has_optimizer() const { return !optimizer.empty(); }
+};
+
+struct LoadOptions {
+  bool mmap = false;              // borrow tensors from a private mapping of the file
+  bool with_optimizer = true;     // read optimizer moments when present
+};
+
+LoadedModel load_model(const std::string& path, const LoadOptions& options = {});
+
+// Copies loaded moments and the step count into an optimizer for `model`.
+void restore_optimizer(AdamW& optimizer, const LoadedModel& loaded);
+
+}  // namespace prunerec::nn

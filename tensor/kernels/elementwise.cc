@@ -96,14 +96,18 @@ void swiglu_backward(std::int64_t rows, std::int64_t cols, const T* g, const T* 
 template <class T>
 void dropout_apply(std::int64_t n, float p, std::uint64_t seed, std::uint64_t stream, const T* x, T* out) {
   const T keep_scale = T(1) / (T(1) - static_cast<T>(p));
-  // One Philox block gives 4 draws: block j decides elements 4j .. 4j+3.
-  parallel_for(0, (n + 3) / 4, kGrain / 4, [&](std::int64_t lo, std::int64_t hi) {
+  // One Philox block gives 128 random bits: eight 16-bit draws, one per element, so
+  // element i is decided by block i / 8. An element is dropped when its draw is below
+  // p * 65536 (p is thus rounded to a multiple of 1/65536).
+  const std::uint32_t threshold = static_cast<std::uint32_t>(p * 65536.0f + 0.5f);
+  parallel_for(0, (n + 7) / 8, kGrain / 8, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t j = lo; j < hi; ++j) {
       const auto w = philox4x32(seed, stream, static_cast<std::uint64_t>(j));
-      for (int k = 0; k < 4; ++k) {
-        const std::int64_t i = 4 * j + k;
+      for (int k = 0; k < 8; ++k) {
+        const std::int64_t i = 8 * j + k;
         if (i >= n) break;
-        out[i] = u32_to_unit_float(w[k]) >= p ? x[i] * keep_scale : T(0);
+        const std::uint32_t draw = (w[k / 2] >> (16 * (k % 2))) & 0xFFFFu;
+        out[i] = draw >= threshold ? x[i] * keep_scale : T(0);
       }
     }
   });

@@ -26,8 +26,8 @@ template <class T>
 void swiglu_backward(std::int64_t rows, std::int64_t cols, const T* g, const T* u, const T* gate,
                      const T* dout, T* dg, T* du);
 
-// Inverted dropout with a counter-based mask: element i is kept when the Philox draw for
-// (seed, stream, i) is >= p, and scaled by 1 / (1 - p). The backward regenerates the mask
+// Inverted dropout with a counter-based mask: element i is kept when its 16-bit Philox
+// draw (block i / 8 of (seed, stream)) is >= p * 65536, and scaled by 1 / (1 - p). The backward regenerates the mask
 // from the same (seed, stream), so no mask is stored.
 template <class T>
 void dropout_apply(std::int64_t n, float p, std::uint64_t seed, std::uint64_t stream, const T* x, T* out);

@@ -13,8 +13,9 @@ namespace prunerec::kernels {
 inline float exp_fast(float x) {
   x = x < -87.33654f ? -87.33654f : x;
   x = x > 88.72283f ? 88.72283f : x;
-  // round(x / ln2) by the 1.5 * 2^23 trick (vectorises; |x / ln2| < 2^22 after the clamp)
-  const float fx = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  // n = round(x / ln2). floor(v + 0.5) vectorises (roundps) and, unlike the 1.5 * 2^23
+  // add-and-subtract trick, survives -fassociative-math (Note [kernel math flags]).
+  const float fx = std::floor(x * 1.44269504088896341f + 0.5f);
   float r = x - fx * 0.693359375f;                             // ln2 split in hi + lo
   r = r - fx * -2.12194440e-4f;
   float p = 1.9875691500e-4f;

@@ -1,0 +1,82 @@
+// prunerec eval
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "apps/commands.h"
+#include "apps/common.h"
+#include "recsys/eval/evaluator.h"
+#include "recsys/recommender.h"
+#include "tensor/parallel.h"
+
+namespace prunerec::apps {
+
+std::string metrics_table(const std::map<std::string, double>& metrics) {
+  std::ostringstream os;
+  const int ks[] = {1, 5, 10, 20};
+  os << "        ";
+  for (int k : ks) os << "     @" << k << (k < 10 ? " " : "");
+  os << "\n";
+  for (const char* name : {"NDCG", "HR", "MRR"}) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%-8s", name);
+    os << buf;
+    for (int k : ks) {
+      const auto it = metrics.find(std::string(name) + "@" + std::to_string(k));
+      std::snprintf(buf, sizeof buf, " %7.4f", it == metrics.end() ? 0.0 : it->second);
+      os << buf;
+    }
+    os << "\n";
+  }
+  return os.str();
+}
+
+int cmd_eval(const Args& args) {
+  cli::Flags flags("eval", "Evaluate a model: full ranking over all items (or sampled), NDCG/HR/MRR at 1, 5, 10, 20.",
+                   "prunerec eval --model runs/beauty/teacher.prc --data ../shared/data/amazon-beauty/s3rec/Beauty.txt --split test --json");
+  DataFlags data;
+  data.add_to(flags, false);
+  std::string model_path, split = "test", ranking = "full";
+  int negatives = 100, batch = 256, threads = 0;
+  std::uint64_t seed = 0;
+  bool json = false, keep_history = false;
+  flags.add("model", &model_path, "model file", cli::Flags::kRequired);
+  flags.add("split", &split, "valid or test");
+  flags.add("ranking", &ranking, "full (all items) or sampled (seeded negatives)");
+  flags.add("negatives", &negatives, "negatives per example for --ranking sampled");
+  flags.add("seed", &seed, "seed of the sampled negatives");
+  flags.add_switch("keep-history", &keep_history, "do not exclude the user's history items from the ranking");
+  flags.add("batch-size", &batch, "histories scored at once");
+  flags.add("threads", &threads, "worker threads (default: all cores)");
+  flags.add_switch("json", &json, "print one JSON object with protocol and metrics");
+  flags.parse(args);
+  if (threads > 0) set_num_threads(threads);
+  if (split != "valid" && split != "test") throw cli::UsageError("eval: --split must be valid or test, got '" + split + "'");
+  if (ranking != "full" && ranking != "sampled") throw cli::UsageError("eval: --ranking must be full or sampled");
+
+  recsys::Recommender rec = recsys::load_recommender(model_path);
+  if (data.path.empty()) {
+    const auto it = rec.manifest.metadata().find("data.path");
+    if (it == rec.manifest.metadata().end()) throw cli::UsageError("eval: --data is required (the model does not record its data)");
+    data.path = it->second;
+  }
+  LoadedData d = load_data(data, data_config_from_metadata(rec.manifest.metadata()));
+  align_to_catalog(d.data, rec.catalog);
+  recsys::EvalOptions eo;
+  eo.protocol.split = split;
+  eo.protocol.ranking = ranking;
+  eo.protocol.num_negatives = negatives;
+  eo.protocol.seed = seed;
+  eo.protocol.exclude_history = !keep_history;
+  eo.batch_size = batch;
+  eo.max_len = static_cast<int>(rec.net->config().max_len());
+  const recsys::EvalResult r = recsys::evaluate_model(*rec.net, d.data, d.split, eo);
+  if (json) {
+    std::cout << recsys::to_json(r) << "\n";
+  } else {
+    std::cout << recsys::describe(r.protocol) << ", " << r.num_examples << " examples:\n" << metrics_table(r.metrics);
+  }
+  return 0;
+}
+
+}  // namespace prunerec::apps

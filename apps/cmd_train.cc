@@ -1,0 +1,95 @@
+// prunerec train
+#include <iostream>
+
+#include "apps/commands.h"
+#include "apps/common.h"
+#include "apps/json.h"
+#include "nn/text_proto.h"
+#include "recsys/eval/evaluator.h"
+#include "recsys/recommender.h"
+#include "recsys/trainer.h"
+#include "tensor/parallel.h"
+
+namespace prunerec::apps {
+
+int cmd_train(const Args& args) {
+  cli::Flags flags("train", "Train a recommender on a data set; keeps the best model by validation NDCG@10.",
+                   "prunerec train --data ../shared/data/amazon-beauty/s3rec/Beauty.txt --config teacher --out runs/beauty/teacher.prc");
+  DataFlags data;
+  data.add_to(flags, cli::Flags::kRequired);
+  std::string config = "teacher", out;
+  std::uint64_t seed = 0;
+  int epochs = 0, threads = 0;
+  bool no_resume = false, quiet = false, json = false;
+  flags.add("config", &config, "recipe: a text-format file or a preset (teacher, small)");
+  flags.add("out", &out, "model file to write (the best model); its resume state goes beside it", cli::Flags::kRequired);
+  flags.add("seed", &seed, "random seed (default: the recipe's)");
+  flags.add("epochs", &epochs, "override the recipe's epochs");
+  flags.add("threads", &threads, "worker threads (default: all cores)");
+  flags.add_switch("no-resume", &no_resume, "start over even if a saved state exists");
+  flags.add_switch("quiet", &quiet, "no progress output");
+  flags.add_switch("json", &json, "print the result as one JSON object");
+  flags.parse(args);
+  if (threads > 0) set_num_threads(threads);
+
+  pb::Recipe recipe;
+  nn::parse_text_proto(preset_or_file(config, "config"), config, &recipe);
+  if (flags.given("seed")) recipe.mutable_train()->set_seed(seed);
+  if (epochs > 0) recipe.mutable_train()->set_epochs(epochs);
+
+  LoadedData d = load_data(data, recipe.data());
+  *recipe.mutable_data() = d.config;
+  recipe.mutable_model()->set_vocab_size(d.data.items.size());
+  std::cerr << "data: " << d.summary << "\n";
+
+  nn::Transformer net(recipe.model(), DType::f32, recipe.train().seed());
+  std::cerr << "model: " << net.num_layers() << " layers, hidden " << net.hidden_size() << ", "
+            << net.non_embedding_parameters() << " non-embedding parameters; seed " << recipe.train().seed()
+            << ", " << num_threads() << " threads\n";
+
+  recsys::TrainSpec spec;
+  spec.data = &d.data;
+  spec.split = &d.split;
+  spec.config = recipe.train();
+  spec.out_path = out;
+  spec.resume = !no_resume;
+  spec.catalog = &d.data.items;
+  spec.stop = cli::stop_flag();
+  spec.progress = quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto;
+  spec.metadata["recipe"] = nn::to_short_text_proto(recipe);
+  spec.metadata["seed"] = std::to_string(recipe.train().seed());
+  spec.metadata["threads"] = std::to_string(num_threads());
+  data_config_to_metadata(d.config, data.path, spec.metadata);
+  const recsys::TrainResult r = recsys::train_model(net, spec);
+
+  // The best model on the test split.
+  recsys::Recommender best = recsys::load_recommender(out);
+  recsys::EvalOptions eo;
+  eo.protocol.split = "test";
+  eo.max_len = static_cast<int>(best.net->config().max_len());
+  const recsys::EvalResult test = recsys::evaluate_model(*best.net, d.data, d.split, eo);
+  if (json) {
+    Json j;
+    j.begin_object()
+        .key("model").value(out)
+        .key("seed").value(static_cast<std::int64_t>(recipe.train().seed()))
+        .key("epochs_run").value(r.epochs_run)
+        .key("best_epoch").value(r.best_epoch)
+        .key("steps").value(r.steps)
+        .key("seconds").value(r.seconds)
+        .key("positions_per_s").value(r.positions_per_second)
+        .key("valid").object(r.best_valid.metrics)
+        .key("test").raw(recsys::to_json(test))
+        .end_object();
+    std::cout << j.str() << "\n";
+  } else {
+    std::cout << "best epoch " << r.best_epoch << " of " << r.epochs_run << " (" << r.steps << " steps, "
+              << format_duration(r.seconds) << ", " << format_count(r.positions_per_second) << " positions/s)\n"
+              << "model: " << out << "\n"
+              << recsys::describe(test.protocol) << ":\n"
+              << metrics_table(test.metrics);
+  }
+  return 0;
+}
+
+}  // namespace prunerec::apps

@@ -1,0 +1,22 @@
+// The subcommands of `prunerec`. Each takes the arguments after its name and returns the
+// process exit code; errors are thrown (main maps them to exit codes 1 and 2).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace prunerec::apps {
+
+using Args = std::vector<std::string>;
+
+int cmd_data(const Args& args);       // data stats
+int cmd_train(const Args& args);
+int cmd_eval(const Args& args);
+int cmd_recommend(const Args& args);
+int cmd_inspect(const Args& args);
+
+// Human-readable metric table (NDCG/HR/MRR by K) used by several commands.
+std::string metrics_table(const std::map<std::string, double>& metrics);
+
+}  // namespace prunerec::apps

@@ -1,0 +1,76 @@
+// prunerec: train a transformer sequential recommender, prune and distil it, evaluate and
+// serve it. Exit codes: 0 success, 1 runtime failure, 2 usage error.
+#include <iostream>
+#include <string>
+
+#include "apps/cli.h"
+#include "apps/commands.h"
+#include "tensor/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const prunerec::apps::Args&);
+};
+
+const Command kCommands[] = {
+    {"data", "data stats: users, items, interactions, length percentiles", prunerec::apps::cmd_data},
+    {"train", "train a recommender (the teacher) on a data set", prunerec::apps::cmd_train},
+    {"eval", "evaluate a model: NDCG/HR/MRR at 1, 5, 10, 20", prunerec::apps::cmd_eval},
+    {"recommend", "top-k next items for a history", prunerec::apps::cmd_recommend},
+    {"inspect", "a model's layers and parameter counts", prunerec::apps::cmd_inspect},
+};
+
+void usage(std::ostream& os) {
+  os << "usage: prunerec <command> [flags]   (prunerec <command> --help for details)\n\ncommands:\n";
+  for (const auto& c : kCommands) os << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ') << c.summary << "\n";
+  os << "\nexit codes: 0 ok, 1 runtime failure, 2 usage error\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace prunerec;
+  if (argc < 2) {
+    usage(std::cerr);
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(std::cout);
+    return 0;
+  }
+  if (name == "--version" || name == "version") {
+    std::cout << "prunerec 0.1.0\n";
+    return 0;
+  }
+  cli::install_stop_handlers();
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(apps::Args(argv + 2, argv + argc));
+    } catch (const cli::HelpShown&) {
+      return 0;
+    } catch (const cli::UsageError& e) {
+      std::cerr << "prunerec: " << e.what() << "\n";
+      return 2;
+    } catch (const Interrupted& e) {
+      std::cerr << "prunerec: " << e.what() << "\n";
+      return 130;
+    } catch (const ConfigError& e) {
+      std::cerr << "prunerec: " << e.what() << "\n";
+      return 2;
+    } catch (const Error& e) {
+      std::cerr << "prunerec: " << e.what() << "\n";
+      return 1;
+    } catch (const std::exception& e) {
+      std::cerr << "prunerec: unexpected error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << "prunerec: unknown command '" << name << "'\n";
+  usage(std::cerr);
+  return 2;
+}

@@ -1,0 +1,217 @@
+#include "recsys/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "nn/checkpoint.h"
+#include "nn/optim.h"
+#include "nn/text_proto.h"
+#include "recsys/eval/evaluator.h"
+#include "recsys/recommender.h"
+#include "tensor/kernels/elementwise.h"
+
+namespace prunerec::recsys {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// First parameter whose gradient holds a NaN or Inf, or "".
+std::string first_bad_gradient(const nn::Transformer& model) {
+  for (const auto& [name, var] : model.named_parameters()) {
+    const Tensor& g = var.grad();
+    if (!g.defined()) continue;
+    bool ok = true;
+    dispatch_floating(g.dtype(), "finite check", [&](auto tag) {
+      using T = decltype(tag);
+      ok = kernels::all_finite<T>(g.numel(), g.data<T>());
+    });
+    if (!ok) return name;
+  }
+  return "";
+}
+
+std::string fmt(double v, int digits = 4) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(digits);
+  os << v;
+  return os.str();
+}
+
+}  // namespace
+
+TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
+  PR_CHECK_T(ConfigError, spec.data && spec.split, "train: data and split are required");
+  PR_CHECK_T(ConfigError, !spec.out_path.empty(), "train: an output path is required");
+  const pb::TrainConfig& cfg = spec.config;
+  PR_CHECK_T(ConfigError, cfg.epochs() > 0 && cfg.batch_size() > 0 && cfg.eval_every() > 0 && cfg.patience() > 0,
+             "train: epochs, batch_size, eval_every and patience must be positive");
+  PR_CHECK_T(ConfigError, cfg.dropout() >= 0 && cfg.dropout() < 1, "train: dropout ", cfg.dropout(), " is not in [0, 1)");
+  PR_CHECK_T(ConfigError, model.vocab_size() == spec.split->num_items, "train: model has ", model.vocab_size(),
+             " items, data has ", spec.split->num_items);
+  std::ostream& log = spec.log ? *spec.log : std::cerr;
+  const std::string state_path = spec.state_path.empty() ? spec.out_path + ".state" : spec.state_path;
+  const int max_len = model.config().max_len();
+  const LossFn loss_fn = spec.loss ? spec.loss : LossFn([](const nn::Transformer& m, const Batch& b, const nn::ForwardOptions& fo) {
+    return m.loss(b.ids, b.pads, b.targets, fo);
+  });
+
+  TrainBatcher batcher(spec.split->train, max_len, cfg.batch_size(), cfg.all_windows());
+  const std::int64_t per_epoch = batcher.batches_per_epoch();
+  const std::int64_t total_steps = per_epoch * cfg.epochs();
+  nn::AdamW opt(model, nn::adamw_options(cfg.optimizer()));
+
+  pb::TrainingState st;
+  st.set_seed(cfg.seed());
+  st.set_total_steps(total_steps);
+  st.set_phase(spec.phase);
+  st.set_best_metric(-1);
+  TrainResult result;
+  if (spec.resume && std::filesystem::exists(state_path)) {
+    nn::LoadedModel saved = nn::load_model(state_path);
+    PR_CHECK_T(ConfigError, saved.model->config().SerializeAsString() == model.config().SerializeAsString(), state_path,
+               ": the saved run has a different model config; remove it or use another --out");
+    PR_CHECK_T(ConfigError, saved.manifest.state().seed() == cfg.seed() && saved.manifest.state().total_steps() == total_steps,
+               state_path, ": the saved run used another seed or schedule (seed ", saved.manifest.state().seed(),
+               ", ", saved.manifest.state().total_steps(), " steps); remove it or use another --out");
+    for (const auto& [name, var] : saved.model->named_parameters()) {
+      Tensor dst = model.parameter(name).value();
+      dst.copy_from(var.value());
+    }
+    nn::restore_optimizer(opt, saved);
+    st = saved.manifest.state();
+    result.resumed = true;
+    log << spec.phase << ": resuming from " << state_path << " at epoch " << st.epoch() + 1 << ", step " << st.step() << "\n";
+  }
+
+  const pb::ItemCatalog catalog = spec.catalog ? catalog_to_proto(*spec.catalog) : pb::ItemCatalog();
+  auto save_state = [&]() {
+    nn::save_model(state_path, model, {.optimizer = &opt, .state = &st, .catalog = spec.catalog ? &catalog : nullptr,
+                                       .metadata = spec.metadata});
+  };
+  const auto t_start = Clock::now();
+  const double seconds_before = st.seconds();
+  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - t_start).count(); };
+
+  Progress progress(log, spec.phase, per_epoch, spec.progress);
+  EvalOptions eval_options;
+  eval_options.protocol.split = "valid";
+  eval_options.batch_size = cfg.eval_batch_size();
+  eval_options.max_len = max_len;
+
+  while (!st.finished() && st.epoch() < cfg.epochs()) {
+    const int epoch = st.epoch();
+    const auto plan = batcher.epoch_plan(cfg.seed(), epoch);
+    progress.restart(prunerec::detail::str_cat(spec.phase, " epoch ", epoch + 1, "/", cfg.epochs()), per_epoch);
+    const auto t_epoch = Clock::now();
+    std::int64_t positions_this_run = 0;
+    for (std::int64_t bi = st.epoch_batch(); bi < static_cast<std::int64_t>(plan.size()); ++bi) {
+      if (spec.stop && spec.stop->load()) {
+        st.set_seconds(elapsed());
+        save_state();
+        progress.clear();
+        throw Interrupted(prunerec::detail::str_cat(spec.phase, ": stopped at epoch ", epoch + 1, ", step ", st.step(),
+                                          "; state saved to ", state_path, " (run the same command to resume)"));
+      }
+      const Batch batch = batcher.make_batch(plan[bi]);
+      model.zero_grad();
+      nn::ForwardOptions fo;
+      fo.dropout = cfg.dropout();
+      fo.seed = cfg.seed();
+      fo.step = static_cast<std::uint64_t>(st.step());
+      ag::Var loss = loss_fn(model, batch, fo);
+      const double loss_value = loss.value().item();
+      PR_CHECK_T(NumericError, std::isfinite(loss_value), spec.phase, ": step ", st.step(), ": loss is ", loss_value,
+                 "; stopped before the update (last good state: ", state_path, ")");
+      loss.backward();
+      const double norm = opt.grad_norm();
+      if (!std::isfinite(norm)) {
+        const std::string bad = first_bad_gradient(model);
+        throw NumericError(prunerec::detail::str_cat(spec.phase, ": step ", st.step(), ": gradient of '", bad,
+                                           "' is not finite; stopped before the update (last good state: ",
+                                           state_path, ")"));
+      }
+      opt.step_with_norm(nn::lr_at(cfg.optimizer(), st.step(), total_steps), cfg.optimizer().clip_norm(), norm);
+      model.zero_grad();
+      st.set_step(st.step() + 1);
+      st.set_epoch_batch(bi + 1);
+      st.set_epoch_loss_sum(st.epoch_loss_sum() + loss_value * static_cast<double>(batch.positions));
+      st.set_epoch_positions(st.epoch_positions() + batch.positions);
+      st.set_positions(st.positions() + batch.positions);
+      positions_this_run += batch.positions;
+      const double dt = std::chrono::duration<double>(Clock::now() - t_epoch).count();
+      progress.update(bi + 1, prunerec::detail::str_cat("step ", st.step(), " loss ", fmt(loss_value), " ",
+                                              format_count(dt > 0 ? positions_this_run / dt : 0), " pos/s"));
+      if (cfg.checkpoint_every_steps() > 0 && st.step() % cfg.checkpoint_every_steps() == 0) {
+        st.set_seconds(elapsed());
+        save_state();
+      }
+    }
+    const double epoch_loss = st.epoch_positions() > 0 ? st.epoch_loss_sum() / static_cast<double>(st.epoch_positions()) : 0;
+    st.add_loss_curve(epoch_loss);
+    st.set_epoch(epoch + 1);
+    st.set_epoch_batch(0);
+    st.set_epoch_loss_sum(0);
+    st.set_epoch_positions(0);
+    std::string line = prunerec::detail::str_cat(spec.phase, " epoch ", epoch + 1, "/", cfg.epochs(), ": loss ", fmt(epoch_loss));
+    const bool validate = (epoch + 1) % cfg.eval_every() == 0 || epoch + 1 == cfg.epochs();
+    if (validate) {
+      progress.clear();
+      const EvalResult valid = evaluate_model(model, *spec.data, *spec.split, eval_options);
+      const double ndcg = valid.metrics.at("NDCG@10");
+      st.add_history(ndcg);
+      line += prunerec::detail::str_cat(", valid NDCG@10 ", fmt(ndcg), " HR@10 ", fmt(valid.metrics.at("HR@10")));
+      if (ndcg > st.best_metric()) {
+        st.set_best_metric(ndcg);
+        st.set_best_epoch(epoch + 1);
+        st.set_bad_validations(0);
+        st.mutable_best_metrics()->clear();
+        for (const auto& [k, v] : valid.metrics) (*st.mutable_best_metrics())[k] = v;
+        st.set_seconds(elapsed());
+        pb::TrainingState best_state = st;
+        best_state.set_finished(true);
+        nn::save_model(spec.out_path, model, {.state = &best_state, .catalog = spec.catalog ? &catalog : nullptr,
+                                              .metadata = spec.metadata});
+        line += " (best, saved)";
+      } else {
+        st.set_bad_validations(st.bad_validations() + 1);
+        if (st.bad_validations() >= cfg.patience()) {
+          st.set_finished(true);
+          line += prunerec::detail::str_cat(" (no gain in ", cfg.patience(), " validations: stopping)");
+        }
+      }
+    }
+    line += prunerec::detail::str_cat(", ", format_duration(elapsed()));
+    progress.log(line);
+    if (st.epoch() >= cfg.epochs()) st.set_finished(true);
+    st.set_seconds(elapsed());
+    save_state();
+  }
+
+  result.epochs_run = st.epoch();
+  result.best_epoch = st.best_epoch();
+  result.best_valid_ndcg10 = st.best_metric();
+  result.best_valid.protocol = eval_options.protocol;
+  result.best_valid.protocol.split_kind = spec.split->kind;
+  for (const auto& [k, v] : st.best_metrics()) result.best_valid.metrics[k] = v;
+  result.loss_curve.assign(st.loss_curve().begin(), st.loss_curve().end());
+  result.valid_curve.assign(st.history().begin(), st.history().end());
+  result.steps = st.step();
+  result.seconds = st.seconds();
+  result.positions_per_second = st.seconds() > 0 ? static_cast<double>(st.positions()) / st.seconds() : 0;
+  result.stopped_early = st.epoch() < cfg.epochs();
+  // The best model now holds the final record too (curves and totals).
+  if (std::filesystem::exists(spec.out_path)) {
+    nn::LoadedModel best = nn::load_model(spec.out_path, {.with_optimizer = false});
+    pb::TrainingState final_state = st;
+    final_state.set_step(best.manifest.state().step());
+    nn::save_model(spec.out_path, *best.model, {.state = &final_state, .catalog = spec.catalog ? &catalog : nullptr,
+                                                .metadata = spec.metadata});
+  }
+  return result;
+}
+
+}  // namespace prunerec::recsys

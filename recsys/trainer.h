@@ -1,0 +1,65 @@
+// The training loop shared by teacher training and distillation.
+//
+//   TrainSpec spec{.data = &data, .split = &split, .config = recipe.train(), .out_path = "run/model.prc"};
+//   TrainResult r = train_model(model, spec);    // best model (validation NDCG@10) at out_path
+//
+// Note [resumable training]: every `checkpoint_every_steps` steps, at every epoch end and
+// when asked to stop, the loop writes its full state (weights, optimizer moments,
+// TrainingState: epoch, batch within the epoch, step, early-stopping counters, partial
+// epoch loss) to state_path, atomically. Data order is a pure function of (seed, epoch)
+// and dropout masks of (seed, step), so a run killed at any moment and resumed from its
+// last state ends with the same weights, bit for bit, as one never interrupted (same seed
+// and thread count). A NaN or Inf in the loss or a gradient stops the run before the
+// update, naming the step and the first offending tensor; the last state stays intact.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "nn/transformer.h"
+#include "proto/train.pb.h"
+#include "recsys/batching.h"
+#include "recsys/data/split.h"
+#include "recsys/eval/metrics.h"
+#include "tensor/util/progress.h"
+
+namespace prunerec::recsys {
+
+// The loss of one batch; the default is the model's next-item cross-entropy.
+using LossFn = std::function<ag::Var(const nn::Transformer& model, const Batch& batch, const nn::ForwardOptions& fo)>;
+
+struct TrainSpec {
+  const SequenceDataset* data = nullptr;
+  const DataSplit* split = nullptr;
+  pb::TrainConfig config;
+  std::string out_path;           // the best model by validation NDCG@10, written atomically
+  std::string state_path;         // full state for resume; "" = out_path + ".state"
+  bool resume = true;             // continue from state_path when it exists
+  const ItemCatalog* catalog = nullptr;
+  std::map<std::string, std::string> metadata;  // stored with the best model
+  const std::atomic<bool>* stop = nullptr;      // set by a signal handler: save and stop
+  std::string phase = "train";    // label for progress lines and the stored state
+  LossFn loss;                    // default: model.loss
+  std::ostream* log = nullptr;    // progress and per-epoch lines; null = std::cerr
+  Progress::Mode progress = Progress::Mode::kAuto;
+};
+
+struct TrainResult {
+  int epochs_run = 0;
+  int best_epoch = -1;               // 1-based epoch of the best validation
+  double best_valid_ndcg10 = 0;
+  EvalResult best_valid;             // metrics of the best model on the validation split
+  std::vector<double> loss_curve;    // mean training loss per epoch
+  std::vector<double> valid_curve;   // validation NDCG@10 per validation
+  std::int64_t steps = 0;
+  double seconds = 0;
+  double positions_per_second = 0;
+  bool stopped_early = false;
+  bool resumed = false;
+};
+
+TrainResult train_model(nn::Transformer& model, const TrainSpec& spec);
+
+}  // namespace prunerec::recsys

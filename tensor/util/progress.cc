@@ -1,0 +1,90 @@
+#include "tensor/util/progress.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+namespace prunerec {
+
+bool Progress::is_terminal(const std::ostream& os) {
+  if (&os == &std::cerr || &os == &std::clog) return ::isatty(STDERR_FILENO) == 1;
+  if (&os == &std::cout) return ::isatty(STDOUT_FILENO) == 1;
+  return false;
+}
+
+Progress::Progress(std::ostream& os, std::string label, std::int64_t total, Mode mode)
+    : os_(os),
+      label_(std::move(label)),
+      total_(total),
+      live_(mode == Mode::kLive || (mode == Mode::kAuto && is_terminal(os))),
+      silent_(mode == Mode::kSilent),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
+
+Progress::~Progress() { clear(); }
+
+void Progress::restart(std::string label, std::int64_t total) {
+  clear();
+  label_ = std::move(label);
+  total_ = total;
+  start_ = last_draw_ = std::chrono::steady_clock::now();
+}
+
+void Progress::update(std::int64_t done, const std::string& fields) {
+  if (!live_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (drawn_ && now - last_draw_ < std::chrono::milliseconds(100) && done < total_) return;
+  last_draw_ = now;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  std::ostringstream line;
+  line << label_ << " [";
+  constexpr int kWidth = 20;
+  const int filled = total_ > 0 ? static_cast<int>(kWidth * std::min<double>(1.0, double(done) / double(total_))) : 0;
+  for (int i = 0; i < kWidth; ++i) line << (i < filled ? '#' : '.');
+  line << "] " << done << "/" << total_;
+  if (!fields.empty()) line << " " << fields;
+  if (done > 0 && total_ > done && elapsed > 0.5)
+    line << " " << format_duration(elapsed / double(done) * double(total_ - done)) << " left";
+  os_ << "\r\033[K" << line.str() << std::flush;
+  drawn_ = true;
+}
+
+void Progress::clear() {
+  if (drawn_) {
+    os_ << "\r\033[K" << std::flush;
+    drawn_ = false;
+  }
+}
+
+void Progress::log(const std::string& line) {
+  if (silent_) return;
+  clear();
+  os_ << line << "\n" << std::flush;
+}
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || !std::isfinite(seconds)) return "?";
+  const long s = std::lround(seconds);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
+
+std::string format_count(double v) {
+  char buf[32];
+  if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.1fM", v / 1e6);
+  else if (v >= 1e4)
+    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+}  // namespace prunerec

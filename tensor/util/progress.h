@@ -1,0 +1,57 @@
+// Progress for long work: a live line on a terminal, quiet in logs.
+//
+// On a terminal the line is redrawn at most 10 times a second:
+//   train epoch 3/50 [#########.........] 1200/2000 step 5200 loss 7.123 41k pos/s 0:42 left
+// When the stream is not a terminal (a log file, CI) nothing is drawn; only the lines
+// passed to log() appear, so logs get one line per epoch rather than thousands.
+//
+//   Progress p(std::cerr, "train epoch 1/50", total_batches);
+//   for (...) p.update(done, "loss 7.1 41k pos/s");
+//   p.log("epoch 1: loss 7.0, valid NDCG@10 0.0412");   // always printed, on its own line
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+namespace prunerec {
+
+class Progress {
+ public:
+  enum class Mode { kAuto, kLive, kQuiet, kSilent };  // kSilent also drops log() lines
+
+  Progress(std::ostream& os, std::string label, std::int64_t total, Mode mode = Mode::kAuto);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  // Starts a new phase (label and total) without losing the stream settings.
+  void restart(std::string label, std::int64_t total);
+  // done items of total; `fields` is free text (loss, rate). Time left is estimated from
+  // the rate since the phase started.
+  void update(std::int64_t done, const std::string& fields);
+  // A line that always appears (unless silent), clearing any live line first.
+  void log(const std::string& line);
+  void clear();  // erases the live line
+
+  bool live() const { return live_; }
+
+  // Whether the stream is a terminal (stderr/stdout only; other streams are not).
+  static bool is_terminal(const std::ostream& os);
+
+ private:
+  std::ostream& os_;
+  std::string label_;
+  std::int64_t total_;
+  bool live_, silent_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// "1:02:03", "4:05", "0:07".
+std::string format_duration(double seconds);
+// "41.2k", "3.1M", "950".
+std::string format_count(double value);
+
+}  // namespace prunerec

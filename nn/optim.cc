@@ -58,6 +58,11 @@ double AdamW::grad_norm() const {
 
 double AdamW::clip_and_step(double lr, double max_norm) {
   const double norm = grad_norm();
+  step_with_norm(lr, max_norm, norm);
+  return norm;
+}
+
+void AdamW::step_with_norm(double lr, double max_norm, double norm) {
   const double scale = max_norm > 0 ? std::min(1.0, max_norm / (norm + 1e-6)) : 1.0;
   ++steps_;
   const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
@@ -79,7 +84,6 @@ double AdamW::clip_and_step(double lr, double max_norm) {
                       options_.beta1, options_.beta2, options_.eps, wd, bc1, bc2, scale);
     });
   }
-  return norm;
 }
 
 double lr_at(const pb::OptimizerConfig& c, std::int64_t step, std::int64_t total_steps) {

@@ -38,6 +38,8 @@ class AdamW {
   // Clips gradients to max_norm (<= 0: no clipping) and takes one step with rate lr.
   // Returns the norm before clipping. Parameters without a gradient are skipped.
   double clip_and_step(double lr, double max_norm);
+  // The same with the gradient norm already computed (callers that check it first).
+  void step_with_norm(double lr, double max_norm, double norm);
   std::int64_t steps() const { return steps_; }
   void set_steps(std::int64_t s) { steps_ = s; }
 

@@ -143,6 +143,9 @@ void Var::backward(const Tensor& seed) const {
     if (found == pending.end()) continue;  // no gradient flows here
     Tensor grad_out = std::move(found->second);
     pending.erase(found);
+    PR_CHECK(!node->used, "backward: the graph through '", node->name(),
+             "' was already used by a backward pass (its saved tensors are freed); run the forward again");
+    node->used = true;
     if (auto out = node->output.lock(); out && out->retain_grad) {
       if (out->grad.defined())
         accumulate_into(out->grad, grad_out);

@@ -85,6 +85,7 @@ class Node {
   virtual void release() {}
 
   std::vector<Var> inputs;
+  bool used = false;  // backward already ran through this node (graphs are used once)
   std::weak_ptr<VarImpl> output;  // for retain_grad
 };
 

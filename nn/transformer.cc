@@ -49,11 +49,15 @@ pb::ModelConfig normalize_config(const pb::ModelConfig& in) {
   PR_CHECK_T(ConfigError, c.init_std() >= 0, "model config: init_std must be non-negative");
   for (int l = 0; l < c.layers_size(); ++l) {
     pb::LayerConfig& L = *c.mutable_layers(l);
-    PR_CHECK_T(ConfigError, L.num_heads() > 0, "model config: layers[", l, "].num_heads must be positive");
-    PR_CHECK_T(ConfigError, L.num_kv_heads() > 0 && L.num_kv_heads() <= L.num_heads(), "model config: layers[", l,
+    // Zero widths are allowed: a layer with no heads has no attention sub-block, one with
+    // mlp_width 0 no MLP (depth pruning by sub-blocks, Note [zero-width sub-blocks]).
+    PR_CHECK_T(ConfigError, L.num_heads() >= 0 && L.mlp_width() >= 0, "model config: layers[", l,
+               "]: num_heads and mlp_width must not be negative");
+    PR_CHECK_T(ConfigError, (L.num_heads() == 0) == (L.num_kv_heads() == 0), "model config: layers[", l,
+               "]: num_kv_heads must be 0 exactly when num_heads is 0");
+    PR_CHECK_T(ConfigError, L.num_kv_heads() >= 0 && L.num_kv_heads() <= L.num_heads(), "model config: layers[", l,
                "].num_kv_heads must be in [1, num_heads], got ", L.num_kv_heads());
-    PR_CHECK_T(ConfigError, L.mlp_width() > 0, "model config: layers[", l, "].mlp_width must be positive");
-    if (L.kv_map_size() == 0) {
+    if (L.kv_map_size() == 0 && L.num_heads() > 0) {
       PR_CHECK_T(ConfigError, L.num_heads() % L.num_kv_heads() == 0, "model config: layers[", l, "]: ", L.num_heads(),
                  " heads do not split into ", L.num_kv_heads(), " equal groups; give kv_map explicitly");
       const int group = L.num_heads() / L.num_kv_heads();
@@ -136,21 +140,28 @@ ag::Var Transformer::hidden(const Tensor& ids, const Tensor& pads, const Forward
   for (int l = 0; l < L; ++l) {
     if (opt.hooks) opt.hooks->on_residual(l, x);
     const Block& b = block(l);
-    if (opt.skip_attention.empty() || !opt.skip_attention[l]) {
+    if ((opt.skip_attention.empty() || !opt.skip_attention[l]) && b.attn().num_heads() > 0) {
       Tensor heads;
-      ag::Var a = b.attn().forward(b.attn_norm().forward(x), pads, opt.hooks ? &heads : nullptr);
+      ag::Var n = b.attn_norm().forward(x);
+      if (opt.hooks) opt.hooks->on_normalized(l, 0, n.value());
+      ag::Var a = b.attn().forward(n, pads, opt.hooks ? &heads : nullptr);
       if (opt.hooks) opt.hooks->on_attention_heads(l, heads);
       x = ag::add(x, drop(a, l, kAttn));
     }
-    if (opt.skip_mlp.empty() || !opt.skip_mlp[l]) {
+    if (opt.hooks) opt.hooks->on_residual_mid(l, x);
+    if ((opt.skip_mlp.empty() || !opt.skip_mlp[l]) && b.mlp().width() > 0) {
       Tensor up, act;
-      ag::Var m = b.mlp().forward(b.mlp_norm().forward(x), opt.hooks ? &up : nullptr, opt.hooks ? &act : nullptr);
+      ag::Var n = b.mlp_norm().forward(x);
+      if (opt.hooks) opt.hooks->on_normalized(l, 1, n.value());
+      ag::Var m = b.mlp().forward(n, opt.hooks ? &up : nullptr, opt.hooks ? &act : nullptr);
       if (opt.hooks) opt.hooks->on_mlp(l, up, act);
       x = ag::add(x, drop(m, l, kMlp));
     }
   }
   if (opt.hooks) opt.hooks->on_residual(L, x);
-  return final_norm_->forward(x);
+  ag::Var h = final_norm_->forward(x);
+  if (opt.hooks) opt.hooks->on_normalized(L, 0, h.value());
+  return h;
 }
 
 ag::Var Transformer::logits(const ag::Var& h) const {

@@ -32,6 +32,11 @@ class ForwardHooks {
   virtual void on_attention_heads(int layer, const Tensor& heads) {}
   // up(x) and the gated SwiGLU activation of block `layer`, [B,T,F] each.
   virtual void on_mlp(int layer, const Tensor& up, const Tensor& act) {}
+  // The residual stream between the attention and MLP sub-blocks of `layer`.
+  virtual void on_residual_mid(int layer, const ag::Var& x) {}
+  // Output of a norm: which = 0 attn_norm, 1 mlp_norm of block `layer`; final_norm has
+  // layer == num_layers and which = 0. [B,T,d].
+  virtual void on_normalized(int layer, int which, const Tensor& y) {}
 };
 
 struct ForwardOptions {
@@ -43,6 +48,10 @@ struct ForwardOptions {
   std::vector<bool> skip_attention, skip_mlp;
 };
 
+// Note [zero-width sub-blocks]: a layer may have no attention (num_heads = 0, its
+// projections are empty matrices) or no MLP (mlp_width = 0). The forward pass skips such a
+// sub-block; its residual branch would be exactly zero anyway. Depth pruning by sub-blocks
+// produces such layers, and their configs describe them without extra flags.
 class Transformer : public Module {
  public:
   // Builds a model from a config (normalised here, see normalize_config) with parameters

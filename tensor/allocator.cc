@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -23,9 +24,13 @@ std::size_t size_class(std::size_t n) {
   return (n + step - 1) / step * step;
 }
 
+constexpr std::int64_t kMinCacheBytes = std::int64_t{64} << 20;
+
 struct Cache {
   std::mutex mu;
-  std::unordered_map<std::size_t, std::vector<void*>> free_lists;
+  std::map<std::size_t, std::vector<void*>> free_lists;  // by block size
+  std::unordered_map<void*, std::size_t> sizes;          // live block -> its size
+  std::int64_t peak_live = 0;
   AllocatorStats stats;
 };
 
@@ -55,13 +60,18 @@ void* allocate_bytes(std::size_t nbytes) {
   Cache& c = cache();
   if (cache_enabled()) {
     std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.free_lists.find(cls);
-    if (it != c.free_lists.end() && !it->second.empty()) {
+    // The smallest cached block of at least cls bytes and at most 1.5x that (best fit
+    // over the size classes, which are 12.5% apart).
+    auto it = c.free_lists.lower_bound(cls);
+    while (it != c.free_lists.end() && it->first <= cls + cls / 2 && it->second.empty()) ++it;
+    if (it != c.free_lists.end() && it->first <= cls + cls / 2) {
       void* p = it->second.back();
       it->second.pop_back();
-      c.stats.cached_bytes -= static_cast<std::int64_t>(cls);
-      c.stats.live_bytes += static_cast<std::int64_t>(cls);
+      c.stats.cached_bytes -= static_cast<std::int64_t>(it->first);
+      c.stats.live_bytes += static_cast<std::int64_t>(it->first);
       ++c.stats.reuses;
+      c.sizes[p] = it->first;
+      c.peak_live = std::max(c.peak_live, c.stats.live_bytes);
       return p;
     }
   }
@@ -73,6 +83,8 @@ void* allocate_bytes(std::size_t nbytes) {
   if (p == nullptr) throw Error(detail::str_cat("allocate: out of memory for ", cls, " bytes"));
   std::lock_guard<std::mutex> lock(c.mu);
   c.stats.live_bytes += static_cast<std::int64_t>(cls);
+  if (cache_enabled()) c.sizes[p] = cls;
+  c.peak_live = std::max(c.peak_live, c.stats.live_bytes);
   ++c.stats.system_allocs;
   const std::int64_t total = c.stats.live_bytes + c.stats.cached_bytes;
   if (total > c.stats.peak_bytes) c.stats.peak_bytes = total;
@@ -82,11 +94,21 @@ void* allocate_bytes(std::size_t nbytes) {
 void free_bytes(void* ptr, std::size_t nbytes) {
   if (ptr == nullptr) return;
   if (nbytes == 0) nbytes = 1;
-  const std::size_t cls = size_class(nbytes);
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  c.stats.live_bytes -= static_cast<std::int64_t>(cls);
   if (!cache_enabled()) {
+    c.stats.live_bytes -= static_cast<std::int64_t>(size_class(nbytes));
+    std::free(ptr);
+    return;
+  }
+  // The block's real size (it may have been served from a larger class).
+  const auto found = c.sizes.find(ptr);
+  const std::size_t cls = found != c.sizes.end() ? found->second : size_class(nbytes);
+  if (found != c.sizes.end()) c.sizes.erase(found);
+  c.stats.live_bytes -= static_cast<std::int64_t>(cls);
+  // Keep at most as much cached as is live at the peak (a training step's working set), so
+  // shapes that vary from batch to batch cannot grow the cache without bound.
+  if (c.stats.cached_bytes + static_cast<std::int64_t>(cls) > std::max<std::int64_t>(c.peak_live, kMinCacheBytes)) {
     std::free(ptr);
     return;
   }

@@ -4,8 +4,11 @@
 // kind, so a fresh 90 MB buffer costs 40-70 ms where refilling a reused one costs about 5.
 // A training step allocates the same sizes every time, so freed blocks are kept in
 // per-size-class free lists and handed out again. Size classes are 8 per power of two
-// (at most 12.5% waste), so varying batch lengths share classes. release_cached() gives
-// everything cached back to the system (call it after a phase with unusual sizes).
+// (at most 12.5% waste); a request takes the smallest cached block up to 1.5x its size,
+// so batches of varying length share blocks. The cache never holds more than the peak
+// live bytes (at least 64 MiB): a freed block that would exceed that goes back to the
+// system, so memory stays bounded by about twice the working set. release_cached() gives
+// everything cached back to the system.
 #pragma once
 
 #include <cstddef>

@@ -60,10 +60,14 @@ int num_threads() { return pool().threads; }
 namespace detail {
 void run_parallel(std::int64_t begin, std::int64_t end, std::int64_t grain,
                   const std::function<void(std::int64_t, std::int64_t)>& body) {
+  const std::int64_t pieces = (end - begin + grain - 1) / grain;
   pool().arena->execute([&] {
     tbb::parallel_for(
-        tbb::blocked_range<std::int64_t>(begin, end, grain),
-        [&](const tbb::blocked_range<std::int64_t>& r) { body(r.begin(), r.end()); },
+        tbb::blocked_range<std::int64_t>(0, pieces, 1),
+        [&](const tbb::blocked_range<std::int64_t>& r) {
+          for (std::int64_t p = r.begin(); p < r.end(); ++p)
+            body(begin + p * grain, std::min(end, begin + (p + 1) * grain));
+        },
         tbb::static_partitioner());
   });
 }

@@ -20,6 +20,7 @@
 //   prunerec::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) { ... rows [lo,hi) ... });
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 
@@ -34,15 +35,21 @@ void run_parallel(std::int64_t begin, std::int64_t end, std::int64_t grain,
                   const std::function<void(std::int64_t, std::int64_t)>& body);
 }  // namespace detail
 
-// Runs body(lo, hi) over pieces covering [begin, end). Pieces are at least `grain` long
-// (except the last) and at most ceil(n / threads); body must write disjoint outputs.
-// Runs inline when one piece suffices or only one thread is configured.
+// Runs body(lo, hi) over the pieces [begin + k*grain, begin + (k+1)*grain) covering
+// [begin, end) (the last one shorter). The pieces depend only on the range and the grain,
+// never on the thread count, so a kernel whose elements are computed piecewise gives the
+// same bits with any number of threads. body must write disjoint outputs. Pieces run in
+// order on the calling thread when there is one piece or one thread.
 template <class F>
 void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, F&& body) {
   if (end <= begin) return;
   if (grain < 1) grain = 1;
-  if (end - begin <= grain || num_threads() == 1) {
+  if (end - begin <= grain) {
     body(begin, end);
+    return;
+  }
+  if (num_threads() == 1) {
+    for (std::int64_t lo = begin; lo < end; lo += grain) body(lo, std::min(end, lo + grain));
     return;
   }
   detail::run_parallel(begin, end, grain, std::function<void(std::int64_t, std::int64_t)>(body));

@@ -384,7 +384,17 @@ Tensor Tensor::clone() const {
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
   Tensor out = empty(shape_, dtype);
-  out.copy_from(*this);
+  // Element-wise conversion in row-major order.
+  std::int64_t k = 0;
+  void* dst = out.raw_data();
+  for_each_offset(shape_, strides_, offset_, [&](std::int64_t o) {
+    if (dtype_ == DType::i64 && dtype == DType::i32)
+      static_cast<std::int32_t*>(dst)[k++] = static_cast<std::int32_t>(static_cast<const std::int64_t*>(storage_->data())[o]);
+    else if (dtype_ == DType::i32 && dtype == DType::i64)
+      static_cast<std::int64_t*>(dst)[k++] = static_cast<const std::int32_t*>(storage_->data())[o];
+    else
+      store_from_double(dst, dtype, k++, load_as_double(storage_->data(), dtype_, o));
+  });
   return out;
 }
 
@@ -396,7 +406,7 @@ void Tensor::copy_from(const Tensor& src) {
     std::memmove(raw_data(), src.raw_data(), nbytes());
     return;
   }
-  if (is_contiguous() && dtype_ == src.dtype_) {
+  if (is_contiguous() && dtype_ == src.dtype_ && !shares_storage(src)) {
     switch (dtype_) {
       case DType::f32: gather_strided<float>(src, data<float>()); return;
       case DType::f64: gather_strided<double>(src, data<double>()); return;
@@ -404,11 +414,16 @@ void Tensor::copy_from(const Tensor& src) {
       case DType::i64: gather_strided<std::int64_t>(src, data<std::int64_t>()); return;
     }
   }
-  // General case: read src in row-major order into doubles, write into our layout.
-  const std::vector<double> values = src.to_vector<double>();
+  // General case: src in row-major order into a contiguous buffer of our dtype (exact for
+  // same-dtype copies, including i64 beyond 2^53), then scattered into our layout. The
+  // buffer also makes copying between overlapping views safe.
+  const Tensor buffer = src.dtype() == dtype_ ? src.clone() : src.to(dtype_);
+  const char* from = static_cast<const char*>(buffer.raw_data());
+  char* base = static_cast<char*>(storage_->data());
+  const std::size_t size = dtype_size(dtype_);
   std::int64_t k = 0;
   for_each_offset(shape_, strides_, offset_, [&](std::int64_t o) {
-    store_from_double(storage_->data(), dtype_, o, values[k++]);
+    std::memcpy(base + o * static_cast<std::int64_t>(size), from + (k++) * static_cast<std::int64_t>(size), size);
   });
 }
 

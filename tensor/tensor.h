@@ -7,7 +7,8 @@
 //   std::cout << x.narrow(1, 2, 3);                // prints "f32[4,3] ..." and the values
 //
 // Views (reshape of a contiguous tensor, permute, transpose, slice, narrow, select) share
-// storage; index_select, contiguous() of a non-contiguous tensor, clone() and to() copy.
+// storage; index_select, contiguous() of a non-contiguous tensor, clone() and to() of
+// another dtype copy.
 // Kernels (tensor/kernels/) take raw pointers and check nothing; the checks live here and
 // in the autograd ops, and name the op and every shape involved.
 #pragma once
@@ -116,10 +117,10 @@ class Tensor {
   Tensor index_select(int d, const Tensor& index) const;  // index: i32 or i64 vector
   Tensor contiguous() const;  // *this when already contiguous
   Tensor clone() const;       // always a fresh contiguous copy
-  Tensor to(DType dtype) const;
+  Tensor to(DType dtype) const;  // converted copy; *this (no copy) when already that dtype
 
   // In-place.
-  void copy_from(const Tensor& src);  // same shape; src may be any dtype and layout
+  void copy_from(const Tensor& src);  // same shape; src may be any dtype and layout, even overlap
   void fill(double value);
   void zero() { fill(0.0); }
 

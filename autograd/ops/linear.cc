@@ -85,8 +85,9 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
     using T = decltype(tag);
     T* yp = y.data<T>();
     T beta = T(0);
+    const Tensor bc = bias.defined() ? bias.value().contiguous() : Tensor();  // alive for the loop
     if (bias.defined()) {  // y = broadcast(bias), then y += x W^T
-      const T* bp = bias.value().contiguous().data<T>();
+      const T* bp = bc.data<T>();
       for (std::int64_t r = 0; r < n; ++r) std::copy(bp, bp + out, yp + r * out);
       beta = T(1);
     }

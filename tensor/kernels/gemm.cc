@@ -30,6 +30,9 @@ inline void blas(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t 
 constexpr std::int64_t kSplitMinWork = std::int64_t{1} << 18;
 // Blocks are multiples of this many rows/columns (the widest OpenBLAS micro-tile on x86).
 constexpr std::int64_t kBlockAlign = 16;
+// At most this many blocks: enough to keep 8 threads busy, few enough that each call
+// still amortises its packing of the other operand.
+constexpr std::int64_t kMaxPieces = 8;
 
 }  // namespace
 
@@ -46,18 +49,20 @@ void gemm_serial(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t 
 }
 
 template <class T>
-void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, T alpha, const T* A,
-          std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc) {
-  const int threads = num_threads();
-  if (threads == 1 || M * N * std::max<std::int64_t>(K, 1) < kSplitMinWork) {
+void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, T alpha, const T* A, std::int64_t lda,
+          const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc) {
+  // Note [GEMM splitting]: the blocks depend on the shape only (never the thread count),
+  // so 1 and 8 threads make the same BLAS calls and give the same bits.
+  const std::int64_t work = M * N * std::max<std::int64_t>(K, 1);
+  const std::int64_t pieces_wanted = std::clamp<std::int64_t>(work / kSplitMinWork, 1, kMaxPieces);
+  const bool split_rows = M >= N;
+  const std::int64_t len = split_rows ? M : N;
+  std::int64_t block = (len + pieces_wanted - 1) / pieces_wanted;
+  block = (block + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
+  if (pieces_wanted == 1 || block >= len) {
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Split the longer side of C into `threads` aligned blocks (Note [GEMM splitting]).
-  const bool split_rows = M >= N;
-  const std::int64_t len = split_rows ? M : N;
-  std::int64_t block = (len + threads - 1) / threads;
-  block = (block + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
   const std::int64_t pieces = (len + block - 1) / block;
   parallel_for(0, pieces, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t p = lo; p < hi; ++p) {
@@ -78,7 +83,7 @@ void gemm_batched(std::int64_t batch, bool ta, bool tb, std::int64_t M, std::int
                   T alpha, const T* A, std::int64_t lda, std::int64_t stride_a, const T* B, std::int64_t ldb,
                   std::int64_t stride_b, T beta, T* C, std::int64_t ldc, std::int64_t stride_c) {
   if (batch <= 0) return;
-  if (batch < num_threads()) {
+  if (batch < kMaxPieces) {
     for (std::int64_t b = 0; b < batch; ++b)
       gemm(ta, tb, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta, C + b * stride_c, ldc);
     return;

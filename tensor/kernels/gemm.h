@@ -4,10 +4,11 @@
 //   A is [M,K] (lda >= K) or, transposed, [K,M] (lda >= M); B likewise; ldc >= N.
 //
 // Note [GEMM splitting]: under the threading policy (tensor/parallel.h) OpenBLAS runs one
-// thread per call. gemm() splits a large product into row blocks of C (or column blocks
-// when C is wide and short), one sgemm call per block, run as TBB tasks. Every element
-// of C is written by exactly one call, and its K-sum is done inside that call in the same
-// order whatever the split, so the result does not depend on thread timing.
+// thread per call. gemm() splits a large product into up to 8 row blocks of C (or column
+// blocks when C is wide and short), one sgemm call per block, run as TBB tasks. Every
+// element of C is written by exactly one call. OpenBLAS's summation order for an element
+// can depend on the size of the call it is in (edge tiles), so the blocks are chosen from
+// the shape alone, never the thread count: any number of threads gives the same bits.
 //
 // Kernels check nothing: callers check shapes. gemm_ref is the plain triple loop that
 // tests and benchmarks compare against.

@@ -4,19 +4,26 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace prunerec::kernels {
 
-// e^x for float, within 2 ulp over the whole range; 0 below -87.3 and +inf-free above
-// 88.7 (clamped). A branch-free Cephes-style range reduction and degree-6 polynomial, so
-// softmax loops over the catalogue vectorise (std::exp does not).
+// e^x for float within 2 ulp for x in [-87.3, 88.37]: a branch-free Cephes-style range
+// reduction and degree-6 polynomial, so loops over the catalogue vectorise (std::exp does
+// not). Inputs are clamped: below -87.3 the result is ~1.2e-38 (the smallest normal
+// float, effectively 0 for softmax), above 88.3762626 it is ~2.4e38 (finite).
+//
+// Note [no fast-math]: the kernels are compiled without -ffast-math or
+// -fassociative-math. Reassociation would fold the two-part ln2 reduction below into one
+// constant (61 ulp errors) and let vectorised and scalar tails of a loop round
+// differently, so results would depend on where a thread's piece begins. Reductions that
+// must vectorise use explicit lanes instead (lane_sum, lane_max).
 inline float exp_fast(float x) {
   x = x < -87.33654f ? -87.33654f : x;
-  x = x > 88.72283f ? 88.72283f : x;
-  // n = round(x / ln2). floor(v + 0.5) vectorises (roundps) and, unlike the 1.5 * 2^23
-  // add-and-subtract trick, survives -fassociative-math (Note [kernel math flags]).
+  x = x > 88.3762626f ? 88.3762626f : x;
+  // n = round(x / ln2); floor(v + 0.5) vectorises (roundps).
   const float fx = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - fx * 0.693359375f;                             // ln2 split in hi + lo
+  float r = x - fx * 0.693359375f;  // ln2 split in hi + lo
   r = r - fx * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -31,6 +38,36 @@ inline float exp_fast(float x) {
   return p * scale;
 }
 inline double exp_fast(double x) { return std::exp(x); }
+
+// Sum and maximum of x[0:n] over 16 independent lanes: the inner loops vectorise without
+// reassociation flags, and the order of additions is fixed by n alone.
+template <class T>
+inline T lane_sum(const T* x, std::int64_t n) {
+  constexpr int kLanes = 16;
+  T lane[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) lane[j] += x[i + j];
+  for (int j = 0; i < n; ++i, ++j) lane[j] += x[i];
+  T s = 0;
+  for (int j = 0; j < kLanes; ++j) s += lane[j];
+  return s;
+}
+
+// Maximum ignoring NaNs (-inf for n == 0).
+template <class T>
+inline T lane_max(const T* x, std::int64_t n) {
+  constexpr int kLanes = 16;
+  T lane[kLanes];
+  for (int j = 0; j < kLanes; ++j) lane[j] = -std::numeric_limits<T>::infinity();
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+  for (int j = 0; i < n; ++i, ++j) lane[j] = x[i] > lane[j] ? x[i] : lane[j];
+  T m = lane[0];
+  for (int j = 1; j < kLanes; ++j) m = lane[j] > m ? lane[j] : m;
+  return m;
+}
 
 template <class T>
 inline T sigmoid(T x) {

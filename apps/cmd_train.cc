@@ -3,7 +3,7 @@
 
 #include "apps/commands.h"
 #include "apps/common.h"
-#include "apps/json.h"
+#include "tensor/util/json.h"
 #include "nn/text_proto.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/recommender.h"
@@ -19,12 +19,13 @@ int cmd_train(const Args& args) {
   data.add_to(flags, cli::Flags::kRequired);
   std::string config = "teacher", out;
   std::uint64_t seed = 0;
-  int epochs = 0, threads = 0;
+  int epochs = 0, threads = 0, max_len = 0;
   bool no_resume = false, quiet = false, json = false;
   flags.add("config", &config, "recipe: a text-format file or a preset (teacher, small)");
   flags.add("out", &out, "model file to write (the best model); its resume state goes beside it", cli::Flags::kRequired);
   flags.add("seed", &seed, "random seed (default: the recipe's)");
   flags.add("epochs", &epochs, "override the recipe's epochs");
+  flags.add("max-len", &max_len, "override the model's max_len (longest history read)");
   flags.add("threads", &threads, "worker threads (default: all cores)");
   flags.add_switch("no-resume", &no_resume, "start over even if a saved state exists");
   flags.add_switch("quiet", &quiet, "no progress output");
@@ -36,6 +37,7 @@ int cmd_train(const Args& args) {
   nn::parse_text_proto(preset_or_file(config, "config"), config, &recipe);
   if (flags.given("seed")) recipe.mutable_train()->set_seed(seed);
   if (epochs > 0) recipe.mutable_train()->set_epochs(epochs);
+  if (max_len > 0) recipe.mutable_model()->set_max_len(max_len);
 
   LoadedData d = load_data(data, recipe.data());
   *recipe.mutable_data() = d.config;

@@ -15,6 +15,7 @@ int cmd_train(const Args& args);
 int cmd_eval(const Args& args);
 int cmd_recommend(const Args& args);
 int cmd_inspect(const Args& args);
+int cmd_prune(const Args& args);
 
 // Human-readable metric table (NDCG/HR/MRR by K) used by several commands.
 std::string metrics_table(const std::map<std::string, double>& metrics);

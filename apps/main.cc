@@ -21,6 +21,7 @@ const Command kCommands[] = {
     {"eval", "evaluate a model: NDCG/HR/MRR at 1, 5, 10, 20", prunerec::apps::cmd_eval},
     {"recommend", "top-k next items for a history", prunerec::apps::cmd_recommend},
     {"inspect", "a model's layers and parameter counts", prunerec::apps::cmd_inspect},
+    {"prune", "the three-stage prune-and-distill schedule", prunerec::apps::cmd_prune},
 };
 
 void usage(std::ostream& os) {

@@ -59,7 +59,8 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
     return m.loss(b.ids, b.pads, b.targets, fo);
   });
 
-  TrainBatcher batcher(spec.split->train, max_len, cfg.batch_size(), cfg.all_windows());
+  const int batch_size = cfg.batch_tokens() > 0 ? std::max(1, cfg.batch_tokens() / max_len) : cfg.batch_size();
+  TrainBatcher batcher(spec.split->train, max_len, batch_size, cfg.all_windows());
   const std::int64_t per_epoch = batcher.batches_per_epoch();
   const std::int64_t total_steps = per_epoch * cfg.epochs();
   nn::AdamW opt(model, nn::adamw_options(cfg.optimizer()));

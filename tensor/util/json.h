@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace prunerec::apps {
+namespace prunerec {
 
 class Json {
  public:
@@ -41,4 +41,4 @@ class Json {
   bool after_key_ = false;
 };
 
-}  // namespace prunerec::apps
+}  // namespace prunerec

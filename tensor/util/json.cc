@@ -1,10 +1,10 @@
-#include "apps/json.h"
+#include "tensor/util/json.h"
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 
-namespace prunerec::apps {
+namespace prunerec {
 
 std::string Json::quote(const std::string& s) {
   std::string o = "\"";
@@ -109,4 +109,4 @@ Json& Json::object(const std::map<std::string, double>& m) {
   return end_object();
 }
 
-}  // namespace prunerec::apps
+}  // namespace prunerec

@@ -1,0 +1,90 @@
+// prunerec prune
+#include <iostream>
+#include <sstream>
+
+#include "apps/cli.h"
+#include "apps/commands.h"
+#include "apps/common.h"
+#include "nn/text_proto.h"
+#include "prune/report.h"
+#include "prune/schedule.h"
+#include "recsys/recommender.h"
+#include "tensor/parallel.h"
+
+namespace prunerec::apps {
+
+int cmd_prune(const Args& args) {
+  cli::Flags flags("prune",
+                   "Shrink a teacher with the three-stage prune-and-distill schedule; writes DIR/report.json, report.md,\n"
+                   "SVG charts, one checkpoint per stage and DIR/final.prc. Re-running resumes where it stopped.",
+                   "prunerec prune --teacher runs/beauty/teacher.prc --data ../shared/data/amazon-beauty/s3rec/Beauty.txt --schedule schedule --out runs/beauty/prune");
+  DataFlags data;
+  data.add_to(flags, false);
+  std::string teacher, schedule = "schedule", out, controls;
+  int threads = 0;
+  bool redo = false, quiet = false, no_latency = false;
+  flags.add("teacher", &teacher, "the teacher model", cli::Flags::kRequired);
+  flags.add("schedule", &schedule, "schedule: a text-format file or the preset 'schedule'");
+  flags.add("out", &out, "output folder", cli::Flags::kRequired);
+  flags.add("controls", &controls, "comma list of controls to run after the schedule: scratch, random, no-recovery (or all)");
+  flags.add("threads", &threads, "worker threads (default: all cores)");
+  flags.add_switch("redo", &redo, "recompute finished stages instead of skipping them");
+  flags.add_switch("no-latency", &no_latency, "skip latency measurements");
+  flags.add_switch("quiet", &quiet, "no progress output");
+  flags.parse(args);
+  if (threads > 0) set_num_threads(threads);
+
+  const pb::Schedule sched = prune::parse_schedule(preset_or_file(schedule, "schedule"), schedule);
+  const recsys::Recommender rec = recsys::load_recommender(teacher);
+  if (data.path.empty()) {
+    const auto it = rec.manifest.metadata().find("data.path");
+    if (it == rec.manifest.metadata().end()) throw cli::UsageError("prune: --data is required (the teacher does not record its data)");
+    data.path = it->second;
+  }
+  LoadedData d = load_data(data, data_config_from_metadata(rec.manifest.metadata()));
+  align_to_catalog(d.data, rec.catalog);
+  std::cerr << "data: " << d.summary << "\n";
+
+  prune::PruneRun run;
+  run.data = &d.data;
+  run.split = &d.split;
+  run.teacher_path = teacher;
+  run.out_dir = out;
+  run.schedule = sched;
+  run.redo = redo;
+  run.latency = !no_latency;
+  run.stop = cli::stop_flag();
+  run.progress = quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto;
+  run.data_description = data.path + " (" + d.summary + ")";
+  std::ostringstream cmd;
+  cmd << "prunerec prune";
+  for (const auto& a : args) cmd << " " << a;
+  run.command = cmd.str();
+  data_config_to_metadata(d.config, data.path, run.metadata);
+  pb::Report report = prune::run_schedule(run);
+
+  std::vector<std::string> wanted;
+  if (controls == "all") {
+    wanted = {"scratch", "random", "no-recovery"};
+  } else if (!controls.empty()) {
+    std::string c = controls;
+    for (char& ch : c)
+      if (ch == ',') ch = ' ';
+    std::istringstream is(c);
+    for (std::string w; is >> w;) wanted.push_back(w);
+  }
+  for (const auto& name : wanted) {
+    bool have = false;
+    for (const auto& row : report.controls())
+      if (row.note().find(name == "scratch" ? "from scratch" : name == "random" ? "random" : "no recovery") != std::string::npos)
+        have = !redo;
+    if (have) continue;
+    std::cerr << "control " << name << ":\n";
+    *report.add_controls() = prune::run_control(run, report, name);
+    prune::write_report(out, report);
+  }
+  std::cout << prune::report_markdown(report);
+  return 0;
+}
+
+}  // namespace prunerec::apps

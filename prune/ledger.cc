@@ -1,0 +1,116 @@
+#include "prune/ledger.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "recsys/batching.h"
+#include "recsys/eval/evaluator.h"
+#include "recsys/recommender.h"
+
+namespace prunerec::prune {
+
+double flops_per_recommendation(const pb::ModelConfig& config, int history) {
+  const double d = config.hidden(), dh = config.head_dim(), T = history;
+  double flops = 0;
+  for (const auto& L : config.layers()) {
+    const double q = L.num_heads() * dh, kv = L.num_kv_heads() * dh;
+    const double matmul = d * q + 2 * d * kv + q * d + 3 * d * L.mlp_width();
+    flops += 2 * T * matmul;
+    // Causal attention: query i reads i + 1 keys; QK^T and PV per head.
+    flops += L.num_heads() * 2.0 * 2.0 * dh * (T * (T + 1) / 2);
+  }
+  flops += 2 * d * config.vocab_size();  // output layer at the last position
+  return flops;
+}
+
+namespace {
+
+double median_ms(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2] * 1e3;
+}
+
+// Times fn until min_seconds and min_repetitions are both reached.
+template <class F>
+std::pair<double, int> time_median(F&& fn, const LatencyOptions& o) {
+  fn();  // warm-up
+  std::vector<double> t;
+  const auto start = std::chrono::steady_clock::now();
+  while (static_cast<int>(t.size()) < o.min_repetitions ||
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < o.min_seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (t.size() > 10000) break;
+  }
+  return {median_ms(t), static_cast<int>(t.size())};
+}
+
+}  // namespace
+
+pb::Latency measure_latency(const nn::Transformer& model, const recsys::SequenceDataset& data,
+                            const recsys::DataSplit& split, const LatencyOptions& o) {
+  const int max_len = model.config().max_len();
+  // The longest test histories (a real user's items), cut to max_len.
+  std::vector<std::size_t> order(split.test.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return split.test[a].prefix_len > split.test[b].prefix_len;
+  });
+  std::vector<std::vector<std::int32_t>> histories;
+  for (std::size_t i = 0; i < order.size() && static_cast<int>(histories.size()) < o.batch_size; ++i) {
+    const auto& e = split.test[order[i]];
+    const auto& seq = data.sequences[e.user];
+    histories.emplace_back(seq.begin() + std::max(0, e.prefix_len - max_len), seq.begin() + e.prefix_len);
+  }
+  PR_CHECK_T(ConfigError, !histories.empty(), "latency: the test split has no examples");
+  auto top_k_for = [&](const recsys::Batch& b) {
+    const Tensor scores = recsys::next_item_scores(model, b.ids, b.pads).to(DType::f32);
+    const std::int64_t V = scores.size(1);
+    std::size_t n = 0;
+    for (std::int64_t r = 0; r < scores.size(0); ++r)
+      n += recsys::top_k(scores.data<float>() + r * V, static_cast<std::int32_t>(V), o.k, {}).size();
+    return n;
+  };
+  const recsys::Batch one = recsys::make_history_batch({histories.front()}, max_len);
+  const recsys::Batch batch = recsys::make_history_batch(histories, max_len);
+  pb::Latency lat;
+  const auto [one_ms, reps] = time_median([&] { top_k_for(one); }, o);
+  const auto [batch_ms, reps_b] = time_median([&] { top_k_for(batch); }, o);
+  lat.set_one_user_ms(one_ms);
+  lat.set_batch_ms(batch_ms);
+  lat.set_batch_size(static_cast<std::int32_t>(histories.size()));
+  lat.set_batch_ms_per_user(batch_ms / static_cast<double>(histories.size()));
+  lat.set_repetitions(std::min(reps, reps_b));
+  return lat;
+}
+
+pb::StageRow measure_model(const nn::Transformer& model, const std::string& name, const std::string& kind,
+                           std::int64_t teacher_non_embedding, const recsys::SequenceDataset& data,
+                           const recsys::DataSplit& split, const RowOptions& options) {
+  pb::StageRow row;
+  row.set_name(name);
+  row.set_kind(kind);
+  row.set_total_params(model.num_parameters());
+  row.set_embedding_params(model.embedding_parameters());
+  row.set_non_embedding_params(model.non_embedding_parameters());
+  row.set_non_embedding_fraction(teacher_non_embedding > 0 ? static_cast<double>(model.non_embedding_parameters()) /
+                                                                 static_cast<double>(teacher_non_embedding)
+                                                           : 0.0);
+  *row.mutable_config() = model.config();
+  row.set_flops_per_recommendation(flops_per_recommendation(row.config(), row.config().max_len()));
+  recsys::EvalOptions eo;
+  eo.batch_size = options.eval_batch_size;
+  eo.max_len = static_cast<int>(row.config().max_len());
+  eo.protocol.split = "valid";
+  for (const auto& [k, v] : recsys::evaluate_model(model, data, split, eo).metrics) (*row.mutable_valid_metrics())[k] = v;
+  eo.protocol.split = "test";
+  for (const auto& [k, v] : recsys::evaluate_model(model, data, split, eo).metrics) (*row.mutable_metrics())[k] = v;
+  if (options.latency) {
+    *row.mutable_latency() = measure_latency(model, data, split);
+    row.set_latency_ms(row.latency().one_user_ms());
+  }
+  return row;
+}
+
+}  // namespace prunerec::prune

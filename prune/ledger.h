@@ -1,0 +1,38 @@
+// One ledger row per model: parameters, FLOPs per recommendation, measured latency of a
+// top-10 recommendation (one user, and a batch), NDCG/HR on validation and test.
+#pragma once
+
+#include <string>
+
+#include "nn/transformer.h"
+#include "proto/report.pb.h"
+#include "recsys/data/split.h"
+
+namespace prunerec::prune {
+
+// Multiply-adds count 2 FLOPs. For one user with a history of `history` items: every
+// layer's projections and MLP at every position, attention over the causal prefix, the
+// output layer at the last position only (the recommendation).
+double flops_per_recommendation(const pb::ModelConfig& config, int history);
+
+struct LatencyOptions {
+  int batch_size = 256;
+  int k = 10;
+  double min_seconds = 0.5;  // per measurement: repeat until this much time has passed
+  int min_repetitions = 5;
+};
+// Median wall time of next-item scoring + top-k for one history of max_len real items and
+// for a batch of them (histories from the test examples, longest first).
+pb::Latency measure_latency(const nn::Transformer& model, const recsys::SequenceDataset& data,
+                            const recsys::DataSplit& split, const LatencyOptions& options = {});
+
+struct RowOptions {
+  bool latency = true;
+  int eval_batch_size = 256;
+};
+// Parameters, FLOPs, latency and metrics (valid and test, full ranking, history excluded).
+pb::StageRow measure_model(const nn::Transformer& model, const std::string& name, const std::string& kind,
+                           std::int64_t teacher_non_embedding, const recsys::SequenceDataset& data,
+                           const recsys::DataSplit& split, const RowOptions& options = {});
+
+}  // namespace prunerec::prune

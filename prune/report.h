@@ -1,0 +1,96 @@
+// The prune run's report, rendered for people and for programs.
+//
+//   pb::Report r = ...;                       // teacher row, one row per stage, controls
+//   write_report("run/report", r);            // report.json, report.md and three SVG charts
+//   pb::Report back = read_report("run/report");
+//
+// Files written by write_report (each atomically, Note [atomic replace]):
+//   report.json            every field of the Report (Note [report JSON])
+//   report.md              ledger and controls tables, per-stage details, links to the charts
+//   quality_vs_params.svg  test NDCG@10 and HR@10 against non-embedding parameters (log x)
+//   kept_units.svg         which teacher heads and MLP channels survive which stage
+//   curves.svg             recovery loss per epoch and validation NDCG@10 per validation
+//
+// Everything here renders whatever the Report holds: a stage still running, a report with
+// no controls or no stages at all gives dashes and "no data" panels, never an error. The
+// only errors are files that cannot be written or read (IoError) and plans that do not fit
+// the models they claim to prune (ConfigError from compose_kept_units; the kept-units chart
+// then shows the message instead of the heat map).
+//
+// Note [report JSON]: report_json() walks the message by reflection, so fields added to
+// report.proto appear without changes here. Field names are the .proto names; int64 and
+// uint64 are JSON numbers with every digit (protobuf's own printer writes them as strings);
+// doubles are printed in their shortest form that reads back to the same bits; maps are
+// objects with keys in natural order (HR@5 before HR@10); unset optional fields and empty
+// repeated fields are left out; NaN and infinities are written as null. protobuf's JSON
+// parser would read a null as "unset" (or silently drop it from an array, or read it as 0
+// in a map), so parse_report_json() first rewrites each null that stands for a double as
+// "NaN": a NaN in a curve or a metric reads back as NaN at its place. (Infinities read back
+// as NaN too.)
+//
+// Note [stage indices]: stage 0 is the teacher (report.stages(0)), stage k >= 1 the k-th
+// pruning stage (report.stages(k)). Each stage's normalised plan indexes the units of the
+// previous stage's model, and its kept_layers renumber the layers, so naming a unit of the
+// final model in teacher terms composes every plan from stage 1 on
+// (trace_units_to_teacher).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "proto/report.pb.h"
+
+namespace prunerec::prune {
+
+// Pretty JSON of the report (Note [report JSON]).
+std::string report_json(const pb::Report& r);
+
+// Reads report_json() output (or any protobuf JSON for a Report). IoError
+// "<source>: <parser message>" when the text is not a Report.
+pb::Report parse_report_json(const std::string& text, const std::string& source);
+
+// The report as Markdown: run facts, ledger table, controls table, links to the charts,
+// per-stage details, schedule and command.
+std::string report_markdown(const pb::Report& r);
+
+// Self-contained SVG charts (about 800x500, no external fonts or scripts).
+std::string quality_chart_svg(const pb::Report& r);
+std::string kept_units_svg(const pb::Report& r);
+std::string curves_svg(const pb::Report& r);
+
+// Writes dir/report.json, report.md, quality_vs_params.svg, kept_units.svg and curves.svg,
+// each atomically; creates dir if needed. IoError names the file.
+void write_report(const std::string& dir, const pb::Report& r);
+
+// Reads dir/report.json. IoError names the file.
+pb::Report read_report(const std::string& dir);
+
+// The units of one stage's model, each named by its index in the teacher.
+struct TeacherIndexedUnits {
+  std::vector<int> layers;              // [layer] -> teacher layer
+  std::vector<std::vector<int>> heads;  // [layer][query head] -> teacher query head (of teacher layer layers[layer])
+  std::vector<std::vector<int>> mlp;    // [layer][MLP channel] -> teacher MLP channel
+};
+
+// Composes the plans of stages 1, 2, ... (Note [stage indices]): element k lists the units
+// of stage k's model in teacher indices; element 0 is the teacher itself. Stops before the
+// first stage that has no plan (a stage still running). The teacher's sizes come from
+// stages(0).config. ConfigError (naming the stage and layer) when there is no teacher
+// config, a plan has the wrong number of layer entries, an index is out of range or not
+// ascending, or a stage's config disagrees with what its plan leaves.
+std::vector<TeacherIndexedUnits> trace_units_to_teacher(const pb::Report& r);
+
+// One teacher layer's fate: for each unit, the last stage whose model still contains it
+// (0 = teacher only, i.e. removed by stage 1; stages_composed = kept to the end).
+struct KeptUnitsLayer {
+  int layer_last_stage = 0;          // the layer itself
+  std::vector<int> head_last_stage;  // [teacher query head]
+  std::vector<int> mlp_last_stage;   // [teacher MLP channel]
+};
+
+// [teacher layer], from trace_units_to_teacher (same errors). A unit inside a layer that
+// is later removed ends with the layer. The number of composed stages is
+// trace_units_to_teacher(r).size() - 1.
+std::vector<KeptUnitsLayer> compose_kept_units(const pb::Report& r);
+
+}  // namespace prunerec::prune

@@ -1,0 +1,485 @@
+#include "prune/schedule.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <numeric>
+
+#include "nn/checkpoint.h"
+#include "nn/text_proto.h"
+#include "prune/distill.h"
+#include "prune/importance.h"
+#include "prune/ledger.h"
+#include "prune/report.h"
+#include "prune/surgery.h"
+#include "recsys/eval/evaluator.h"
+#include "recsys/recommender.h"
+#include "recsys/trainer.h"
+#include "tensor/parallel.h"
+#include "tensor/util/atomic_file.h"
+#include "tensor/util/json.h"
+
+namespace prunerec::prune {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+const char* kind_name(pb::StageConfig::Kind k) {
+  switch (k) {
+    case pb::StageConfig::WIDTH_ATTENTION: return "width-attention";
+    case pb::StageConfig::WIDTH_MLP: return "width-mlp";
+    case pb::StageConfig::DEPTH: return "depth";
+  }
+  return "?";
+}
+
+std::string stage_name(const pb::StageConfig& s, int index) {
+  return s.has_name() && !s.name().empty() ? s.name() : detail::str_cat("stage", index + 1, "-", kind_name(s.kind()));
+}
+
+// How many of `current` units a target keeps: the count when set, else the fraction
+// (rounded, at least `floor` when the fraction is positive), else all.
+int resolve_keep(bool has_count, int count, bool has_fraction, double fraction, int current, int floor_when_fraction) {
+  if (has_count) return std::clamp(count, 0, current);
+  if (has_fraction) {
+    const int k = static_cast<int>(std::lround(fraction * current));
+    return std::clamp(fraction > 0 ? std::max(k, floor_when_fraction) : 0, 0, current);
+  }
+  return current;
+}
+
+std::vector<int> iota_vector(int n) {
+  std::vector<int> v(static_cast<std::size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+void add_range(google::protobuf::RepeatedField<std::int32_t>* f, const std::vector<int>& v) {
+  f->Clear();
+  for (int x : v) f->Add(x);
+}
+
+// Scores as JSON for study: {"kind": [[...per layer...]], "stability": {...}, ...}.
+class ScoreFile {
+ public:
+  ScoreFile() { j_.begin_object(); }
+  void layers(const std::string& key, const LayerScores& s) {
+    j_.key(key).begin_array();
+    for (const auto& l : s) {
+      j_.begin_array();
+      for (double v : l) j_.value(v);
+      j_.end_array();
+    }
+    j_.end_array();
+  }
+  void vector(const std::string& key, const std::vector<double>& v) {
+    j_.key(key).begin_array();
+    for (double x : v) j_.value(x);
+    j_.end_array();
+  }
+  void ints(const std::string& key, const std::vector<int>& v) {
+    j_.key(key).begin_array();
+    for (int x : v) j_.value(x);
+    j_.end_array();
+  }
+  void text(const std::string& key, const std::string& v) { j_.key(key).value(v); }
+  void number(const std::string& key, double v) { j_.key(key).value(v); }
+  std::string finish() {
+    j_.end_object();
+    return j_.str() + "\n";
+  }
+
+ private:
+  Json j_;
+};
+
+// The plan of one stage, from importance scores on the current model.
+struct StagePlan {
+  pb::PrunePlan plan;
+  pb::ScoreStability stability;
+  std::string scores_json;
+};
+
+StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Calibration& calib, std::uint64_t seed,
+                     std::ostream& log) {
+  StagePlan out;
+  ScoreFile scores;
+  scores.text("stage_kind", kind_name(st.kind()));
+  scores.number("calibration_sequences", static_cast<double>(calib.sequences));
+  scores.number("calibration_positions", static_cast<double>(calib.positions));
+  const int L = model.num_layers();
+  for (int l = 0; l < L; ++l) out.plan.add_layers();
+  auto& stab = *out.stability.mutable_spearman();
+
+  if (st.kind() == pb::StageConfig::WIDTH_ATTENTION) {
+    const bool heads = st.has_keep_heads() || st.has_keep_heads_fraction();
+    const bool hidden = st.has_keep_hidden() || st.has_keep_hidden_fraction();
+    PR_CHECK_T(ConfigError, heads || hidden, "schedule: width-attention stage sets neither head nor hidden targets");
+    if (heads) {
+      const HeadScores hs = head_scores(model, calib, st.head_score(), st.head_smoothing_alpha(), seed);
+      scores.text("head_score", st.head_score());
+      scores.layers("heads", hs.scores);
+      stab["heads"] = hs.stability;
+      for (int l = 0; l < L; ++l) {
+        const int n = static_cast<int>(model.block(l).attn().num_heads());
+        const int k = resolve_keep(st.has_keep_heads(), st.keep_heads(), st.has_keep_heads_fraction(),
+                                   st.keep_heads_fraction(), n, 1);
+        pb::LayerPlan& lp = *out.plan.mutable_layers(l);
+        lp.set_keep_all_heads(false);
+        add_range(lp.mutable_kept_heads(), top_indices(hs.scores[l], k));
+      }
+      log << "  heads (" << st.head_score() << "): split-half Spearman " << hs.stability << "\n";
+    }
+    if (hidden) {
+      const HiddenScores hs = hidden_scores(model, calib, st.hidden_score(), seed);
+      scores.text("hidden_score", st.hidden_score());
+      scores.vector("hidden", hs.scores);
+      stab["hidden"] = hs.stability;
+      const int d = static_cast<int>(model.hidden_size());
+      const int k = resolve_keep(st.has_keep_hidden(), st.keep_hidden(), st.has_keep_hidden_fraction(),
+                                 st.keep_hidden_fraction(), d, 1);
+      PR_CHECK_T(ConfigError, k >= 1, "schedule: the hidden target keeps no channel");
+      out.plan.set_keep_all_hidden(false);
+      add_range(out.plan.mutable_kept_hidden(), top_indices(hs.scores, k));
+      log << "  hidden channels (" << st.hidden_score() << "): split-half Spearman " << hs.stability << "\n";
+    }
+  } else if (st.kind() == pb::StageConfig::WIDTH_MLP) {
+    PR_CHECK_T(ConfigError, st.has_keep_mlp() || st.has_keep_mlp_fraction(), "schedule: width-mlp stage has no MLP target");
+    std::vector<int> keep;
+    for (int l = 0; l < L; ++l)
+      keep.push_back(resolve_keep(st.has_keep_mlp(), st.keep_mlp(), st.has_keep_mlp_fraction(), st.keep_mlp_fraction(),
+                                  static_cast<int>(model.block(l).mlp().width()), 1));
+    const MlpScores ms = mlp_scores(model, calib, st.mlp_score(), keep, seed);
+    scores.text("mlp_score", st.mlp_score());
+    scores.layers("mlp", ms.scores);
+    stab["mlp"] = ms.stability;
+    for (int l = 0; l < L; ++l) {
+      pb::LayerPlan& lp = *out.plan.mutable_layers(l);
+      lp.set_keep_all_mlp(false);
+      add_range(lp.mutable_kept_mlp(), top_indices(ms.scores[l], keep[l]));
+    }
+    log << "  MLP channels (" << st.mlp_score() << "): split-half Spearman " << ms.stability << "\n";
+  } else {
+    PR_CHECK_T(ConfigError, st.has_keep_layers() || st.has_keep_layers_fraction(), "schedule: depth stage has no layer target");
+    const int keep_layers = resolve_keep(st.has_keep_layers(), st.keep_layers(), st.has_keep_layers_fraction(),
+                                         st.keep_layers_fraction(), L, 1);
+    PR_CHECK_T(ConfigError, keep_layers >= 1, "schedule: the depth target keeps no layer");
+    const int units = st.sub_blocks() ? 2 * L : L;
+    const int keep_units = st.sub_blocks() ? 2 * keep_layers : keep_layers;
+    const DepthScores ds = depth_scores(model, calib, st.layer_score(), st.sub_blocks(), units - keep_units, seed);
+    scores.text("layer_score", st.layer_score());
+    scores.text("units", st.sub_blocks() ? "sub-blocks (2l = attention, 2l+1 = MLP)" : "layers");
+    scores.vector("unit_scores", ds.unit_scores);
+    scores.ints("removal_order", ds.removal_order);
+    scores.vector("greedy_losses", ds.greedy_losses);
+    scores.number("base_loss", ds.base_loss);
+    stab["layers"] = ds.stability;
+    std::vector<bool> removed(static_cast<std::size_t>(units), false);
+    for (int u : ds.removal_order) removed[u] = true;
+    std::vector<int> kept_layers;
+    for (int l = 0; l < L; ++l) {
+      const bool attn_gone = st.sub_blocks() ? removed[2 * l] : removed[l];
+      const bool mlp_gone = st.sub_blocks() ? removed[2 * l + 1] : removed[l];
+      if (attn_gone && mlp_gone) continue;
+      kept_layers.push_back(l);
+      pb::LayerPlan& lp = *out.plan.mutable_layers(l);
+      if (attn_gone) {
+        lp.set_keep_all_heads(false);
+        lp.clear_kept_heads();
+      }
+      if (mlp_gone) {
+        lp.set_keep_all_mlp(false);
+        lp.clear_kept_mlp();
+      }
+    }
+    PR_CHECK_T(ConfigError, !kept_layers.empty(), "schedule: the depth stage would remove every layer");
+    out.plan.set_keep_all_layers(false);
+    add_range(out.plan.mutable_kept_layers(), kept_layers);
+    log << "  " << (st.sub_blocks() ? "sub-blocks" : "layers") << " (" << st.layer_score() << "): removed";
+    for (int u : ds.removal_order) log << " " << u;
+    log << "; split-half Spearman " << ds.stability << "\n";
+  }
+  out.scores_json = scores.finish();
+  return out;
+}
+
+pb::TrainConfig recovery_train_config(const pb::Schedule& s, const pb::StageConfig& st) {
+  pb::RecoveryConfig r = s.recovery_defaults();
+  r.MergeFrom(st.recovery());
+  pb::TrainConfig t = r.train();
+  if (!t.has_seed()) t.set_seed(s.seed());
+  return t;
+}
+
+pb::RecoveryConfig recovery_of(const pb::Schedule& s, const pb::StageConfig& st) {
+  pb::RecoveryConfig r = s.recovery_defaults();
+  r.MergeFrom(st.recovery());
+  return r;
+}
+
+std::unique_ptr<nn::Transformer> load_net(const std::string& path) {
+  return std::move(nn::load_model(path, {.with_optimizer = false}).model);
+}
+
+}  // namespace
+
+pb::Schedule parse_schedule(const std::string& text, const std::string& source) {
+  pb::Schedule s;
+  nn::parse_text_proto(text, source, &s);
+  PR_CHECK_T(ConfigError, s.stages_size() > 0, source, ": the schedule has no stages");
+  for (int i = 0; i < s.stages_size(); ++i) {
+    const auto& st = s.stages(i);
+    PR_CHECK_T(ConfigError, st.has_kind(), source, ": stage ", i + 1, " has no kind");
+    for (double f : {st.keep_heads_fraction(), st.keep_hidden_fraction(), st.keep_mlp_fraction(), st.keep_layers_fraction()})
+      PR_CHECK_T(ConfigError, f >= 0 && f <= 1, source, ": stage ", i + 1, ": fractions must be in [0, 1], got ", f);
+    const pb::RecoveryConfig r = recovery_of(s, st);
+    PR_CHECK_T(ConfigError, r.alpha() >= 0 && r.alpha() <= 1 && r.temperature() > 0, source, ": stage ", i + 1,
+               ": recovery alpha must be in [0, 1] and temperature positive");
+  }
+  return s;
+}
+
+pb::Report run_schedule(const PruneRun& run) {
+  PR_CHECK_T(ConfigError, run.data && run.split, "prune: data and split are required");
+  std::ostream& log = run.log ? *run.log : std::cerr;
+  const auto t_run = Clock::now();
+  fs::create_directories(run.out_dir);
+  const std::string schedule_text = nn::to_text_proto(run.schedule);
+
+  pb::Report report;
+  const std::string report_path = (fs::path(run.out_dir) / "report.json").string();
+  if (fs::exists(report_path) && !run.redo) {
+    report = read_report(run.out_dir);
+    PR_CHECK_T(ConfigError, report.schedule() == schedule_text, run.out_dir,
+               " holds a run of a different schedule; use another --out or --redo");
+  }
+  report.set_data(run.data_description);
+  report.set_teacher(run.teacher_path);
+  report.set_schedule(schedule_text);
+  report.set_seed(run.schedule.seed());
+  report.set_threads(num_threads());
+  report.set_command(run.command);
+  report.set_calibration_sequences(run.schedule.calibration().sequences());
+  {
+    recsys::Protocol p;
+    p.split = "test";
+    p.split_kind = run.split->kind;
+    report.set_protocol(recsys::describe(p));
+  }
+
+  const recsys::Recommender teacher_rec = recsys::load_recommender(run.teacher_path);
+  const nn::Transformer& teacher = *teacher_rec.net;
+  PR_CHECK_T(ConfigError, teacher.vocab_size() == run.split->num_items, "prune: the teacher scores ", teacher.vocab_size(),
+             " items, the data has ", run.split->num_items);
+  const std::int64_t teacher_non_emb = teacher.non_embedding_parameters();
+  RowOptions row_options;
+  row_options.latency = run.latency;
+  if (report.stages_size() == 0) {
+    log << "teacher: measuring " << run.teacher_path << "\n";
+    pb::StageRow row = measure_model(teacher, "teacher", "teacher", teacher_non_emb, *run.data, *run.split, row_options);
+    row.set_checkpoint(run.teacher_path);
+    *report.add_stages() = row;
+    write_report(run.out_dir, report);
+  }
+
+  const int max_len = teacher.config().max_len();
+  const Calibration calib = make_calibration(run.split->train, max_len, run.schedule.calibration());
+  report.set_calibration_sequences(static_cast<std::int32_t>(calib.sequences));
+  log << "calibration: " << calib.sequences << " training sequences, " << calib.positions << " positions\n";
+
+  std::string previous_path = run.teacher_path;
+  for (int i = 0; i < run.schedule.stages_size(); ++i) {
+    const pb::StageConfig& st = run.schedule.stages(i);
+    const std::string name = stage_name(st, i);
+    const fs::path dir(run.out_dir);
+    const std::string pruned_path = (dir / (name + ".pruned.prc")).string();
+    const std::string stage_path = (dir / (name + ".prc")).string();
+    const bool done = report.stages_size() > i + 1 && report.stages(i + 1).name() == name && fs::exists(stage_path);
+    if (done) {
+      log << name << ": done (" << stage_path << ")\n";
+      previous_path = stage_path;
+      continue;
+    }
+    while (report.stages_size() > i + 1) report.mutable_stages()->RemoveLast();  // later rows are stale
+    const auto t_stage = Clock::now();
+    log << name << ":\n";
+
+    // Prune: reuse the pruned model if an interrupted run left it.
+    std::unique_ptr<nn::Transformer> model;
+    pb::PrunePlan plan;
+    pb::ScoreStability stability;
+    double scoring_seconds = 0;
+    const std::string plan_path = (dir / (name + ".plan.pbtxt")).string();
+    if (fs::exists(pruned_path) && fs::exists(plan_path) && !run.redo) {
+      model = load_net(pruned_path);
+      nn::read_text_proto(plan_path, &plan);
+      log << "  reusing " << pruned_path << "\n";
+    } else {
+      model = load_net(previous_path);
+      const auto t_score = Clock::now();
+      StagePlan sp = plan_stage(*model, st, calib, run.schedule.seed() + static_cast<std::uint64_t>(i), log);
+      scoring_seconds = seconds_since(t_score);
+      plan = apply_plan(*model, sp.plan);
+      stability = sp.stability;
+      write_file_atomic((dir / (name + ".scores.json")).string(), sp.scores_json);
+      write_file_atomic(plan_path, nn::to_text_proto(plan));
+      recsys::save_recommender(pruned_path, *model, teacher_rec.catalog, {.metadata = run.metadata});
+    }
+    log << "  pruned: " << model->non_embedding_parameters() << " non-embedding parameters ("
+        << 100.0 * static_cast<double>(model->non_embedding_parameters()) / static_cast<double>(teacher_non_emb)
+        << "% of the teacher)\n";
+    recsys::EvalOptions eo;
+    eo.protocol.split = "test";
+    eo.max_len = max_len;
+    const recsys::EvalResult before = recsys::evaluate_model(*model, *run.data, *run.split, eo);
+
+    // Recover.
+    const pb::RecoveryConfig rc = recovery_of(run.schedule, st);
+    recsys::TrainResult tr;
+    std::unique_ptr<nn::Transformer> previous_teacher;
+    if (rc.enabled()) {
+      const nn::Transformer* distill_teacher = &teacher;
+      if (rc.teacher() == pb::RecoveryConfig::PREVIOUS && previous_path != run.teacher_path) {
+        previous_teacher = load_net(previous_path);
+        distill_teacher = previous_teacher.get();
+      }
+      recsys::TrainSpec spec;
+      spec.data = run.data;
+      spec.split = run.split;
+      spec.config = recovery_train_config(run.schedule, st);
+      spec.out_path = stage_path;
+      spec.resume = !run.redo;
+      spec.catalog = &teacher_rec.catalog;
+      spec.metadata = run.metadata;
+      spec.stop = run.stop;
+      spec.phase = name + " recovery";
+      spec.loss = distillation_loss(*distill_teacher, rc.alpha(), rc.temperature());
+      spec.log = &log;
+      spec.progress = run.progress;
+      if (run.redo) fs::remove(stage_path + ".state");
+      tr = recsys::train_model(*model, spec);
+      model = load_net(stage_path);  // the best epoch
+    } else {
+      recsys::save_recommender(stage_path, *model, teacher_rec.catalog, {.metadata = run.metadata});
+    }
+
+    pb::StageRow row = measure_model(*model, name, kind_name(st.kind()), teacher_non_emb, *run.data, *run.split, row_options);
+    row.set_checkpoint(stage_path);
+    *row.mutable_plan() = plan;
+    *row.mutable_stability() = stability;
+    for (const auto& [k, v] : before.metrics) (*row.mutable_metrics_before_recovery())[k] = v;
+    row.set_scoring_seconds(scoring_seconds);
+    row.set_recovery_seconds(tr.seconds);
+    row.set_recovery_epochs(tr.epochs_run);
+    row.set_recovery_best_epoch(tr.best_epoch);
+    for (double v : tr.loss_curve) row.add_loss_curve(v);
+    for (double v : tr.valid_curve) row.add_valid_curve(v);
+    row.set_wall_seconds(seconds_since(t_stage));
+    *report.add_stages() = row;
+    report.set_total_seconds(report.total_seconds() + seconds_since(t_stage));
+    write_report(run.out_dir, report);
+    log << "  " << name << ": test NDCG@10 " << row.metrics().at("NDCG@10") << " (before recovery "
+        << before.metrics.at("NDCG@10") << "), " << format_duration(row.wall_seconds()) << "\n";
+    previous_path = stage_path;
+  }
+
+  // DIR/final.prc: the last stage's model.
+  const std::string final_path = (fs::path(run.out_dir) / "final.prc").string();
+  {
+    const recsys::Recommender last = recsys::load_recommender(previous_path);
+    recsys::save_recommender(final_path, *last.net, last.catalog, {.metadata = run.metadata});
+  }
+  (void)t_run;
+  write_report(run.out_dir, report);
+  return report;
+}
+
+pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report, const std::string& control) {
+  std::ostream& log = main_run.log ? *main_run.log : std::cerr;
+  const std::string dir = (fs::path(main_run.out_dir) / "controls" / control).string();
+  fs::create_directories(dir);
+  int total_epochs = 0;
+  for (const auto& st : main_run.schedule.stages())
+    if (recovery_of(main_run.schedule, st).enabled()) total_epochs += recovery_train_config(main_run.schedule, st).epochs();
+  const auto t0 = Clock::now();
+  const recsys::Recommender teacher_rec = recsys::load_recommender(main_run.teacher_path);
+  const std::int64_t teacher_non_emb = teacher_rec.net->non_embedding_parameters();
+  RowOptions row_options;
+  row_options.latency = main_run.latency;
+
+  if (control == "scratch") {
+    PR_CHECK_T(ConfigError, main_report.stages_size() >= 2, "control scratch: the main run has no final stage yet");
+    const pb::ModelConfig final_config = main_report.stages(main_report.stages_size() - 1).config();
+    pb::TrainConfig tc = recovery_train_config(main_run.schedule, main_run.schedule.stages(main_run.schedule.stages_size() - 1));
+    tc.set_epochs(std::max(1, total_epochs));
+    nn::Transformer model(final_config, DType::f32, main_run.schedule.seed());
+    recsys::TrainSpec spec;
+    spec.data = main_run.data;
+    spec.split = main_run.split;
+    spec.config = tc;
+    spec.out_path = (fs::path(dir) / "scratch.prc").string();
+    spec.catalog = &teacher_rec.catalog;
+    spec.metadata = main_run.metadata;
+    spec.stop = main_run.stop;
+    spec.phase = "control scratch";
+    spec.log = &log;
+    spec.progress = main_run.progress;
+    const recsys::TrainResult tr = recsys::train_model(model, spec);
+    auto best = load_net(spec.out_path);
+    pb::StageRow row = measure_model(*best, "from scratch", "control", teacher_non_emb, *main_run.data, *main_run.split,
+                                     row_options);
+    row.set_checkpoint(spec.out_path);
+    row.set_recovery_epochs(tr.epochs_run);
+    row.set_recovery_best_epoch(tr.best_epoch);
+    for (double v : tr.loss_curve) row.add_loss_curve(v);
+    for (double v : tr.valid_curve) row.add_valid_curve(v);
+    row.set_note(detail::str_cat("final-stage config trained from scratch with cross-entropy for ", tc.epochs(),
+                                 " epochs (all recoveries together)"));
+    row.set_wall_seconds(seconds_since(t0));
+    return row;
+  }
+
+  PruneRun sub = main_run;
+  sub.out_dir = dir;
+  sub.command = main_run.command + "  # control " + control;
+  std::string note;
+  if (control == "random") {
+    for (auto& st : *sub.schedule.mutable_stages()) {
+      st.set_head_score("random");
+      st.set_hidden_score("random");
+      st.set_mlp_score("random");
+      st.set_layer_score("random");
+    }
+    note = "the same schedule with random importance scores";
+  } else if (control == "no-recovery") {
+    const int n = sub.schedule.stages_size();
+    for (int i = 0; i + 1 < n; ++i) sub.schedule.mutable_stages(i)->mutable_recovery()->set_enabled(false);
+    pb::StageConfig& last = *sub.schedule.mutable_stages(n - 1);
+    last.mutable_recovery()->set_enabled(true);
+    last.mutable_recovery()->mutable_train()->set_epochs(std::max(1, total_epochs));
+    note = detail::str_cat("no recovery between stages; the last stage recovers for ", total_epochs, " epochs");
+  } else {
+    throw ConfigError("unknown control '" + control + "' (scratch, random, no-recovery)");
+  }
+  // The teacher is the main run's: reuse its measured row instead of measuring again.
+  if (!fs::exists(fs::path(dir) / "report.json") && main_report.stages_size() > 0) {
+    pb::Report seed_report;
+    seed_report.set_schedule(nn::to_text_proto(sub.schedule));
+    *seed_report.add_stages() = main_report.stages(0);
+    write_report(dir, seed_report);
+  }
+  const pb::Report r = run_schedule(sub);
+  pb::StageRow row = r.stages(r.stages_size() - 1);
+  row.set_name(control == "random" ? "random scores" : "no recovery");
+  row.set_kind("control");
+  row.set_checkpoint((fs::path(dir) / "final.prc").string());
+  row.set_note(note);
+  row.set_wall_seconds(seconds_since(t0));
+  return row;
+}
+
+}  // namespace prunerec::prune

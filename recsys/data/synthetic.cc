@@ -1,0 +1,80 @@
+#include "recsys/data/synthetic.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <unordered_set>
+
+#include "tensor/error.h"
+#include "tensor/rng.h"
+
+namespace prunerec::recsys {
+namespace {
+
+// Draws an index from cumulative weights.
+std::int32_t draw(const std::vector<double>& cumulative, Rng& rng) {
+  const double u = rng.uniform() * cumulative.back();
+  return static_cast<std::int32_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin());
+}
+
+}  // namespace
+
+SequenceDataset make_synthetic(const SyntheticOptions& o) {
+  PR_CHECK_T(ConfigError, o.users > 0 && o.items >= 10 && o.clusters > 0 && o.clusters <= o.items && o.mean_length >= 5,
+             "synthetic data: need users > 0, items >= 10, 0 < clusters <= items, mean_length >= 5");
+  Rng rng(o.seed, hash_stream(0x5e9d));
+  SequenceDataset d;
+  d.source = "synthetic";
+  d.format = "synthetic";
+  // Items: cluster c holds items c, c + C, c + 2C, ...; Zipf popularity within the cluster
+  // by rank in a shuffled order.
+  std::vector<std::vector<std::int32_t>> members(static_cast<std::size_t>(o.clusters));
+  for (std::int32_t i = 0; i < o.items; ++i) {
+    members[i % o.clusters].push_back(i);
+    d.items.add("i" + std::to_string(i));
+  }
+  std::vector<std::vector<double>> cum(static_cast<std::size_t>(o.clusters));
+  for (std::int32_t c = 0; c < o.clusters; ++c) {
+    rng.shuffle(members[c]);
+    double total = 0;
+    for (std::size_t r = 0; r < members[c].size(); ++r) cum[c].push_back(total += 1.0 / std::pow(r + 1.0, o.zipf));
+  }
+  for (std::int32_t i = 0; i < o.items; ++i) d.items.set_title(i, "Cluster " + std::to_string(i % o.clusters) + " item " + std::to_string(i));
+  // Successors: 1-3 items of the same cluster per item.
+  std::vector<std::vector<std::int32_t>> successors(static_cast<std::size_t>(o.items));
+  for (std::int32_t i = 0; i < o.items; ++i) {
+    const auto& m = members[i % o.clusters];
+    const int n = 1 + static_cast<int>(rng.below(3));
+    for (int k = 0; k < n && m.size() > 1; ++k) {
+      const std::int32_t s = m[rng.below(m.size())];
+      if (s != i) successors[i].push_back(s);
+    }
+  }
+  // Users.
+  for (std::int32_t u = 0; u < o.users; ++u) {
+    d.users.push_back("u" + std::to_string(u));
+    const int n_pref = 1 + static_cast<int>(rng.below(3));
+    std::vector<std::int32_t> prefs;
+    for (int k = 0; k < n_pref; ++k) prefs.push_back(static_cast<std::int32_t>(rng.below(o.clusters)));
+    const int length = 5 + static_cast<int>(std::floor(-std::log(1.0 - rng.uniform()) * (o.mean_length - 5)));
+    std::vector<std::int32_t> seq;
+    std::unordered_set<std::int32_t> seen;
+    std::int32_t cluster = prefs[0];
+    for (int attempts = 0; static_cast<int>(seq.size()) < length && attempts < 20 * length; ++attempts) {
+      std::int32_t next = -1;
+      if (!seq.empty() && rng.uniform() < o.follow && !successors[seq.back()].empty()) {
+        const auto& s = successors[seq.back()];
+        next = s[rng.below(s.size())];
+      } else {
+        if (rng.uniform() < o.drift) cluster = prefs[rng.below(prefs.size())];
+        next = members[cluster][draw(cum[cluster], rng)];
+      }
+      if (seen.insert(next).second) seq.push_back(next);
+    }
+    d.sequences.push_back(std::move(seq));
+  }
+  d.check_invariants();
+  return d;
+}
+
+}  // namespace prunerec::recsys

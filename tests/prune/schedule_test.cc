@@ -1,0 +1,165 @@
+// The whole three-stage schedule end to end on a small synthetic data set: ledger rows,
+// checkpoints, parameter counts against the files, skipping finished stages, and an
+// interrupted run that resumes to the same weights, bit for bit.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <sstream>
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include "nn/checkpoint.h"
+#include "nn/text_proto.h"
+#include "prune/report.h"
+#include "prune/schedule.h"
+#include "recsys/data/split.h"
+#include "recsys/data/synthetic.h"
+#include "recsys/recommender.h"
+#include "recsys/trainer.h"
+
+namespace prunerec::prune {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Fixture {
+  recsys::SequenceDataset data;
+  recsys::DataSplit split;
+  std::string dir, teacher;
+
+  Fixture() {
+    data = recsys::make_synthetic({.users = 240, .items = 60, .clusters = 6, .mean_length = 10, .seed = 3});
+    split = recsys::leave_one_out(data);
+    dir = (fs::path(::testing::TempDir()) / "prunerec_schedule").string();
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    teacher = dir + "/teacher.prc";
+    pb::ModelConfig mc;
+    nn::parse_text_proto(R"(vocab_size: 60 hidden: 32 head_dim: 8 max_len: 12
+      num_layers: 4 layer_defaults { num_heads: 4 num_kv_heads: 2 mlp_width: 64 })", "teacher", &mc);
+    nn::Transformer net(mc, DType::f32, 1);
+    recsys::TrainSpec spec;
+    spec.data = &data;
+    spec.split = &split;
+    nn::parse_text_proto("epochs: 2 batch_size: 32 dropout: 0.1 optimizer { lr: 3e-3 }", "train", &spec.config);
+    spec.out_path = teacher;
+    spec.catalog = &data.items;
+    spec.progress = Progress::Mode::kSilent;
+    std::ostringstream quiet;
+    spec.log = &quiet;
+    recsys::train_model(net, spec);
+  }
+
+  PruneRun run(const std::string& out, std::ostream* log) const {
+    PruneRun r;
+    r.data = &data;
+    r.split = &split;
+    r.teacher_path = teacher;
+    r.out_dir = dir + "/" + out;
+    r.schedule = parse_schedule(R"(
+      seed: 5
+      calibration { sequences: 64 batch_size: 16 }
+      recovery_defaults { train { epochs: 1 batch_size: 32 dropout: 0.1 optimizer { lr: 2e-3 } } }
+      stages { kind: WIDTH_ATTENTION keep_heads_fraction: 0.5 keep_hidden_fraction: 0.5 }
+      stages { kind: WIDTH_MLP keep_mlp: 8 }
+      stages { kind: DEPTH keep_layers: 2 })", "test schedule");
+    r.latency = false;
+    r.log = log;
+    r.progress = Progress::Mode::kSilent;
+    return r;
+  }
+};
+
+const Fixture& fixture() {
+  static const Fixture* f = new Fixture;
+  return *f;
+}
+
+std::int64_t stored_parameters(const std::string& path, const nn::Transformer& model) {
+  std::int64_t n = 0;
+  for (const auto& nt : nn::read_checkpoint(path).tensors)
+    if (model.has_parameter(nt.name)) n += nt.tensor.numel();
+  return n;
+}
+
+TEST(Schedule, RunsEndToEndAndWritesTheLedger) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  const pb::Report r = run_schedule(f.run("main", &log));
+  ASSERT_EQ(r.stages_size(), 4) << log.str();
+  EXPECT_EQ(r.stages(0).name(), "teacher");
+  EXPECT_EQ(r.stages(1).name(), "stage1-width-attention");
+  EXPECT_EQ(r.stages(3).kind(), "depth");
+  const std::int64_t teacher_params = r.stages(0).non_embedding_params();
+  for (int i = 1; i < 4; ++i) {
+    const pb::StageRow& row = r.stages(i);
+    EXPECT_LT(row.non_embedding_params(), r.stages(i - 1).non_embedding_params()) << row.name();
+    EXPECT_NEAR(row.non_embedding_fraction(), double(row.non_embedding_params()) / double(teacher_params), 1e-12);
+    for (const char* k : {"NDCG@5", "NDCG@10", "NDCG@20", "HR@5", "HR@10", "HR@20"}) {
+      EXPECT_TRUE(row.metrics().count(k)) << row.name() << " " << k;
+      EXPECT_TRUE(row.valid_metrics().count(k)) << row.name() << " " << k;
+    }
+    EXPECT_GT(row.flops_per_recommendation(), 0);
+    EXPECT_LT(row.flops_per_recommendation(), r.stages(i - 1).flops_per_recommendation());
+    ASSERT_TRUE(fs::exists(row.checkpoint())) << row.checkpoint();
+    // The counts in the report are the tensor sizes in the saved checkpoint.
+    const nn::LoadedModel m = nn::load_model(row.checkpoint());
+    EXPECT_EQ(row.non_embedding_params(), m.model->non_embedding_parameters());
+    EXPECT_EQ(row.total_params(), stored_parameters(row.checkpoint(), *m.model));
+    EXPECT_EQ(row.config().SerializeAsString(), m.model->config().SerializeAsString());
+  }
+  // Final model: 2 layers, half the hidden width, 2 heads and 8 MLP channels per layer.
+  const recsys::Recommender final_model = recsys::load_recommender(f.dir + "/main/final.prc");
+  EXPECT_EQ(final_model.net->num_layers(), 2);
+  EXPECT_EQ(final_model.net->hidden_size(), 16);
+  EXPECT_EQ(final_model.net->block(0).attn().num_heads(), 2);
+  EXPECT_EQ(final_model.net->block(1).mlp().width(), 8);
+  EXPECT_EQ(final_model.catalog.size(), 60);
+  for (const char* file : {"report.json", "report.md", "quality_vs_params.svg", "kept_units.svg", "curves.svg",
+                           "stage1-width-attention.scores.json", "stage2-width-mlp.plan.pbtxt"})
+    EXPECT_TRUE(fs::exists(f.dir + "/main/" + file)) << file;
+  // The report on disk is the one returned.
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(read_report(f.dir + "/main"), r));
+
+  // Running again skips every finished stage.
+  std::ostringstream again_log;
+  const auto mtime = fs::last_write_time(r.stages(2).checkpoint());
+  const pb::Report again = run_schedule(f.run("main", &again_log));
+  EXPECT_EQ(again.stages_size(), 4);
+  EXPECT_NE(again_log.str().find("stage2-width-mlp: done"), std::string::npos) << again_log.str();
+  EXPECT_EQ(fs::last_write_time(r.stages(2).checkpoint()), mtime);
+}
+
+TEST(Schedule, AnInterruptedRunResumesToTheSameWeights) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  run_schedule(f.run("straight", &log));
+  // Stop as soon as the first recovery starts, then run again to the end.
+  std::atomic<bool> stop{true};
+  PruneRun interrupted = f.run("interrupted", &log);
+  interrupted.stop = &stop;
+  EXPECT_THROW(run_schedule(interrupted), Interrupted);
+  EXPECT_TRUE(fs::exists(f.dir + "/interrupted/stage1-width-attention.pruned.prc"));
+  stop = false;
+  run_schedule(interrupted);
+  const nn::LoadedModel a = nn::load_model(f.dir + "/straight/final.prc");
+  const nn::LoadedModel b = nn::load_model(f.dir + "/interrupted/final.prc");
+  ASSERT_EQ(a.model->config().SerializeAsString(), b.model->config().SerializeAsString());
+  for (const auto& [name, var] : a.model->named_parameters())
+    EXPECT_TRUE(bit_equal(var.value(), b.model->parameter(name).value())) << name;
+}
+
+TEST(Schedule, BadSchedulesAreRefusedWithTheirSource) {
+  EXPECT_THROW(parse_schedule("stages { kind: WIDTH_MLP keep_mlp_fraction: 1.5 }", "s.pbtxt"), ConfigError);
+  EXPECT_THROW(parse_schedule("", "s.pbtxt"), ConfigError);
+  try {
+    parse_schedule("stages { kind: WIDTH_MLP }\nbogus: 1\n", "s.pbtxt");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("s.pbtxt:2"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace prunerec::prune

@@ -36,11 +36,12 @@ int cmd_eval(const Args& args) {
                    "prunerec eval --model runs/beauty/teacher.prc --data ../shared/data/amazon-beauty/s3rec/Beauty.txt --split test --json");
   DataFlags data;
   data.add_to(flags, false);
-  std::string model_path, split = "test", ranking = "full";
+  std::string model_path, split = "test", ranking = "full", baseline;
   int negatives = 100, batch = 256, threads = 0;
   std::uint64_t seed = 0;
   bool json = false, keep_history = false;
-  flags.add("model", &model_path, "model file", cli::Flags::kRequired);
+  flags.add("model", &model_path, "model file (or use --baseline)");
+  flags.add("baseline", &baseline, "evaluate a baseline instead of a model: popularity (training-set counts)");
   flags.add("split", &split, "valid or test");
   flags.add("ranking", &ranking, "full (all items) or sampled (seeded negatives)");
   flags.add("negatives", &negatives, "negatives per example for --ranking sampled");
@@ -54,14 +55,10 @@ int cmd_eval(const Args& args) {
   if (split != "valid" && split != "test") throw cli::UsageError("eval: --split must be valid or test, got '" + split + "'");
   if (ranking != "full" && ranking != "sampled") throw cli::UsageError("eval: --ranking must be full or sampled");
 
-  recsys::Recommender rec = recsys::load_recommender(model_path);
-  if (data.path.empty()) {
-    const auto it = rec.manifest.metadata().find("data.path");
-    if (it == rec.manifest.metadata().end()) throw cli::UsageError("eval: --data is required (the model does not record its data)");
-    data.path = it->second;
-  }
-  LoadedData d = load_data(data, data_config_from_metadata(rec.manifest.metadata()));
-  align_to_catalog(d.data, rec.catalog);
+  if (model_path.empty() == baseline.empty())
+    throw cli::UsageError("eval: give either --model or --baseline popularity");
+  if (!baseline.empty() && baseline != "popularity")
+    throw cli::UsageError("eval: the only baseline is popularity, got '" + baseline + "'");
   recsys::EvalOptions eo;
   eo.protocol.split = split;
   eo.protocol.ranking = ranking;
@@ -69,12 +66,30 @@ int cmd_eval(const Args& args) {
   eo.protocol.seed = seed;
   eo.protocol.exclude_history = !keep_history;
   eo.batch_size = batch;
-  eo.max_len = static_cast<int>(rec.net->config().max_len());
-  const recsys::EvalResult r = recsys::evaluate_model(*rec.net, d.data, d.split, eo);
+  recsys::EvalResult r;
+  if (!baseline.empty()) {
+    if (data.path.empty()) throw cli::UsageError("eval: --baseline needs --data");
+    LoadedData d = load_data(data, pb::DataConfig());
+    eo.max_len = 200;
+    r = recsys::evaluate(recsys::popularity_scorer(d.split), d.data, d.split, eo);
+  } else {
+    recsys::Recommender rec = recsys::load_recommender(model_path);
+    if (data.path.empty()) {
+      const auto it = rec.manifest.metadata().find("data.path");
+      if (it == rec.manifest.metadata().end())
+        throw cli::UsageError("eval: --data is required (the model does not record its data)");
+      data.path = it->second;
+    }
+    LoadedData d = load_data(data, data_config_from_metadata(rec.manifest.metadata()));
+    align_to_catalog(d.data, rec.catalog);
+    eo.max_len = static_cast<int>(rec.net->config().max_len());
+    r = recsys::evaluate_model(*rec.net, d.data, d.split, eo);
+  }
   if (json) {
     std::cout << recsys::to_json(r) << "\n";
   } else {
-    std::cout << recsys::describe(r.protocol) << ", " << r.num_examples << " examples:\n" << metrics_table(r.metrics);
+    std::cout << (baseline.empty() ? "" : "popularity baseline, ") << recsys::describe(r.protocol) << ", "
+              << r.num_examples << " examples:\n" << metrics_table(r.metrics);
   }
   return 0;
 }

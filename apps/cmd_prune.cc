@@ -73,12 +73,9 @@ int cmd_prune(const Args& args) {
     std::istringstream is(c);
     for (std::string w; is >> w;) wanted.push_back(w);
   }
+  // Controls resume like the main run: a finished one is only measured again.
+  if (!wanted.empty()) report.clear_controls();
   for (const auto& name : wanted) {
-    bool have = false;
-    for (const auto& row : report.controls())
-      if (row.note().find(name == "scratch" ? "from scratch" : name == "random" ? "random" : "no recovery") != std::string::npos)
-        have = !redo;
-    if (have) continue;
     std::cerr << "control " << name << ":\n";
     *report.add_controls() = prune::run_control(run, report, name);
     prune::write_report(out, report);

@@ -16,6 +16,10 @@ int cmd_eval(const Args& args);
 int cmd_recommend(const Args& args);
 int cmd_inspect(const Args& args);
 int cmd_prune(const Args& args);
+int cmd_report(const Args& args);   // rebuild report.md and charts from report.json
+int cmd_run(const Args& args);      // the whole pipeline: data, teacher, schedule, ledger
+int cmd_bench(const Args& args);    // training / inference speed on the reference configs
+int cmd_export(const Args& args);   // safetensors + config.json
 
 // Human-readable metric table (NDCG/HR/MRR by K) used by several commands.
 std::string metrics_table(const std::map<std::string, double>& metrics);

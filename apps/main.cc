@@ -16,12 +16,16 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"run", "the whole pipeline: data, teacher, prune-and-distill schedule, ledger", prunerec::apps::cmd_run},
     {"data", "data stats: users, items, interactions, length percentiles", prunerec::apps::cmd_data},
     {"train", "train a recommender (the teacher) on a data set", prunerec::apps::cmd_train},
     {"eval", "evaluate a model: NDCG/HR/MRR at 1, 5, 10, 20", prunerec::apps::cmd_eval},
     {"recommend", "top-k next items for a history", prunerec::apps::cmd_recommend},
     {"inspect", "a model's layers and parameter counts", prunerec::apps::cmd_inspect},
     {"prune", "the three-stage prune-and-distill schedule", prunerec::apps::cmd_prune},
+    {"report", "rebuild report.md and the charts of a prune run from report.json", prunerec::apps::cmd_report},
+    {"export", "write a model as safetensors + config.json (Qwen2 names)", prunerec::apps::cmd_export},
+    {"bench", "training and inference speed on the reference configs", prunerec::apps::cmd_bench},
 };
 
 void usage(std::ostream& os) {

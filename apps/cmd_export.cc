@@ -1,0 +1,93 @@
+// prunerec export: a model as safetensors + config.json (Qwen2 names) + items.tsv, for
+// PyTorch and Hugging Face users. The work is in api/hf_export.h; docs/export.md shows how
+// to load and check the result (tools/check_export.py).
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "api/hf_export.h"
+#include "apps/cli.h"
+#include "apps/commands.h"
+#include "tensor/util/json.h"
+
+namespace prunerec::apps {
+namespace {
+
+// One history per line: raw item ids, oldest first, separated by spaces or commas; blank
+// lines and lines starting with '#' are skipped.
+std::vector<std::vector<std::string>> read_histories(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path + ": cannot open the histories file");
+  std::vector<std::vector<std::string>> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    for (char& c : line)
+      if (c == ',') c = ' ';
+    std::istringstream is(line);
+    std::vector<std::string> ids;
+    for (std::string id; is >> id;) ids.push_back(id);
+    if (ids.empty() || ids[0][0] == '#') continue;
+    out.push_back(std::move(ids));
+  }
+  if (out.empty()) throw ConfigError(path + ": holds no history");
+  return out;
+}
+
+}  // namespace
+
+int cmd_export(const Args& args) {
+  cli::Flags flags("export",
+                   "Write a model as DIR/model.safetensors (Qwen2 tensor names), DIR/config.json (Qwen2 fields plus "
+                   "per-layer widths for pruned models) and DIR/items.tsv (logit column -> item id, title). "
+                   "DIR is replaced atomically; it must be new, empty or an earlier export. "
+                   "With --check-histories or --check-random, DIR/check.json also holds prunerec's logits for "
+                   "some histories, which tools/check_export.py compares with a plain PyTorch model.",
+                   "prunerec export --model runs/ml1m/teacher.prc --format safetensors --out runs/ml1m/hf");
+  std::string model_path, format = "safetensors", out, check_file;
+  int check_random = 0;
+  std::uint64_t seed = 1;
+  bool json = false;
+  flags.add("model", &model_path, "model file (from train or prune)", cli::Flags::kRequired);
+  flags.add("format", &format, "output format; only safetensors");
+  flags.add("out", &out, "output folder", cli::Flags::kRequired);
+  flags.add("check-histories", &check_file,
+            "file with one history per line (raw item ids, oldest first): write check.json with their logits");
+  flags.add("check-random", &check_random, "write check.json for this many random histories");
+  flags.add("seed", &seed, "seed of the random histories");
+  flags.add_switch("json", &json, "print one JSON object");
+  flags.parse(args);
+  if (format != "safetensors") throw cli::UsageError("export: --format must be safetensors, got '" + format + "'");
+  if (check_random < 0) throw cli::UsageError("export: --check-random must be >= 0");
+  if (check_random > 0 && !check_file.empty())
+    throw cli::UsageError("export: give --check-histories or --check-random, not both");
+
+  const recsys::Recommender rec = recsys::load_recommender(model_path);
+  hf::ExportOptions options;
+  options.source = model_path;
+  if (!check_file.empty()) options.check_histories = read_histories(check_file);
+  if (check_random > 0)
+    options.check_histories =
+        hf::random_histories(rec.catalog, check_random, static_cast<int>(rec.net->config().max_len()), seed);
+  const hf::ExportSummary s = hf::export_qwen2(rec, out, options);
+
+  if (json) {
+    Json j;
+    j.begin_object()
+        .key("dir").value(s.dir)
+        .key("tensors").value(s.tensors)
+        .key("safetensors_bytes").value(static_cast<std::int64_t>(s.safetensors_bytes))
+        .key("uniform_layers").value(s.uniform_layers)
+        .key("check").value(s.wrote_check)
+        .end_object();
+    std::cout << j.str() << "\n";
+    return 0;
+  }
+  std::cout << "wrote " << s.dir << "/: model.safetensors (" << s.tensors << " tensors, " << s.safetensors_bytes
+            << " bytes), config.json, items.tsv" << (s.wrote_check ? ", check.json" : "") << "\n";
+  if (!s.uniform_layers)
+    std::cout << "note: the layers are uneven (or use a custom KV-head map); stock transformers Qwen2 cannot load "
+                 "this model as is. Use tools/check_export.py (load_export, build_model); see docs/export.md.\n";
+  return 0;
+}
+
+}  // namespace prunerec::apps

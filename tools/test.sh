@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: sets up (tools/setup.sh), then runs every test suite:
+#   unit tests (ctest), the AddressSanitizer/UBSan build of the unit tests, the fuzz
+#   targets briefly on their corpora, and the embedding example against a fresh install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+start=$(date +%s)
+for part in tools/test_unit.sh tools/test_sanitize.sh tools/test_fuzz.sh tools/test_install.sh; do
+  if [ -f "$part" ]; then
+    echo "=== $part"
+    bash "$part"
+  fi
+done
+echo "all tests passed in $(( $(date +%s) - start )) s"

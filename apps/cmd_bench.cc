@@ -41,7 +41,6 @@
 #include "bench/bench_configs.h"
 #include "nn/optim.h"
 #include "nn/transformer.h"
-#include "recsys/batching.h"
 #include "recsys/data/split.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/eval/metrics.h"
@@ -61,7 +60,9 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+// Median of the finite values (NaN when there are none).
 double median(std::vector<double> v) {
+  std::erase_if(v, [](double x) { return !std::isfinite(x); });
   if (v.empty()) return std::nan("");
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
@@ -204,6 +205,7 @@ TrainBench bench_training(nn::Transformer& net, const bench::Config& c, int warm
     const Data& b = batches[static_cast<std::size_t>(i) % batches.size()];
     ForeignLoad load;
     load.start();
+    forward_end.at = {};
     const auto t0 = Clock::now();
     double loss_value = 0;
     Clock::time_point t2, t3;
@@ -221,8 +223,9 @@ TrainBench bench_training(nn::Transformer& net, const bench::Config& c, int warm
     r.loss_last = loss_value;
     if (i < warmup) continue;
     r.step_ms.push_back(ms_between(t0, t4));
-    r.forward_ms.push_back(ms_between(t0, forward_end.at));
-    r.loss_ms.push_back(ms_between(forward_end.at, t2));
+    const bool split = forward_end.at != Clock::time_point{};  // the hook ran: forward | loss
+    r.forward_ms.push_back(split ? ms_between(t0, forward_end.at) : std::nan(""));
+    r.loss_ms.push_back(split ? ms_between(forward_end.at, t2) : std::nan(""));
     r.backward_ms.push_back(ms_between(t2, t3));
     r.optimizer_ms.push_back(ms_between(t3, t4));
     r.foreign.push_back(load.stop());

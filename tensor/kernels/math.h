@@ -21,8 +21,11 @@ namespace prunerec::kernels {
 inline float exp_fast(float x) {
   x = x < -87.33654f ? -87.33654f : x;
   x = x > 88.3762626f ? 88.3762626f : x;
-  // n = round(x / ln2); floor(v + 0.5) vectorises (roundps).
-  const float fx = std::floor(x * 1.44269504088896341f + 0.5f);
+  // n = round(x / ln2) by the 1.5 * 2^23 trick: adding and subtracting the constant
+  // rounds to an integer in float arithmetic, with no call (std::floor becomes a call to
+  // floorf under the default -ftrapping-math, which stops vectorisation). It relies on the
+  // kernels being compiled without reassociation (Note [no fast-math]).
+  const float fx = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - fx * 0.693359375f;  // ln2 split in hi + lo
   r = r - fx * -2.12194440e-4f;
   float p = 1.9875691500e-4f;

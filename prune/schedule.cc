@@ -292,6 +292,7 @@ pb::Report run_schedule(const PruneRun& run) {
   log << "calibration: " << calib.sequences << " training sequences, " << calib.positions << " positions\n";
 
   std::string previous_path = run.teacher_path;
+  TeacherCache original_cache(teacher);  // Note [teacher cache], shared by the stages
   for (int i = 0; i < run.schedule.stages_size(); ++i) {
     const pb::StageConfig& st = run.schedule.stages(i);
     const std::string name = stage_name(st, i);
@@ -357,7 +358,11 @@ pb::Report run_schedule(const PruneRun& run) {
       spec.metadata = run.metadata;
       spec.stop = run.stop;
       spec.phase = name + " recovery";
-      spec.loss = distillation_loss(*distill_teacher, rc.alpha(), rc.temperature());
+      // Note [teacher cache]: the teacher's states for every window, computed once.
+      TeacherCache previous_cache(*distill_teacher);
+      TeacherCache* cache = distill_teacher == &teacher ? &original_cache : &previous_cache;
+      spec.loss = distillation_loss(*distill_teacher, rc.alpha(), rc.temperature(), cache);
+      spec.on_start = distillation_on_start(cache);
       spec.log = &log;
       spec.progress = run.progress;
       if (run.redo) fs::remove(stage_path + ".state");

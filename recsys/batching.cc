@@ -86,6 +86,7 @@ Batch TrainBatcher::make_batch(const std::vector<std::int32_t>& window_ids) cons
     const std::int32_t* s = sequences_[w.sequence].data() + w.start;
     fill_row(b, static_cast<std::int64_t>(r), T, s, s + 1, w.length);
   }
+  b.windows = window_ids;
   return b;
 }
 

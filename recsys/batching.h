@@ -27,6 +27,7 @@ struct Batch {
   Tensor targets;  // i32 [B, T], -1 where there is no target
   Tensor pads;     // i32 [B], leading padding per row
   std::int64_t positions = 0;  // targets >= 0
+  std::vector<std::int32_t> windows;  // training batches: the window of each row
 };
 
 struct Window {
@@ -40,6 +41,7 @@ class TrainBatcher {
   TrainBatcher(const std::vector<std::vector<std::int32_t>>& sequences, int max_len, int batch_size, bool all_windows);
 
   std::int64_t num_windows() const { return static_cast<std::int64_t>(windows_.size()); }
+  const Window& window(std::int32_t w) const { return windows_[w]; }
   std::int64_t num_positions() const { return positions_; }
   std::int64_t batches_per_epoch() const;
   // Window indices of every batch of `epoch`, in order (Note [length buckets]).

@@ -64,6 +64,7 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   const std::int64_t per_epoch = batcher.batches_per_epoch();
   const std::int64_t total_steps = per_epoch * cfg.epochs();
   nn::AdamW opt(model, nn::adamw_options(cfg.optimizer()));
+  bool started = false;
 
   pb::TrainingState st;
   st.set_seed(cfg.seed());
@@ -117,6 +118,8 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
         throw Interrupted(prunerec::detail::str_cat(spec.phase, ": stopped at epoch ", epoch + 1, ", step ", st.step(),
                                           "; state saved to ", state_path, " (run the same command to resume)"));
       }
+      if (!started && spec.on_start) spec.on_start(batcher);
+      started = true;
       const Batch batch = batcher.make_batch(plan[bi]);
       model.zero_grad();
       nn::ForwardOptions fo;

@@ -42,6 +42,9 @@ struct TrainSpec {
   const std::atomic<bool>* stop = nullptr;      // set by a signal handler: save and stop
   std::string phase = "train";    // label for progress lines and the stored state
   LossFn loss;                    // default: model.loss
+  // Called once with the training windows before the first step (e.g. to precompute a
+  // fixed teacher's outputs for every window).
+  std::function<void(const TrainBatcher&)> on_start;
   std::ostream* log = nullptr;    // progress and per-epoch lines; null = std::cerr
   Progress::Mode progress = Progress::Mode::kAuto;
 };

@@ -86,6 +86,7 @@ int cmd_run(const Args& args) {
   LoadedData d = load_data(data, recipe.data());
   *recipe.mutable_data() = d.config;
   recipe.mutable_model()->set_vocab_size(d.data.items.size());
+  validate_recipe(recipe, config);
   std::cerr << "data: " << d.summary << "\n";
   const std::string teacher_path = (fs::path(out) / "teacher.prc").string();
   {

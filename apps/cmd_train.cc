@@ -42,6 +42,7 @@ int cmd_train(const Args& args) {
   LoadedData d = load_data(data, recipe.data());
   *recipe.mutable_data() = d.config;
   recipe.mutable_model()->set_vocab_size(d.data.items.size());
+  validate_recipe(recipe, config);
   std::cerr << "data: " << d.summary << "\n";
 
   nn::Transformer net(recipe.model(), DType::f32, recipe.train().seed());

@@ -5,6 +5,7 @@
 
 #include "apps/presets.h"
 #include "nn/text_proto.h"
+#include "nn/transformer.h"
 #include "recsys/data/filter.h"
 #include "tensor/util/atomic_file.h"
 
@@ -93,6 +94,20 @@ std::string preset_or_file(const std::string& name_or_path, const std::string& k
     throw ConfigError(detail::str_cat(kind, " '", name_or_path, "' is neither a file nor a built-in preset (", names, ")"));
   }
   return read_file(name_or_path, nn::kMaxConfigBytes);
+}
+
+void validate_recipe(const pb::Recipe& recipe, const std::string& source) {
+  try {
+    nn::normalize_config(recipe.model());
+    const pb::TrainConfig& t = recipe.train();
+    PR_CHECK_T(ConfigError, t.epochs() > 0, "train.epochs must be positive, got ", t.epochs());
+    PR_CHECK_T(ConfigError, t.batch_size() > 0 && t.batch_tokens() >= 0, "train.batch_size must be positive");
+    PR_CHECK_T(ConfigError, t.dropout() >= 0 && t.dropout() < 1, "train.dropout must be in [0, 1), got ", t.dropout());
+    PR_CHECK_T(ConfigError, t.optimizer().lr() > 0, "train.optimizer.lr must be positive, got ", t.optimizer().lr());
+    PR_CHECK_T(ConfigError, t.eval_every() > 0 && t.patience() > 0, "train.eval_every and train.patience must be positive");
+  } catch (const ConfigError& e) {
+    throw ConfigError(source + ": " + e.what());
+  }
 }
 
 }  // namespace prunerec::apps

@@ -44,4 +44,8 @@ void data_config_to_metadata(const pb::DataConfig& config, const std::string& pa
 // A built-in preset ("teacher", "small", ...) or a file, parsed as text format.
 std::string preset_or_file(const std::string& name_or_path, const std::string& kind);
 
+// Checks a recipe whose vocab_size is set (the model config and the training settings);
+// ConfigError messages start with `source` (the recipe file or preset name).
+void validate_recipe(const pb::Recipe& recipe, const std::string& source);
+
 }  // namespace prunerec::apps

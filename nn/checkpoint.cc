@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "tensor/kernels/elementwise.h"
+
 namespace prunerec::nn {
 namespace {
 
@@ -89,6 +91,17 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
                                       " problem", problems.size() > 1 ? "s" : "", "):");
     for (const auto& p : problems) msg += "\n  " + p;
     throw IoError(msg);
+  }
+  // A model with NaN or Inf weights is damaged even when its checksums hold (it was
+  // saved that way): refuse it rather than serve garbage.
+  for (const auto& [name, var] : out.model->named_parameters()) {
+    const Tensor& t = var.value();
+    bool finite = true;
+    dispatch_floating(t.dtype(), "load", [&](auto tag) {
+      using T = decltype(tag);
+      finite = kernels::all_finite<T>(t.numel(), t.data<T>());
+    });
+    PR_CHECK_T(IoError, finite, path, ": tensor '", name, "' contains NaN or Inf values (the model is damaged)");
   }
   try {
     out.model->check_invariants();

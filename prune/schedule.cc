@@ -225,6 +225,69 @@ std::unique_ptr<nn::Transformer> load_net(const std::string& path) {
   return std::move(nn::load_model(path, {.with_optimizer = false}).model);
 }
 
+// Checks, before anything is computed or written, that every stage's targets fit the
+// model the stage will see (widths follow the targets; KV heads can only shrink, so the
+// teacher's count is an upper bound). ConfigError names the stage and what does not fit.
+void check_schedule_fits(const pb::Schedule& s, const pb::ModelConfig& teacher) {
+  pb::ModelConfig c = nn::normalize_config(teacher);
+  for (int i = 0; i < s.stages_size(); ++i) {
+    const pb::StageConfig& st = s.stages(i);
+    const std::string where = detail::str_cat("schedule stage ", i + 1, " (", stage_name(st, i), ")");
+    if (st.kind() == pb::StageConfig::WIDTH_ATTENTION) {
+      const bool heads = st.has_keep_heads() || st.has_keep_heads_fraction();
+      const bool hidden = st.has_keep_hidden() || st.has_keep_hidden_fraction();
+      PR_CHECK_T(ConfigError, heads || hidden, where, ": sets neither keep_heads nor keep_hidden");
+      PR_CHECK_T(ConfigError, !st.has_keep_heads() || st.keep_heads() >= 0, where, ": keep_heads must not be negative");
+      PR_CHECK_T(ConfigError, !st.has_keep_hidden() || st.keep_hidden() >= 1, where, ": keep_hidden must be at least 1");
+      for (auto& L : *c.mutable_layers()) {
+        if (heads) {
+          PR_CHECK_T(ConfigError, !st.has_keep_heads() || st.keep_heads() <= L.num_heads(), where, ": keep_heads ",
+                     st.keep_heads(), " exceeds a layer's ", L.num_heads(), " heads");
+          L.set_num_heads(resolve_keep(st.has_keep_heads(), st.keep_heads(), st.has_keep_heads_fraction(),
+                                       st.keep_heads_fraction(), L.num_heads(), 1));
+          L.set_num_kv_heads(std::min(L.num_kv_heads(), L.num_heads()));
+        }
+      }
+      if (hidden) {
+        PR_CHECK_T(ConfigError, !st.has_keep_hidden() || st.keep_hidden() <= c.hidden(), where, ": keep_hidden ",
+                   st.keep_hidden(), " exceeds the hidden width ", c.hidden());
+        c.set_hidden(resolve_keep(st.has_keep_hidden(), st.keep_hidden(), st.has_keep_hidden_fraction(),
+                                  st.keep_hidden_fraction(), c.hidden(), 1));
+      }
+    } else if (st.kind() == pb::StageConfig::WIDTH_MLP) {
+      PR_CHECK_T(ConfigError, st.has_keep_mlp() || st.has_keep_mlp_fraction(), where, ": has no keep_mlp target");
+      PR_CHECK_T(ConfigError, !st.has_keep_mlp() || st.keep_mlp() >= 0, where, ": keep_mlp must not be negative");
+      for (auto& L : *c.mutable_layers()) {
+        PR_CHECK_T(ConfigError, !st.has_keep_mlp() || st.keep_mlp() <= L.mlp_width(), where, ": keep_mlp ", st.keep_mlp(),
+                   " exceeds a layer's ", L.mlp_width(), " MLP channels");
+        L.set_mlp_width(resolve_keep(st.has_keep_mlp(), st.keep_mlp(), st.has_keep_mlp_fraction(), st.keep_mlp_fraction(),
+                                     L.mlp_width(), 1));
+      }
+    } else {
+      PR_CHECK_T(ConfigError, st.has_keep_layers() || st.has_keep_layers_fraction(), where, ": has no keep_layers target");
+      const int L = c.layers_size();
+      PR_CHECK_T(ConfigError, !st.has_keep_layers() || (st.keep_layers() >= 1 && st.keep_layers() <= L), where,
+                 ": keep_layers ", st.keep_layers(), " is not in [1, ", L, "]");
+      const int keep = resolve_keep(st.has_keep_layers(), st.keep_layers(), st.has_keep_layers_fraction(),
+                                    st.keep_layers_fraction(), L, 1);
+      PR_CHECK_T(ConfigError, keep >= 1, where, ": keeps no layer");
+      while (c.layers_size() > keep) c.mutable_layers()->RemoveLast();
+    }
+    auto check_method = [&](const char* field, const std::string& value, std::initializer_list<const char*> allowed) {
+      std::string names;
+      for (const char* a : allowed) {
+        if (value == a) return;
+        names += (names.empty() ? "" : ", ") + std::string(a);
+      }
+      throw ConfigError(detail::str_cat(where, ": ", field, " must be one of ", names, "; got '", value, "'"));
+    };
+    check_method("head_score", st.head_score(), {"kl", "activation", "random"});
+    check_method("hidden_score", st.hidden_score(), {"act_grad", "magnitude", "random"});
+    check_method("mlp_score", st.mlp_score(), {"topk", "magnitude", "random"});
+    check_method("layer_score", st.layer_score(), {"greedy", "block_influence", "random"});
+  }
+}
+
 }  // namespace
 
 pb::Schedule parse_schedule(const std::string& text, const std::string& source) {
@@ -247,6 +310,12 @@ pb::Report run_schedule(const PruneRun& run) {
   PR_CHECK_T(ConfigError, run.data && run.split, "prune: data and split are required");
   std::ostream& log = run.log ? *run.log : std::cerr;
   const auto t_run = Clock::now();
+  // Everything that can be checked is checked before the output folder is touched.
+  const recsys::Recommender teacher_rec = recsys::load_recommender(run.teacher_path);
+  const nn::Transformer& teacher = *teacher_rec.net;
+  PR_CHECK_T(ConfigError, teacher.vocab_size() == run.split->num_items, "prune: the teacher scores ", teacher.vocab_size(),
+             " items, the data has ", run.split->num_items);
+  check_schedule_fits(run.schedule, teacher.config());
   fs::create_directories(run.out_dir);
   const std::string schedule_text = nn::to_text_proto(run.schedule);
 
@@ -271,10 +340,6 @@ pb::Report run_schedule(const PruneRun& run) {
     report.set_protocol(recsys::describe(p));
   }
 
-  const recsys::Recommender teacher_rec = recsys::load_recommender(run.teacher_path);
-  const nn::Transformer& teacher = *teacher_rec.net;
-  PR_CHECK_T(ConfigError, teacher.vocab_size() == run.split->num_items, "prune: the teacher scores ", teacher.vocab_size(),
-             " items, the data has ", run.split->num_items);
   const std::int64_t teacher_non_emb = teacher.non_embedding_parameters();
   RowOptions row_options;
   row_options.latency = run.latency;

@@ -53,6 +53,8 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   PR_CHECK_T(ConfigError, model.vocab_size() == spec.split->num_items, "train: model has ", model.vocab_size(),
              " items, data has ", spec.split->num_items);
   std::ostream& log = spec.log ? *spec.log : std::cerr;
+  if (const auto parent = std::filesystem::path(spec.out_path).parent_path(); !parent.empty())
+    std::filesystem::create_directories(parent);
   const std::string state_path = spec.state_path.empty() ? spec.out_path + ".state" : spec.state_path;
   const int max_len = model.config().max_len();
   const LossFn loss_fn = spec.loss ? spec.loss : LossFn([](const nn::Transformer& m, const Batch& b, const nn::ForwardOptions& fo) {

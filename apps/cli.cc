@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <sstream>
+#include <type_traits>
 
 namespace prunerec::cli {
 
@@ -32,6 +33,8 @@ Flags::Flag* Flags::find(const std::string& name) {
 namespace {
 template <class T>
 T parse_number(const std::string& command, const std::string& flag, const std::string& text) {
+  if (std::is_unsigned_v<T> && text.find('-') != std::string::npos)
+    throw UsageError(detail::str_cat(command, ": --", flag, " expects a non-negative number, got '", text, "'"));
   std::istringstream is(text);
   T v{};
   is >> v;

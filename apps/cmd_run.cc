@@ -67,6 +67,9 @@ int cmd_run(const Args& args) {
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "no progress output");
   flags.parse(args);
+  if (flags.given("epochs") && epochs <= 0) throw cli::UsageError("run: --epochs must be positive");
+  if (flags.given("max-len") && max_len <= 0) throw cli::UsageError("run: --max-len must be positive");
+  if (flags.given("threads") && threads <= 0) throw cli::UsageError("run: --threads must be positive");
   if (threads > 0) set_num_threads(threads);
   fs::create_directories(out);
   const bool builtin = data.path.empty();

@@ -31,6 +31,9 @@ int cmd_train(const Args& args) {
   flags.add_switch("quiet", &quiet, "no progress output");
   flags.add_switch("json", &json, "print the result as one JSON object");
   flags.parse(args);
+  if (flags.given("epochs") && epochs <= 0) throw cli::UsageError("train: --epochs must be positive");
+  if (flags.given("max-len") && max_len <= 0) throw cli::UsageError("train: --max-len must be positive");
+  if (flags.given("threads") && threads <= 0) throw cli::UsageError("train: --threads must be positive");
   if (threads > 0) set_num_threads(threads);
 
   pb::Recipe recipe;

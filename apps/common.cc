@@ -5,6 +5,7 @@
 
 #include "apps/presets.h"
 #include "nn/text_proto.h"
+#include "nn/optim.h"
 #include "nn/transformer.h"
 #include "recsys/data/filter.h"
 #include "tensor/util/atomic_file.h"
@@ -103,7 +104,7 @@ void validate_recipe(const pb::Recipe& recipe, const std::string& source) {
     PR_CHECK_T(ConfigError, t.epochs() > 0, "train.epochs must be positive, got ", t.epochs());
     PR_CHECK_T(ConfigError, t.batch_size() > 0 && t.batch_tokens() >= 0, "train.batch_size must be positive");
     PR_CHECK_T(ConfigError, t.dropout() >= 0 && t.dropout() < 1, "train.dropout must be in [0, 1), got ", t.dropout());
-    PR_CHECK_T(ConfigError, t.optimizer().lr() > 0, "train.optimizer.lr must be positive, got ", t.optimizer().lr());
+    nn::adamw_options(t.optimizer());  // learning-rate schedule and AdamW fields
     PR_CHECK_T(ConfigError, t.eval_every() > 0 && t.patience() > 0, "train.eval_every and train.patience must be positive");
   } catch (const ConfigError& e) {
     throw ConfigError(source + ": " + e.what());

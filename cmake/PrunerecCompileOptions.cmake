@@ -23,10 +23,35 @@ elseif(PRUNEREC_ARCH STREQUAL "native")
   target_compile_options(prunerec_options INTERFACE -march=native)
 endif()
 
-if(PRUNEREC_SANITIZE)
-  target_compile_options(prunerec_options INTERFACE
-      -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+# Note [sanitizer builds]: PRUNEREC_SANITIZE (tools/test_sanitize.sh, GCC or Clang) and
+# PRUNEREC_FUZZ (tools/test_fuzz.sh, Clang only) instrument every prunerec target with
+# AddressSanitizer and UndefinedBehaviorSanitizer. A UB report is fatal
+# (-fno-sanitize-recover), so a test or fuzz target cannot pass with one. libstdc++'s
+# own checks (_GLIBCXX_ASSERTIONS: bounds of operator[], front() of an empty vector, ...)
+# are on too (PRUNEREC_STDLIB_ASSERTIONS, to look past a known finding in a long fuzz
+# campaign); they abort, which the tools count as a failure. Generated protobuf code and
+# the system libraries (protobuf, oneTBB, OpenBLAS) are not instrumented.
+option(PRUNEREC_STDLIB_ASSERTIONS "With PRUNEREC_SANITIZE or PRUNEREC_FUZZ: libstdc++ precondition checks" ON)
+if(PRUNEREC_SANITIZE OR PRUNEREC_FUZZ)
+  # GCC's "undefined" leaves out float-cast-overflow (Clang's includes it): a NaN or huge
+  # double converted to an integer is undefined behaviour, and NaN is what this project's
+  # inputs produce when they go wrong.
+  set(sanitizer_flags -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+      $<$<CXX_COMPILER_ID:GNU>:-fsanitize=float-cast-overflow>
+      $<$<CXX_COMPILER_ID:GNU>:-fno-sanitize-recover=float-cast-overflow>)
+  if(PRUNEREC_STDLIB_ASSERTIONS)
+    list(APPEND sanitizer_flags -D_GLIBCXX_ASSERTIONS)
+  endif()
+  target_compile_options(prunerec_options INTERFACE ${sanitizer_flags})
   target_link_options(prunerec_options INTERFACE -fsanitize=address,undefined)
+endif()
+if(PRUNEREC_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "PRUNEREC_FUZZ needs Clang (libFuzzer): configure with -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  # Coverage instrumentation for libFuzzer in the libraries; the fuzz targets themselves
+  # link with -fsanitize=fuzzer (tests/fuzz/CMakeLists.txt).
+  target_compile_options(prunerec_options INTERFACE -fsanitize=fuzzer-no-link)
 endif()
 
 # One helper so every area is declared the same way:

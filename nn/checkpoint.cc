@@ -46,51 +46,49 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
     throw IoError(detail::str_cat(path, ": stored model config is invalid: ", e.what()));
   }
   const Tensor* first = ckpt.tensors.empty() ? nullptr : &ckpt.tensors.front().tensor;
-  const DType dtype = first && is_floating(first->dtype()) ? first->dtype() : DType::f32;
 
-  LoadedModel out;
-  out.model = Transformer::uninitialized(config, dtype);
+  // Compare the file with the tensors the stored config describes before building the
+  // model, so a small or corrupt file cannot make us allocate what it does not hold, and
+  // list every mismatch by name.
+  const DType dtype = first && is_floating(first->dtype()) ? first->dtype() : DType::f32;
   std::vector<std::string> problems;
   std::set<std::string> expected;
-  auto take = [&](const std::string& name, const Tensor& want_like) -> const Tensor* {
-    expected.insert(name);
-    const Tensor* t = ckpt.find(name);
-    if (!t) {
-      problems.push_back(detail::str_cat("missing tensor '", name, "' (expected ", want_like.shape_str(), ")"));
-      return nullptr;
-    }
-    if (t->shape() != want_like.shape() || t->dtype() != want_like.dtype()) {
-      problems.push_back(detail::str_cat("tensor '", name, "' is ", t->shape_str(), ", the stored config needs ",
-                                         want_like.shape_str()));
-      return nullptr;
-    }
-    return t;
-  };
-  for (auto& [name, var] : out.model->named_parameters())
-    if (const Tensor* t = take(name, var.value())) var.set_value(*t);
-  for (auto& [name, buf] : out.model->named_buffers())
-    if (const Tensor* t = take(name, *buf)) *buf = *t;
+  for (const TensorSpec& spec : tensor_specs(config)) {
+    expected.insert(spec.name);
+    const Tensor* t = ckpt.find(spec.name);
+    if (!t)
+      problems.push_back(detail::str_cat("missing tensor '", spec.name, "' (expected ", dtype_name(dtype),
+                                         shape_str(spec.shape), ")"));
+    else if (t->shape() != spec.shape || t->dtype() != dtype)
+      problems.push_back(detail::str_cat("tensor '", spec.name, "' is ", t->shape_str(), ", the stored config needs ",
+                                         dtype_name(dtype), shape_str(spec.shape)));
+  }
   for (const auto& nt : ckpt.tensors) {
     if (starts_with(nt.name, kExpAvg) || starts_with(nt.name, kExpAvgSq)) continue;
     if (!expected.count(nt.name)) problems.push_back(detail::str_cat("unexpected tensor '", nt.name, "' ", nt.tensor.shape_str()));
   }
+  if (!problems.empty()) {
+    std::string msg = detail::str_cat(path, ": checkpoint does not match its model config (", problems.size(),
+                                      " problem", problems.size() > 1 ? "s" : "", "):");
+    constexpr std::size_t kShown = 20;
+    for (std::size_t i = 0; i < problems.size() && i < kShown; ++i) msg += "\n  " + problems[i];
+    if (problems.size() > kShown) msg += detail::str_cat("\n  ... and ", problems.size() - kShown, " more");
+    throw IoError(msg);
+  }
+
+  LoadedModel out;
+  out.model = Transformer::uninitialized(config, dtype);
+  for (auto& [name, var] : out.model->named_parameters()) var.set_value(*ckpt.find(name));
+  for (auto& [name, buf] : out.model->named_buffers()) *buf = *ckpt.find(name);
   if (options.with_optimizer) {
     for (const auto& [name, var] : out.model->named_parameters()) {
       const Tensor* m = ckpt.find(kExpAvg + name);
       const Tensor* v = ckpt.find(kExpAvgSq + name);
       if (!m && !v) continue;
-      if (!m || !v || m->shape() != var.shape() || v->shape() != var.shape()) {
-        problems.push_back(detail::str_cat("optimizer state of '", name, "' is incomplete or has the wrong shape"));
-        continue;
-      }
+      PR_CHECK_T(IoError, m && v && m->shape() == var.shape() && v->shape() == var.shape(), path,
+                 ": optimizer state of '", name, "' is incomplete or has the wrong shape");
       out.optimizer[name] = {*m, *v};
     }
-  }
-  if (!problems.empty()) {
-    std::string msg = detail::str_cat(path, ": checkpoint does not match its model config (", problems.size(),
-                                      " problem", problems.size() > 1 ? "s" : "", "):");
-    for (const auto& p : problems) msg += "\n  " + p;
-    throw IoError(msg);
   }
   // A model with NaN or Inf weights is damaged even when its checksums hold (it was
   // saved that way): refuse it rather than serve garbage.

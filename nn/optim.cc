@@ -39,7 +39,14 @@ AdamWOptions adamw_options(const pb::OptimizerConfig& c) {
   o.weight_decay = c.weight_decay();
   PR_CHECK_T(ConfigError, o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "optimizer: betas ", o.beta1, ", ",
              o.beta2, " must be in [0, 1)");
-  PR_CHECK_T(ConfigError, o.eps > 0 && o.weight_decay >= 0, "optimizer: eps must be positive and weight_decay >= 0");
+  PR_CHECK_T(ConfigError, o.eps > 0 && o.weight_decay >= 0 && std::isfinite(o.eps) && std::isfinite(o.weight_decay),
+             "optimizer: eps must be positive and weight_decay >= 0 (both finite)");
+  PR_CHECK_T(ConfigError, std::isfinite(c.lr()) && c.lr() > 0, "optimizer: lr must be positive and finite, got ", c.lr());
+  PR_CHECK_T(ConfigError, c.warmup_fraction() >= 0 && c.warmup_fraction() <= 1, "optimizer: warmup_fraction must be in [0, 1], got ",
+             c.warmup_fraction());
+  PR_CHECK_T(ConfigError, c.min_lr_ratio() >= 0 && c.min_lr_ratio() <= 1, "optimizer: min_lr_ratio must be in [0, 1], got ",
+             c.min_lr_ratio());
+  PR_CHECK_T(ConfigError, !std::isnan(c.clip_norm()), "optimizer: clip_norm must be a number");
   return o;
 }
 
@@ -89,7 +96,8 @@ void AdamW::step_with_norm(double lr, double max_norm, double norm) {
 double lr_at(const pb::OptimizerConfig& c, std::int64_t step, std::int64_t total_steps) {
   const double lr = c.lr();
   total_steps = std::max<std::int64_t>(total_steps, 1);
-  const std::int64_t warmup = static_cast<std::int64_t>(std::ceil(c.warmup_fraction() * static_cast<double>(total_steps)));
+  const double fraction = std::clamp(c.warmup_fraction(), 0.0, 1.0);  // adamw_options() refuses others
+  const std::int64_t warmup = static_cast<std::int64_t>(std::ceil(fraction * static_cast<double>(total_steps)));
   if (step < warmup) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
   if (c.decay() == pb::OptimizerConfig::CONSTANT) return lr;
   const double span = static_cast<double>(std::max<std::int64_t>(total_steps - warmup, 1));

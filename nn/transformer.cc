@@ -22,6 +22,21 @@ enum DropoutSite : std::uint64_t { kEmbed = 1, kAttn = 2, kMlp = 3 };
 
 pb::ModelConfig normalize_config(const pb::ModelConfig& in) {
   pb::ModelConfig c = in;
+  // Limits far beyond any model this engine trains, so a corrupt or hostile config is
+  // refused before anything is allocated (and the parameter counts below cannot overflow).
+  constexpr int kMaxLayers = 4096, kMaxHeads = 4096, kMaxWidth = 1 << 20, kMaxMlp = 1 << 22, kMaxVocab = 1 << 28;
+  PR_CHECK_T(ConfigError, c.num_layers() <= kMaxLayers && c.layers_size() <= kMaxLayers, "model config: at most ",
+             kMaxLayers, " layers");
+  PR_CHECK_T(ConfigError, c.vocab_size() <= kMaxVocab && c.hidden() <= kMaxWidth && c.head_dim() <= kMaxWidth &&
+                 c.max_len() <= kMaxWidth,
+             "model config: vocab_size, hidden, head_dim or max_len is beyond the supported range");
+  for (const pb::LayerConfig* L : {&c.layer_defaults()})
+    PR_CHECK_T(ConfigError, L->num_heads() <= kMaxHeads && L->num_kv_heads() <= kMaxHeads && L->mlp_width() <= kMaxMlp,
+               "model config: layer_defaults widths are beyond the supported range");
+  for (const auto& L : c.layers())
+    PR_CHECK_T(ConfigError, L.num_heads() <= kMaxHeads && L.num_kv_heads() <= kMaxHeads && L.mlp_width() <= kMaxMlp &&
+                   L.kv_map_size() <= kMaxHeads,
+               "model config: layer widths are beyond the supported range");
   if (c.layers_size() == 0) {
     PR_CHECK_T(ConfigError, c.num_layers() > 0, "model config: give `layers { ... }` per layer or num_layers > 0 with layer_defaults");
     for (int l = 0; l < c.num_layers(); ++l) *c.add_layers() = c.layer_defaults();
@@ -90,6 +105,36 @@ std::int64_t count_non_embedding_parameters(const pb::ModelConfig& raw) {
   }
   if (!c.tie_embeddings()) n += c.vocab_size() * d;
   return n;
+}
+
+std::vector<TensorSpec> tensor_specs(const pb::ModelConfig& raw) {
+  const pb::ModelConfig c = normalize_config(raw);
+  const std::int64_t d = c.hidden(), dh = c.head_dim(), V = c.vocab_size();
+  std::vector<TensorSpec> out;
+  out.push_back({"embed.weight", {V, d}});
+  for (int l = 0; l < c.layers_size(); ++l) {
+    const auto& L = c.layers(l);
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    const std::int64_t q = L.num_heads() * dh, kv = L.num_kv_heads() * dh, f = L.mlp_width();
+    out.push_back({p + "attn_norm.weight", {d}});
+    for (const auto& [name, rows] : {std::pair<const char*, std::int64_t>{"q_proj", q}, {"k_proj", kv}, {"v_proj", kv}}) {
+      out.push_back({p + "attn." + name + ".weight", {rows, d}});
+      if (c.qkv_bias()) out.push_back({p + "attn." + name + ".bias", {rows}});
+    }
+    out.push_back({p + "attn.o_proj.weight", {d, q}});
+    out.push_back({p + "mlp_norm.weight", {d}});
+    out.push_back({p + "mlp.gate_proj.weight", {f, d}});
+    out.push_back({p + "mlp.up_proj.weight", {f, d}});
+    out.push_back({p + "mlp.down_proj.weight", {d, f}});
+  }
+  out.push_back({"final_norm.weight", {d}});
+  if (!c.tie_embeddings()) out.push_back({"lm_head.weight", {V, d}});
+  for (int l = 0; l < c.layers_size(); ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    out.push_back({p + "attn.head_gate", {c.layers(l).num_heads()}, true});
+    out.push_back({p + "mlp.channel_gate", {c.layers(l).mlp_width()}, true});
+  }
+  return out;
 }
 
 Transformer::Transformer(const pb::ModelConfig& config, DType dtype, std::uint64_t seed)

@@ -112,6 +112,16 @@ pb::ModelConfig normalize_config(const pb::ModelConfig& config);
 // Counts for a config without building the model.
 std::int64_t count_non_embedding_parameters(const pb::ModelConfig& config);
 
+// Name and shape of every parameter and buffer the model of `config` has, in
+// named_parameters() / named_buffers() order, without allocating it (checkpoint loading
+// compares a file against this before building anything).
+struct TensorSpec {
+  std::string name;
+  Shape shape;
+  bool buffer = false;
+};
+std::vector<TensorSpec> tensor_specs(const pb::ModelConfig& config);
+
 // Leading -1 count per row of ids [B,T]; throws ShapeError if a row has -1 after a real
 // token or an id below -1.
 Tensor pads_from_ids(const Tensor& ids);

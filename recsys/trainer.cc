@@ -18,6 +18,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// First parameter whose value holds a NaN or Inf, or "".
+std::string first_bad_parameter(const nn::Transformer& model) {
+  for (const auto& [name, var] : model.named_parameters()) {
+    const Tensor& v = var.value();
+    bool ok = true;
+    dispatch_floating(v.dtype(), "finite check", [&](auto tag) {
+      using T = decltype(tag);
+      ok = kernels::all_finite<T>(v.numel(), v.data<T>());
+    });
+    if (!ok) return name;
+  }
+  return "";
+}
+
 // First parameter whose gradient holds a NaN or Inf, or "".
 std::string first_bad_gradient(const nn::Transformer& model) {
   for (const auto& [name, var] : model.named_parameters()) {
@@ -130,15 +144,20 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
       fo.step = static_cast<std::uint64_t>(st.step());
       ag::Var loss = loss_fn(model, batch, fo);
       const double loss_value = loss.value().item();
-      PR_CHECK_T(NumericError, std::isfinite(loss_value), spec.phase, ": step ", st.step(), ": loss is ", loss_value,
-                 "; stopped before the update (last good state: ", state_path, ")");
+      if (!std::isfinite(loss_value)) {
+        const std::string bad = first_bad_parameter(model);
+        throw NumericError(prunerec::detail::str_cat(
+            spec.phase, ": step ", st.step(), ": loss is ", loss_value,
+            bad.empty() ? " with finite weights (is the learning rate too high?)" : "; parameter '" + bad + "' is not finite",
+            "; stopped before the update", std::filesystem::exists(state_path) ? "; last good state: " + state_path : ""));
+      }
       loss.backward();
       const double norm = opt.grad_norm();
       if (!std::isfinite(norm)) {
         const std::string bad = first_bad_gradient(model);
-        throw NumericError(prunerec::detail::str_cat(spec.phase, ": step ", st.step(), ": gradient of '", bad,
-                                           "' is not finite; stopped before the update (last good state: ",
-                                           state_path, ")"));
+        throw NumericError(prunerec::detail::str_cat(
+            spec.phase, ": step ", st.step(), ": gradient of '", bad, "' is not finite; stopped before the update",
+            std::filesystem::exists(state_path) ? "; last good state: " + state_path : ""));
       }
       opt.step_with_norm(nn::lr_at(cfg.optimizer(), st.step(), total_steps), cfg.optimizer().clip_norm(), norm);
       model.zero_grad();

@@ -5,6 +5,8 @@
 #   bash tools/test_fuzz.sh                          # CI: ~8 s per target, 2 at a time
 #   PRUNEREC_FUZZ_SECONDS=100 nice -n 19 bash tools/test_fuzz.sh   # a longer campaign
 #   PRUNEREC_FUZZ_TARGETS="fuzz_checkpoint" bash tools/test_fuzz.sh
+#   PRUNEREC_FUZZ_SKIP_KNOWN=1 ...   # skip inputs that hit findings not yet fixed
+#   PRUNEREC_FUZZ_DIR=build-fuzz-campaign PRUNEREC_FUZZ_CMAKE_ARGS=-DPRUNEREC_STDLIB_ASSERTIONS=OFF ...
 #   build-fuzz/tests/fuzz/fuzz_checkpoint CRASH_FILE  # replay one input
 # The corpus each run grows is kept in build-fuzz/corpus/<target>/ (the committed seeds
 # in tests/fuzz/corpus/ are only read); crash inputs land in build-fuzz/artifacts/.
@@ -19,7 +21,8 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S . -B "$build" -G Ninja \
       -DCMAKE_CXX_COMPILER="${PRUNEREC_FUZZ_CXX:-clang++}" \
       -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_CXX_FLAGS_FUZZ="-O1 -g1" \
-      -DPRUNEREC_FUZZ=ON -DPRUNEREC_BUILD_TESTS=OFF -DPRUNEREC_BUILD_BENCH=OFF >/dev/null
+      -DPRUNEREC_FUZZ=ON -DPRUNEREC_BUILD_TESTS=OFF -DPRUNEREC_BUILD_BENCH=OFF \
+      ${PRUNEREC_FUZZ_CMAKE_ARGS:-} >/dev/null
 fi
 cmake --build "$build" -j "$jobs" --target prunerec_fuzzers
 built=$(date +%s)
@@ -35,10 +38,19 @@ run_one() {
   local corpus="$build/corpus/$target"
   mkdir -p "$corpus"
   [ -d "$seeds" ] || { echo "test_fuzz: no seed corpus $seeds" >&2; return 1; }
-  "$build/tests/fuzz/$target" "$corpus" "$seeds" \
+  local dict="tests/fuzz/${1#fuzz_}.dict" dict_flag=()
+  case "$target" in fuzz_data_*) dict="tests/fuzz/data.dict" ;; esac
+  [ -f "$dict" ] && dict_flag=(-dict="$dict")
+  local rc=0
+  "$build/tests/fuzz/$target" "$corpus" "$seeds" "${dict_flag[@]}" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
       -max_len=16384 -print_final_stats=1 -artifact_prefix="$build/artifacts/$target-" \
-      >"$build/logs/$target.log" 2>&1
+      >"$build/logs/$target.log" 2>&1 &
+  local pid=$!
+  wait "$pid" || rc=$?
+  # A target that crashed could not remove its scratch folder (tests/fuzz/fuzz_common.h).
+  rm -rf "/dev/shm/prunerec-fuzz-$pid" "${TMPDIR:-/tmp}/prunerec-fuzz-$pid"
+  return "$rc"
 }
 
 failed=()
@@ -66,7 +78,7 @@ echo "test_fuzz: build $(( built - start )) s, fuzzing $(( $(date +%s) - built )
 if [ ${#failed[@]} -gt 0 ]; then
   for target in "${failed[@]}"; do
     echo "=== $target: finding (log $build/logs/$target.log)" >&2
-    grep -E 'ERROR|prunerec fuzz finding|SUMMARY|Test unit written|runtime error' "$build/logs/$target.log" | head -20 >&2 || true
+    grep -E 'ERROR|prunerec fuzz finding|SUMMARY|Test unit written|runtime error|Assertion' "$build/logs/$target.log" | head -20 >&2 || true
   done
   exit 1
 fi

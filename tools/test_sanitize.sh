@@ -31,5 +31,5 @@ export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stac
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:report_error_type=1:${UBSAN_OPTIONS:-}"
 export PRUNEREC_NO_ALLOC_CACHE=1
 export PRUNEREC_TEST_SMALL=1
+trap 'echo "test_sanitize: build $(( built - start )) s, tests $(( $(date +%s) - built )) s"' EXIT
 ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 600 "$@"
-echo "test_sanitize: build $(( built - start )) s, tests $(( $(date +%s) - built )) s"

@@ -63,7 +63,8 @@ double ordered_sum(const std::vector<T>& v) {
 }
 
 std::int64_t chunk_rows(std::int64_t n, std::int64_t V) {
-  return std::clamp<std::int64_t>((std::int64_t{1} << 21) / std::max<std::int64_t>(V, 1), 32, std::max<std::int64_t>(n, 1));
+  const std::int64_t rows = std::max<std::int64_t>(n, 1);
+  return std::clamp<std::int64_t>((std::int64_t{1} << 21) / std::max<std::int64_t>(V, 1), std::min<std::int64_t>(32, rows), rows);
 }
 
 }  // namespace

@@ -25,7 +25,8 @@ inline float exp_fast(float x) {
   // rounds to an integer in float arithmetic, with no call (std::floor becomes a call to
   // floorf under the default -ftrapping-math, which stops vectorisation). It relies on the
   // kernels being compiled without reassociation (Note [no fast-math]).
-  const float fx = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float fx = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  fx = fx == fx ? fx : 0.0f;  // NaN in: keep the integer conversion below defined
   float r = x - fx * 0.693359375f;  // ln2 split in hi + lo
   r = r - fx * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -38,7 +39,7 @@ inline float exp_fast(float x) {
   const std::int32_t e = (static_cast<std::int32_t>(fx) + 127) << 23;  // 2^fx
   float scale;
   std::memcpy(&scale, &e, sizeof scale);
-  return p * scale;
+  return x == x ? p * scale : x;  // NaN in, NaN out
 }
 inline double exp_fast(double x) { return std::exp(x); }
 

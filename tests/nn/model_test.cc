@@ -107,6 +107,19 @@ TEST(Transformer, NamesCountsAndConfigComeFromShapes) {
   m.check_invariants();
 }
 
+TEST(Transformer, TensorSpecsListExactlyTheModelsTensors) {
+  pb::ModelConfig c = small_config();
+  c.set_tie_embeddings(false);
+  c.mutable_layer_defaults()->set_num_heads(4);
+  Transformer m(c, DType::f32, 1);
+  std::vector<std::pair<std::string, Shape>> want;
+  for (const auto& [n, v] : m.named_parameters()) want.emplace_back(n, v.shape());
+  for (const auto& [n, t] : m.named_buffers()) want.emplace_back(n, t->shape());
+  std::vector<std::pair<std::string, Shape>> got;
+  for (const auto& s : tensor_specs(c)) got.emplace_back(s.name, s.shape);
+  EXPECT_EQ(got, want);
+}
+
 TEST(Transformer, InvariantsCatchAnInconsistentSwap) {
   Transformer m(small_config(), DType::f32, 1);
   m.parameter("blocks.1.attn.o_proj.weight").set_value(Tensor::zeros({16, 12}));

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <google/protobuf/util/message_differencer.h>
 
 #include "nn/checkpoint.h"
@@ -31,7 +33,8 @@ struct Fixture {
   Fixture() {
     data = recsys::make_synthetic({.users = 240, .items = 60, .clusters = 6, .mean_length = 10, .seed = 3});
     split = recsys::leave_one_out(data);
-    dir = (fs::path(::testing::TempDir()) / "prunerec_schedule").string();
+    // One folder per process: ctest runs the tests of this file in parallel processes.
+    dir = (fs::path(::testing::TempDir()) / ("prunerec_schedule_" + std::to_string(::getpid()))).string();
     fs::remove_all(dir);
     fs::create_directories(dir);
     teacher = dir + "/teacher.prc";

@@ -1,5 +1,7 @@
 #include "prune/schedule.h"
 
+#include "proto/train.pb.h"
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -484,8 +486,18 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
   if (control == "scratch") {
     PR_CHECK_T(ConfigError, main_report.stages_size() >= 2, "control scratch: the main run has no final stage yet");
     const pb::ModelConfig final_config = main_report.stages(main_report.stages_size() - 1).config();
+    // The fairest from-scratch recipe is the one the teacher was trained with (the
+    // recoveries' recipe assumes a teacher to distil from); only the epochs change.
     pb::TrainConfig tc = recovery_train_config(main_run.schedule, main_run.schedule.stages(main_run.schedule.stages_size() - 1));
+    std::string recipe_source = "the recovery recipe";
+    if (const auto it = teacher_rec.manifest.metadata().find("recipe"); it != teacher_rec.manifest.metadata().end()) {
+      pb::Recipe recipe;
+      nn::parse_text_proto(it->second, main_run.teacher_path + " metadata recipe", &recipe);
+      tc = recipe.train();
+      recipe_source = "the teacher's recipe";
+    }
     tc.set_epochs(std::max(1, total_epochs));
+    tc.set_seed(main_run.schedule.seed());
     nn::Transformer model(final_config, DType::f32, main_run.schedule.seed());
     recsys::TrainSpec spec;
     spec.data = main_run.data;
@@ -507,8 +519,8 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     row.set_recovery_best_epoch(tr.best_epoch);
     for (double v : tr.loss_curve) row.add_loss_curve(v);
     for (double v : tr.valid_curve) row.add_valid_curve(v);
-    row.set_note(detail::str_cat("final-stage config trained from scratch with cross-entropy for ", tc.epochs(),
-                                 " epochs (all recoveries together)"));
+    row.set_note(detail::str_cat("final-stage config trained from scratch with cross-entropy and ", recipe_source,
+                                 " for ", tc.epochs(), " epochs (all recoveries together)"));
     row.set_wall_seconds(seconds_since(t0));
     return row;
   }

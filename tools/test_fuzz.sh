@@ -7,23 +7,16 @@
 #   PRUNEREC_FUZZ_TARGETS="fuzz_checkpoint" bash tools/test_fuzz.sh
 #   PRUNEREC_FUZZ_SKIP_KNOWN=1 ...   # skip inputs that hit findings not yet fixed
 #   PRUNEREC_FUZZ_DIR=build-fuzz-campaign PRUNEREC_FUZZ_CMAKE_ARGS=-DPRUNEREC_STDLIB_ASSERTIONS=OFF ...
-#   build-fuzz/tests/fuzz/fuzz_checkpoint CRASH_FILE  # replay one input
-# The corpus each run grows is kept in build-fuzz/corpus/<target>/ (the committed seeds
-# in tests/fuzz/corpus/ are only read); crash inputs land in build-fuzz/artifacts/.
+#   build-asan/tests/fuzz/fuzz_checkpoint CRASH_FILE  # replay one input
+# The corpus each run grows is kept in build-asan/corpus/<target>/ (the committed seeds
+# in tests/fuzz/corpus/ are only read); crash inputs land in build-asan/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${PRUNEREC_FUZZ_DIR:-build-fuzz}
 seconds=${PRUNEREC_FUZZ_SECONDS:-8}
 jobs=${PRUNEREC_JOBS:-2}
 start=$(date +%s)
-
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S . -B "$build" -G Ninja \
-      -DCMAKE_CXX_COMPILER="${PRUNEREC_FUZZ_CXX:-clang++}" \
-      -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_CXX_FLAGS_FUZZ="-O1 -g1" \
-      -DPRUNEREC_FUZZ=ON -DPRUNEREC_BUILD_TESTS=OFF -DPRUNEREC_BUILD_BENCH=OFF \
-      ${PRUNEREC_FUZZ_CMAKE_ARGS:-} >/dev/null
-fi
+source tools/asan_build.sh
+build=${PRUNEREC_FUZZ_DIR:-$asan_build}
 cmake --build "$build" -j "$jobs" --target prunerec_fuzzers
 built=$(date +%s)
 

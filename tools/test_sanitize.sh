@@ -12,16 +12,10 @@
 # Tests that are slow under ASan read PRUNEREC_TEST_SMALL=1 and shrink their sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${PRUNEREC_ASAN_DIR:-build-asan}
 jobs=${PRUNEREC_JOBS:-2}
 start=$(date +%s)
-
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S . -B "$build" -G Ninja \
-      -DCMAKE_BUILD_TYPE=Sanitize \
-      -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
-      -DPRUNEREC_SANITIZE=ON -DPRUNEREC_BUILD_BENCH=OFF -DPRUNEREC_BUILD_TESTS=ON >/dev/null
-fi
+source tools/asan_build.sh
+build=$asan_build
 cmake --build "$build" -j "$jobs"
 built=$(date +%s)
 

@@ -153,6 +153,31 @@ TEST(Schedule, AnInterruptedRunResumesToTheSameWeights) {
     EXPECT_TRUE(bit_equal(var.value(), b.model->parameter(name).value())) << name;
 }
 
+TEST(Schedule, ControlsRunAndReportAgainstTheFinalStage) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  const PruneRun run = f.run("controls", &log);
+  const pb::Report main = run_schedule(run);
+  const pb::StageRow& final_row = main.stages(main.stages_size() - 1);
+  for (const std::string control : {"scratch", "random", "no-recovery"}) {
+    const pb::StageRow row = run_control(run, main, control);
+    EXPECT_EQ(row.kind(), "control") << control;
+    EXPECT_FALSE(row.note().empty()) << control;
+    EXPECT_TRUE(row.metrics().count("NDCG@10")) << control;
+    // Every control ends at the final stage's size: same hidden width, layers, query heads
+    // and MLP widths (the KV heads a layer keeps follow from which query heads it keeps,
+    // so random scores may keep one more or fewer).
+    ASSERT_EQ(row.config().layers_size(), final_row.config().layers_size()) << control;
+    EXPECT_EQ(row.config().hidden(), final_row.config().hidden()) << control;
+    for (int l = 0; l < row.config().layers_size(); ++l) {
+      EXPECT_EQ(row.config().layers(l).num_heads(), final_row.config().layers(l).num_heads()) << control;
+      EXPECT_EQ(row.config().layers(l).mlp_width(), final_row.config().layers(l).mlp_width()) << control;
+    }
+    EXPECT_TRUE(fs::exists(row.checkpoint())) << row.checkpoint();
+  }
+  EXPECT_THROW(run_control(run, main, "bogus"), ConfigError);
+}
+
 TEST(Schedule, BadSchedulesAreRefusedWithTheirSource) {
   EXPECT_THROW(parse_schedule("stages { kind: WIDTH_MLP keep_mlp_fraction: 1.5 }", "s.pbtxt"), ConfigError);
   EXPECT_THROW(parse_schedule("", "s.pbtxt"), ConfigError);

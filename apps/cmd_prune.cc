@@ -5,6 +5,7 @@
 #include "apps/cli.h"
 #include "apps/commands.h"
 #include "apps/common.h"
+#include "apps/pipeline.h"
 #include "nn/text_proto.h"
 #include "prune/report.h"
 #include "prune/schedule.h"
@@ -32,6 +33,8 @@ int cmd_prune(const Args& args) {
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "no progress output");
   flags.parse(args);
+  const std::vector<std::string> wanted_controls = parse_controls(controls);
+  if (flags.given("threads") && threads <= 0) throw cli::UsageError("prune: --threads must be positive");
   if (threads > 0) set_num_threads(threads);
 
   const pb::Schedule sched = prune::parse_schedule(preset_or_file(schedule, "schedule"), schedule);
@@ -45,41 +48,12 @@ int cmd_prune(const Args& args) {
   align_to_catalog(d.data, rec.catalog);
   std::cerr << "data: " << d.summary << "\n";
 
-  prune::PruneRun run;
-  run.data = &d.data;
-  run.split = &d.split;
-  run.teacher_path = teacher;
-  run.out_dir = out;
-  run.schedule = sched;
-  run.redo = redo;
-  run.latency = !no_latency;
-  run.stop = cli::stop_flag();
-  run.progress = quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto;
-  run.data_description = data.path + " (" + d.summary + ")";
-  std::ostringstream cmd;
-  cmd << "prunerec prune";
-  for (const auto& a : args) cmd << " " << a;
-  run.command = cmd.str();
-  data_config_to_metadata(d.config, data.path, run.metadata);
-  pb::Report report = prune::run_schedule(run);
-
-  std::vector<std::string> wanted;
-  if (controls == "all") {
-    wanted = {"scratch", "random", "no-recovery"};
-  } else if (!controls.empty()) {
-    std::string c = controls;
-    for (char& ch : c)
-      if (ch == ',') ch = ' ';
-    std::istringstream is(c);
-    for (std::string w; is >> w;) wanted.push_back(w);
-  }
-  // Controls resume like the main run: a finished one is only measured again.
-  if (!wanted.empty()) report.clear_controls();
-  for (const auto& name : wanted) {
-    std::cerr << "control " << name << ":\n";
-    *report.add_controls() = prune::run_control(run, report, name);
-    prune::write_report(out, report);
-  }
+  const prune::PruneRun run =
+      make_prune_run(d, data.path, teacher, out, sched, quiet, !no_latency, command_line("prune", args));
+  prune::PruneRun resumable = run;
+  resumable.redo = redo;
+  pb::Report report = prune::run_schedule(resumable);
+  run_controls(run, report, wanted_controls);
   std::cout << prune::report_markdown(report);
   return 0;
 }

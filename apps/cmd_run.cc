@@ -7,6 +7,7 @@
 #include "apps/cli.h"
 #include "apps/commands.h"
 #include "apps/common.h"
+#include "apps/pipeline.h"
 #include "nn/text_proto.h"
 #include "prune/report.h"
 #include "prune/schedule.h"
@@ -67,6 +68,7 @@ int cmd_run(const Args& args) {
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "no progress output");
   flags.parse(args);
+  const std::vector<std::string> wanted_controls = parse_controls(controls);
   if (flags.given("epochs") && epochs <= 0) throw cli::UsageError("run: --epochs must be positive");
   if (flags.given("max-len") && max_len <= 0) throw cli::UsageError("run: --max-len must be positive");
   if (flags.given("threads") && threads <= 0) throw cli::UsageError("run: --threads must be positive");
@@ -80,6 +82,10 @@ int cmd_run(const Args& args) {
     std::cerr << "data: built-in synthetic data set written to " << data.path << "\n";
   }
 
+  // The schedule is read first: a bad one should fail before an hour of training.
+  pb::Schedule sched = prune::parse_schedule(preset_or_file(schedule, "schedule"), schedule);
+  sched.set_seed(seed);
+
   // 1. The teacher.
   pb::Recipe recipe;
   nn::parse_text_proto(preset_or_file(config, "config"), config, &recipe);
@@ -92,62 +98,13 @@ int cmd_run(const Args& args) {
   validate_recipe(recipe, config);
   std::cerr << "data: " << d.summary << "\n";
   const std::string teacher_path = (fs::path(out) / "teacher.prc").string();
-  {
-    nn::Transformer net(recipe.model(), DType::f32, seed);
-    std::cerr << "teacher: " << net.num_layers() << " layers, hidden " << net.hidden_size() << ", "
-              << net.non_embedding_parameters() << " non-embedding parameters\n";
-    recsys::TrainSpec spec;
-    spec.data = &d.data;
-    spec.split = &d.split;
-    spec.config = recipe.train();
-    spec.out_path = teacher_path;
-    spec.catalog = &d.data.items;
-    spec.stop = cli::stop_flag();
-    spec.phase = "teacher";
-    spec.progress = quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto;
-    spec.metadata["recipe"] = nn::to_short_text_proto(recipe);
-    spec.metadata["seed"] = std::to_string(seed);
-    data_config_to_metadata(d.config, data.path, spec.metadata);
-    recsys::train_model(net, spec);
-  }
+  train_from_recipe(recipe, d, data.path, teacher_path, {.resume = true, .quiet = quiet, .phase = "teacher"});
 
   // 2. The schedule (and controls).
-  const recsys::Recommender rec = recsys::load_recommender(teacher_path);
-  prune::PruneRun run;
-  run.data = &d.data;
-  run.split = &d.split;
-  run.teacher_path = teacher_path;
-  run.out_dir = (fs::path(out) / "prune").string();
-  run.schedule = prune::parse_schedule(preset_or_file(schedule, "schedule"), schedule);
-  run.schedule.set_seed(seed);
-  run.latency = !no_latency;
-  run.stop = cli::stop_flag();
-  run.progress = quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto;
-  run.data_description = data.path + " (" + d.summary + ")";
-  std::ostringstream cmd;
-  cmd << "prunerec run";
-  for (const auto& a : args) cmd << " " << a;
-  run.command = cmd.str();
-  data_config_to_metadata(d.config, data.path, run.metadata);
+  const prune::PruneRun run = make_prune_run(d, data.path, teacher_path, (fs::path(out) / "prune").string(), sched,
+                                             quiet, !no_latency, command_line("run", args));
   pb::Report report = prune::run_schedule(run);
-  if (!controls.empty()) {
-    std::vector<std::string> wanted;
-    if (controls == "all") {
-      wanted = {"scratch", "random", "no-recovery"};
-    } else {
-      std::string c = controls;
-      for (char& ch : c)
-        if (ch == ',') ch = ' ';
-      std::istringstream is(c);
-      for (std::string w; is >> w;) wanted.push_back(w);
-    }
-    report.clear_controls();
-    for (const auto& name : wanted) {
-      std::cerr << "control " << name << ":\n";
-      *report.add_controls() = prune::run_control(run, report, name);
-      prune::write_report(run.out_dir, report);
-    }
-  }
+  run_controls(run, report, wanted_controls);
   std::cout << prune::report_markdown(report) << "\nOutputs: " << out << "/teacher.prc, " << run.out_dir
             << "/final.prc, " << run.out_dir << "/report.md (charts beside it)\n";
   return 0;

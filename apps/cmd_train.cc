@@ -3,6 +3,7 @@
 
 #include "apps/commands.h"
 #include "apps/common.h"
+#include "apps/pipeline.h"
 #include "tensor/util/json.h"
 #include "nn/text_proto.h"
 #include "recsys/eval/evaluator.h"
@@ -48,25 +49,8 @@ int cmd_train(const Args& args) {
   validate_recipe(recipe, config);
   std::cerr << "data: " << d.summary << "\n";
 
-  nn::Transformer net(recipe.model(), DType::f32, recipe.train().seed());
-  std::cerr << "model: " << net.num_layers() << " layers, hidden " << net.hidden_size() << ", "
-            << net.non_embedding_parameters() << " non-embedding parameters; seed " << recipe.train().seed()
-            << ", " << num_threads() << " threads\n";
-
-  recsys::TrainSpec spec;
-  spec.data = &d.data;
-  spec.split = &d.split;
-  spec.config = recipe.train();
-  spec.out_path = out;
-  spec.resume = !no_resume;
-  spec.catalog = &d.data.items;
-  spec.stop = cli::stop_flag();
-  spec.progress = quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto;
-  spec.metadata["recipe"] = nn::to_short_text_proto(recipe);
-  spec.metadata["seed"] = std::to_string(recipe.train().seed());
-  spec.metadata["threads"] = std::to_string(num_threads());
-  data_config_to_metadata(d.config, data.path, spec.metadata);
-  const recsys::TrainResult r = recsys::train_model(net, spec);
+  const recsys::TrainResult r =
+      train_from_recipe(recipe, d, data.path, out, {.resume = !no_resume, .quiet = quiet, .phase = "train"});
 
   // The best model on the test split.
   recsys::Recommender best = recsys::load_recommender(out);

@@ -181,6 +181,23 @@ class StatHooks : public nn::ForwardHooks {
   std::int64_t dh_;
 };
 
+// One no-grad forward pass over each half of the calibration set with StatHooks in
+// `mode` collecting per-position statistics into raw sums of the given sizes.
+std::pair<Raw, Raw> stat_pass(const nn::Transformer& model, const Calibration& calib, const std::vector<std::int64_t>& sizes,
+                              const std::string& mode, const std::vector<int>* topk = nullptr) {
+  return run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
+    const auto valid = valid_rows(b);
+    StatHooks hooks(valid, raw, model.config().head_dim());
+    hooks.mode = mode;
+    hooks.topk = topk;
+    nn::ForwardOptions fo;
+    fo.hooks = &hooks;
+    ag::NoGradGuard ng;
+    model.hidden(b.ids, b.pads, fo);
+    raw.count += static_cast<double>(b.positions);
+  });
+}
+
 // Keeps the residual-stream Vars (with their gradients) of one forward pass.
 class ResidualHooks : public nn::ForwardHooks {
  public:
@@ -328,16 +345,7 @@ HeadScores head_scores(nn::Transformer& model, const Calibration& calib, const s
       raw.count += static_cast<double>(b.positions);
     });
   } else if (method == "activation") {
-    halves = run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
-      const auto valid = valid_rows(b);
-      StatHooks hooks(valid, raw, model.config().head_dim());
-      hooks.mode = "head_norm";
-      nn::ForwardOptions fo;
-      fo.hooks = &hooks;
-      ag::NoGradGuard ng;
-      model.hidden(b.ids, b.pads, fo);
-      raw.count += static_cast<double>(b.positions);
-    });
+    halves = stat_pass(model, calib, sizes, "head_norm");
   } else {
     throw ConfigError("head_score must be kl, activation or random, got '" + method + "'");
   }
@@ -385,16 +393,7 @@ HiddenScores hidden_scores(const nn::Transformer& model, const Calibration& cali
       const_cast<nn::Transformer&>(model).zero_grad();
     });
   } else if (method == "magnitude") {
-    halves = run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
-      const auto valid = valid_rows(b);
-      StatHooks hooks(valid, raw, model.config().head_dim());
-      hooks.mode = "norm_magnitude";
-      nn::ForwardOptions fo;
-      fo.hooks = &hooks;
-      ag::NoGradGuard ng;
-      model.hidden(b.ids, b.pads, fo);
-      raw.count += static_cast<double>(b.positions);
-    });
+    halves = stat_pass(model, calib, sizes, "norm_magnitude");
   } else {
     throw ConfigError("hidden_score must be act_grad, magnitude or random, got '" + method + "'");
   }
@@ -418,17 +417,7 @@ MlpScores mlp_scores(const nn::Transformer& model, const Calibration& calib, con
     throw ConfigError("mlp_score must be topk, magnitude or random, got '" + method + "'");
   PR_CHECK_T(ConfigError, static_cast<int>(keep_per_layer.size()) == model.num_layers(), "mlp_scores: ",
              keep_per_layer.size(), " keep counts for ", model.num_layers(), " layers");
-  const auto halves = run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
-    const auto valid = valid_rows(b);
-    StatHooks hooks(valid, raw, model.config().head_dim());
-    hooks.mode = mode;
-    hooks.topk = &keep_per_layer;
-    nn::ForwardOptions fo;
-    fo.hooks = &hooks;
-    ag::NoGradGuard ng;
-    model.hidden(b.ids, b.pads, fo);
-    raw.count += static_cast<double>(b.positions);
-  });
+  const auto halves = stat_pass(model, calib, sizes, mode, &keep_per_layer);
   Raw all = halves.first;
   all += halves.second;
   return {mean_of(all), stability_of(mean_of(halves.first), mean_of(halves.second))};

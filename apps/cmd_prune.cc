@@ -23,7 +23,7 @@ int cmd_prune(const Args& args) {
   data.add_to(flags, false);
   std::string teacher, schedule = "schedule", out, controls;
   int threads = 0;
-  bool redo = false, quiet = false, no_latency = false;
+  bool redo = false, quiet = false, no_latency = false, json = false;
   flags.add("teacher", &teacher, "the teacher model", cli::Flags::kRequired);
   flags.add("schedule", &schedule, "schedule: a text-format file or the preset 'schedule'");
   flags.add("out", &out, "output folder", cli::Flags::kRequired);
@@ -32,6 +32,7 @@ int cmd_prune(const Args& args) {
   flags.add_switch("redo", &redo, "recompute finished stages instead of skipping them");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "no progress output");
+  flags.add_switch("json", &json, "print report.json instead of the Markdown ledger");
   flags.parse(args);
   const std::vector<std::string> wanted_controls = parse_controls(controls);
   if (flags.given("threads") && threads <= 0) throw cli::UsageError("prune: --threads must be positive");
@@ -54,7 +55,7 @@ int cmd_prune(const Args& args) {
   resumable.redo = redo;
   pb::Report report = prune::run_schedule(resumable);
   run_controls(run, report, wanted_controls);
-  std::cout << prune::report_markdown(report);
+  std::cout << (json ? prune::report_json(report) : prune::report_markdown(report));
   return 0;
 }
 

@@ -56,7 +56,7 @@ int cmd_run(const Args& args) {
   std::string out = "runs/default", config = "teacher", schedule = "schedule", controls;
   std::uint64_t seed = 42;
   int threads = 0, epochs = 0, max_len = 0;
-  bool quiet = false, no_latency = false;
+  bool quiet = false, no_latency = false, json = false;
   flags.add("out", &out, "output folder");
   flags.add("config", &config, "teacher recipe: a file or preset (teacher, small)");
   flags.add("schedule", &schedule, "prune schedule: a file or the preset 'schedule'");
@@ -67,6 +67,7 @@ int cmd_run(const Args& args) {
   flags.add("threads", &threads, "worker threads (default: all cores)");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "no progress output");
+  flags.add_switch("json", &json, "print the prune report.json instead of the Markdown ledger");
   flags.parse(args);
   const std::vector<std::string> wanted_controls = parse_controls(controls);
   if (flags.given("epochs") && epochs <= 0) throw cli::UsageError("run: --epochs must be positive");
@@ -105,8 +106,12 @@ int cmd_run(const Args& args) {
                                              quiet, !no_latency, command_line("run", args));
   pb::Report report = prune::run_schedule(run);
   run_controls(run, report, wanted_controls);
-  std::cout << prune::report_markdown(report) << "\nOutputs: " << out << "/teacher.prc, " << run.out_dir
-            << "/final.prc, " << run.out_dir << "/report.md (charts beside it)\n";
+  if (json) {
+    std::cout << prune::report_json(report);
+  } else {
+    std::cout << prune::report_markdown(report) << "\nOutputs: " << out << "/teacher.prc, " << run.out_dir
+              << "/final.prc, " << run.out_dir << "/report.md (charts beside it)\n";
+  }
   return 0;
 }
 

@@ -990,8 +990,10 @@ class Svg {
     if (points.size() < 2) return;
     out_ += "<polyline fill=\"none\" stroke=\"" + stroke + "\" stroke-width=\"" + num(stroke_width) +
             "\" stroke-linejoin=\"round\"" + (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\"") + " points=\"";
-    for (std::size_t i = 0; i < points.size(); ++i)
-      out_ += (i ? " " : "") + num(points[i].first) + "," + num(points[i].second);
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      if (i) out_ += ' ';
+      out_ += num(points[i].first) + "," + num(points[i].second);
+    }
     out_ += "\"/>\n";
   }
 
@@ -1069,8 +1071,10 @@ class Svg {
  private:
   void polygon(const std::vector<std::pair<double, double>>& points, const std::string& style) {
     out_ += "<polygon points=\"";
-    for (std::size_t i = 0; i < points.size(); ++i)
-      out_ += (i ? " " : "") + num(points[i].first) + "," + num(points[i].second);
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      if (i) out_ += ' ';
+      out_ += num(points[i].first) + "," + num(points[i].second);
+    }
     out_ += "\"" + style + "/>\n";
   }
 
@@ -1507,7 +1511,7 @@ std::vector<KeptUnitsLayer> compose_kept_units(const pb::Report& r) {
 // ---------------------------------------------------------------------------------------
 // Markdown.
 
-std::string report_markdown(const pb::Report& r) {
+std::string ledger_markdown(const pb::Report& r) {
   std::string out = "# " + md_text(report_title(r, "Prune report")) + "\n\n";
   const auto fact = [&](const std::string& name, const std::string& value) {
     out += "- **" + name + ":** " + value + "\n";
@@ -1556,7 +1560,12 @@ std::string report_markdown(const pb::Report& r) {
     md_table(out, header, rows);
     out += '\n';
   }
+  return out;
+}
 
+std::string report_markdown(const pb::Report& r) {
+  std::string out = ledger_markdown(r);
+  const pb::StageRow* teacher = r.stages_size() > 0 ? &r.stages(0) : nullptr;
   out += "## Charts\n\n";
   out += "![Test NDCG@10 and HR@10 against non-embedding parameters](quality_vs_params.svg)\n\n";
   out += "![Teacher heads and MLP channels kept by each stage](kept_units.svg)\n\n";

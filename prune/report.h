@@ -52,6 +52,8 @@ pb::Report parse_report_json(const std::string& text, const std::string& source)
 // The report as Markdown: run facts, ledger table, controls table, links to the charts,
 // per-stage details, schedule and command.
 std::string report_markdown(const pb::Report& r);
+// The head of report.md: the facts, the ledger and the controls (what `prunerec run` prints).
+std::string ledger_markdown(const pb::Report& r);
 
 // Self-contained SVG charts (about 800x500, no external fonts or scripts).
 std::string quality_chart_svg(const pb::Report& r);

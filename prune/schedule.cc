@@ -54,12 +54,6 @@ int resolve_keep(bool has_count, int count, bool has_fraction, double fraction, 
   return current;
 }
 
-std::vector<int> iota_vector(int n) {
-  std::vector<int> v(static_cast<std::size_t>(n));
-  std::iota(v.begin(), v.end(), 0);
-  return v;
-}
-
 void add_range(google::protobuf::RepeatedField<std::int32_t>* f, const std::vector<int>& v) {
   f->Clear();
   for (int x : v) f->Add(x);

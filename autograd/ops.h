@@ -54,6 +54,9 @@ struct AttentionArgs {
 };
 // q [B,T,Hq*dh], k,v [B,T,Hkv*dh] -> [B,T,Hq*dh]; see tensor/kernels/attention.h.
 Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& args);
+// Row T-1 of attention() alone: q_last [B,Hq*dh] is the query at the last position, k and v
+// are full; -> [B,Hq*dh]. Inference only: refuses inputs that require grad.
+Var attention_last(const Var& q_last, const Var& k, const Var& v, const AttentionArgs& args);
 
 // ---- losses (ops/loss.cc) -------------------------------------------------------------------
 // Mean cross-entropy of logits [N, V] against targets (i32 [N], negative = ignore) over

@@ -49,6 +49,17 @@ ag::Var Attention::forward(const ag::Var& x, const Tensor& pads, Tensor* heads_o
   return o_->forward(heads);
 }
 
+ag::Var Attention::forward_last(const ag::Var& x, const Tensor& pads) const {
+  ag::AttentionArgs args;
+  args.head_dim = head_dim_;
+  args.rope_theta = rope_theta_;
+  args.pads = pads;
+  args.kv_map = kv_map_;
+  args.head_gates = *head_gate_;
+  const ag::Var x_last(x.value().select(1, x.size(1) - 1).contiguous());  // [B, hidden]
+  return o_->forward(ag::attention_last(q_->forward(x_last), k_->forward(x), v_->forward(x), args));
+}
+
 void Attention::check_own_invariants(const std::string& path) const {
   const std::int64_t hq = q_->out_features(), hkv = k_->out_features();
   PR_INVARIANT(head_dim_ > 0 && head_dim_ % 2 == 0, path, "head_dim ", head_dim_, " must be positive and even");

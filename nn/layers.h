@@ -65,6 +65,9 @@ class Attention : public Module {
   // x [B,T,hidden] -> [B,T,hidden]; heads_out (optional) receives the gated head outputs
   // before o_proj, [B,T,Hq*dh].
   ag::Var forward(const ag::Var& x, const Tensor& pads, Tensor* heads_out = nullptr) const;
+  // Inference only: the output at the last position alone, x [B,T,hidden] -> [B,hidden];
+  // equals forward(x, pads)[:, T-1] (Note [last-position inference] in nn/transformer.cc).
+  ag::Var forward_last(const ag::Var& x, const Tensor& pads) const;
 
   std::int64_t num_heads() const { return q_proj().out_features() / head_dim_; }
   std::int64_t num_kv_heads() const { return k_proj().out_features() / head_dim_; }

@@ -63,6 +63,10 @@ class Transformer : public Module {
 
   // Final hidden states h [B,T,d] (after final_norm). pads: i32 [B] leading padding.
   ag::Var hidden(const Tensor& ids, const Tensor& pads, const ForwardOptions& opt = {}) const;
+  // Inference only (under a NoGradGuard, no dropout, no hooks): final hidden state at the
+  // last position, [B,d]; equals hidden(ids, pads)[:, T-1] with less work (Note
+  // [last-position inference] in transformer.cc).
+  Tensor last_hidden(const Tensor& ids, const Tensor& pads) const;
   // Output projection weight [V, d] (the embedding when tied).
   const ag::Var& output_weight() const;
   // logits = h @ output_weight^T, for h [..., d].

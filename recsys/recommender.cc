@@ -52,11 +52,8 @@ void save_recommender(const std::string& path, const nn::Transformer& net, const
 
 Tensor next_item_scores(const nn::Transformer& net, const Tensor& ids, const Tensor& pads) {
   ag::NoGradGuard no_grad;
-  const std::int64_t B = ids.size(0), T = ids.size(1);
-  const Tensor h = net.hidden(ids, pads).value();
-  const Tensor last = h.select(1, T - 1).contiguous();  // [B, d]: left padding puts every row's newest item last
-  (void)B;
-  return ag::linear(ag::Var(last), net.output_weight()).value();
+  // [B, d]: left padding puts every row's newest item last.
+  return ag::linear(ag::Var(net.last_hidden(ids, pads)), net.output_weight()).value();
 }
 
 std::vector<Recommendation> recommend(const Recommender& rec, const std::vector<std::string>& history, int k,

@@ -38,38 +38,52 @@ class AttentionNode final : public Node {
   Tensor pads, gates, out, lse;
 };
 
-}  // namespace
-
-Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& args) {
+// Checks the arguments of attention() (q [B,T,..]) and attention_last() (q [B,..], the last
+// position's query) and returns the dims, the contiguous pads and gates.
+struct Checked {
+  kernels::AttentionDims dims;
+  Tensor pads, gates;
+};
+Checked check_args(const char* op, const Var& q, const Var& k, const Var& v, const AttentionArgs& args,
+                   bool last_only) {
   using detail::sh;
   const std::int64_t dh = args.head_dim;
-  PR_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "attention: q ", sh(q), ", k ", sh(k), ", v ", sh(v),
-           " must be [B, T, heads*head_dim]");
-  PR_CHECK(dh > 0 && dh % 2 == 0, "attention: head_dim ", dh, " must be positive and even (RoPE)");
-  PR_CHECK(k.shape() == v.shape() && q.size(0) == k.size(0) && q.size(1) == k.size(1), "attention: q ", sh(q),
+  PR_CHECK(q.dim() == (last_only ? 2 : 3) && k.dim() == 3 && v.dim() == 3, op, ": q ", sh(q), ", k ", sh(k), ", v ",
+           sh(v), last_only ? " must be [B, heads*head_dim], [B, T, kv_heads*head_dim] twice"
+                            : " must be [B, T, heads*head_dim]");
+  PR_CHECK(dh > 0 && dh % 2 == 0, op, ": head_dim ", dh, " must be positive and even (RoPE)");
+  PR_CHECK(k.shape() == v.shape() && q.size(0) == k.size(0) && (last_only || q.size(1) == k.size(1)), op, ": q ", sh(q),
            ", k ", sh(k), ", v ", sh(v), ": batch, length or k/v widths differ");
-  PR_CHECK(q.size(2) % dh == 0 && k.size(2) % dh == 0, "attention: widths of q ", sh(q), " and k ", sh(k),
+  PR_CHECK(q.size(-1) % dh == 0 && k.size(2) % dh == 0, op, ": widths of q ", sh(q), " and k ", sh(k),
            " are not multiples of head_dim ", dh);
-  detail::check_same_dtype("attention", q, k);
-  detail::check_same_dtype("attention", q, v);
-  kernels::AttentionDims dims{q.size(0), q.size(1), q.size(2) / dh, k.size(2) / dh, dh};
-  PR_CHECK(static_cast<std::int64_t>(args.kv_map.size()) == dims.Hq, "attention: kv_map has ", args.kv_map.size(),
+  detail::check_same_dtype(op, q, k);
+  detail::check_same_dtype(op, q, v);
+  kernels::AttentionDims dims{q.size(0), k.size(1), q.size(-1) / dh, k.size(2) / dh, dh};
+  PR_CHECK(static_cast<std::int64_t>(args.kv_map.size()) == dims.Hq, op, ": kv_map has ", args.kv_map.size(),
            " entries for ", dims.Hq, " query heads");
   for (std::int32_t g : args.kv_map)
-    PR_CHECK(g >= 0 && g < dims.Hkv, "attention: kv_map entry ", g, " out of range for ", dims.Hkv, " KV heads");
+    PR_CHECK(g >= 0 && g < dims.Hkv, op, ": kv_map entry ", g, " out of range for ", dims.Hkv, " KV heads");
   PR_CHECK(args.pads.defined() && args.pads.dtype() == DType::i32 && args.pads.numel() == dims.B,
-           "attention: pads must be i32 [", dims.B, "], got ", args.pads.shape_str());
+           op, ": pads must be i32 [", dims.B, "], got ", args.pads.shape_str());
   const Tensor pads = args.pads.contiguous();
   for (std::int64_t b = 0; b < dims.B; ++b) {
     const std::int32_t p = pads.data<std::int32_t>()[b];
-    PR_CHECK(p >= 0 && p <= dims.T, "attention: pads[", b, "] = ", p, " is not in [0, ", dims.T, "]");
+    PR_CHECK(p >= 0 && p <= dims.T, op, ": pads[", b, "] = ", p, " is not in [0, ", dims.T, "]");
   }
   Tensor gates;
   if (args.head_gates.defined()) {
-    PR_CHECK(args.head_gates.numel() == dims.Hq && args.head_gates.dtype() == q.dtype(), "attention: head gates ",
+    PR_CHECK(args.head_gates.numel() == dims.Hq && args.head_gates.dtype() == q.dtype(), op, ": head gates ",
              args.head_gates.shape_str(), " for ", dims.Hq, " heads of ", sh(q));
     gates = args.head_gates.contiguous();
   }
+  return {dims, pads, gates};
+}
+
+}  // namespace
+
+Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& args) {
+  const auto [dims, pads, gates] = check_args("attention", q, k, v, args, false);
+  const std::int64_t dh = dims.dh;
   const Tensor qc = q.value().contiguous(), kc = k.value().contiguous(), vc = v.value().contiguous();
   Tensor out = Tensor::empty(q.shape(), q.dtype());
   Tensor lse = Tensor::empty({dims.B, dims.Hq, dims.T}, q.dtype());
@@ -95,6 +109,23 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& arg
     node = n;
   }
   return make_result(std::move(out), std::move(node));
+}
+
+Var attention_last(const Var& q_last, const Var& k, const Var& v, const AttentionArgs& args) {
+  PR_CHECK(!any_requires_grad({&q_last, &k, &v}),
+           "attention_last: inference only (no backward); call it under a NoGradGuard");
+  const auto [dims, pads, gates] = check_args("attention_last", q_last, k, v, args, true);
+  const Tensor qc = q_last.value().contiguous(), kc = k.value().contiguous(), vc = v.value().contiguous();
+  Tensor out = Tensor::empty(q_last.shape(), q_last.dtype());
+  dispatch_floating(q_last.dtype(), "attention_last", [&](auto tag) {
+    using T = decltype(tag);
+    const auto& rope = kernels::cached_rope_table<T>(dims.T, dims.dh, args.rope_theta);
+    kernels::attention_forward_last<T>(dims, qc.data<T>(), kc.data<T>(), vc.data<T>(), pads.data<std::int32_t>(),
+                                       args.kv_map.data(), gates.defined() ? gates.data<T>() : nullptr, rope,
+                                       static_cast<T>(1.0 / std::sqrt(static_cast<double>(dims.dh))),
+                                       out.data<T>());
+  });
+  return make_result(std::move(out), nullptr);
 }
 
 }  // namespace prunerec::ag

@@ -170,12 +170,62 @@ void attention_backward(const AttentionDims& d, const T* q, const T* k, const T*
   });
 }
 
+template <class T>
+void attention_forward_last(const AttentionDims& d, const T* q_last, const T* k, const T* v,
+                            const std::int32_t* pads, const std::int32_t* kv_map, const T* gates,
+                            const RopeTable<T>& rope, T scale, T* out_last) {
+  const std::int64_t ldq = d.Hq * d.dh, ldk = d.Hkv * d.dh;
+  parallel_for(0, d.B * d.Hkv, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Scratch<T>& sc = scratch<T>();
+    sc.reserve(d.T, d.dh);
+    for (std::int64_t task = lo; task < hi; ++task) {
+      const std::int64_t b = task / d.Hkv, g = task % d.Hkv;
+      const std::int64_t pad = pads[b], L = d.T - pad;
+      const T* kb = k + (b * d.T + pad) * ldk + g * d.dh;
+      const T* vb = v + (b * d.T + pad) * ldk + g * d.dh;
+      if (L > 0) rotate_rows(rope, kb, ldk, L, d.dh, T(1), sc.kr.data());
+      for (std::int64_t h = 0; h < d.Hq; ++h) {
+        if (kv_map[h] != g) continue;
+        T* ob = out_last + b * ldq + h * d.dh;
+        std::fill(ob, ob + d.dh, T(0));
+        if (L == 0) continue;
+        T* qr = sc.qr.data();
+        rope_rotate(rope, L - 1, q_last + b * ldq + h * d.dh, qr, false);
+        for (std::int64_t c = 0; c < d.dh; ++c) qr[c] *= scale;
+        T* s = sc.s.data();
+        T m = -std::numeric_limits<T>::infinity();
+        for (std::int64_t j = 0; j < L; ++j) {
+          const T* kr = sc.kr.data() + j * d.dh;
+          T acc = 0;
+          for (std::int64_t c = 0; c < d.dh; ++c) acc += qr[c] * kr[c];
+          s[j] = acc;
+          m = std::max(m, acc);
+        }
+        T z = 0;
+        for (std::int64_t j = 0; j < L; ++j) {
+          s[j] = exp_fast(s[j] - m);
+          z += s[j];
+        }
+        const T w = (gates ? gates[h] : T(1)) / z;
+        for (std::int64_t j = 0; j < L; ++j) {
+          const T p = s[j] * w;
+          const T* vr = vb + j * ldk;
+          for (std::int64_t c = 0; c < d.dh; ++c) ob[c] += p * vr[c];
+        }
+      }
+    }
+  });
+}
+
 #define PR_INSTANTIATE(T)                                                                                       \
   template void attention_forward<T>(const AttentionDims&, const T*, const T*, const T*, const std::int32_t*,   \
                                      const std::int32_t*, const T*, const RopeTable<T>&, T, T*, T*);             \
   template void attention_backward<T>(const AttentionDims&, const T*, const T*, const T*, const std::int32_t*,  \
                                       const std::int32_t*, const T*, const RopeTable<T>&, T, const T*, const T*, \
-                                      const T*, T*, T*, T*);
+                                      const T*, T*, T*, T*);                                                     \
+  template void attention_forward_last<T>(const AttentionDims&, const T*, const T*, const T*,                  \
+                                          const std::int32_t*, const std::int32_t*, const T*,                  \
+                                          const RopeTable<T>&, T, T*);
 PR_INSTANTIATE(float)
 PR_INSTANTIATE(double)
 

@@ -31,6 +31,17 @@ template <class T>
 void attention_forward(const AttentionDims& d, const T* q, const T* k, const T* v, const std::int32_t* pads,
                        const std::int32_t* kv_map, const T* gates, const RopeTable<T>& rope, T scale, T* out, T* lse);
 
+// Inference only: the output at each row's last position (T-1) alone, for scoring the next
+// item. q_last [B, Hq*dh] is the query at that position; k, v are the full [B, T, Hkv*dh];
+// out_last [B, Hq*dh] equals row T-1 of attention_forward's out (a row of all padding gives
+// zeros). Costs O(T) per head instead of O(T^2), and lets the caller skip the query and
+// output projections and the MLP of the other positions in the last layer
+// (Note [last-position inference] in nn/transformer.cc).
+template <class T>
+void attention_forward_last(const AttentionDims& d, const T* q_last, const T* k, const T* v,
+                            const std::int32_t* pads, const std::int32_t* kv_map, const T* gates,
+                            const RopeTable<T>& rope, T scale, T* out_last);
+
 // Gradients of sum(out * dout) with respect to q, k and v (written, not accumulated).
 template <class T>
 void attention_backward(const AttentionDims& d, const T* q, const T* k, const T* v, const std::int32_t* pads,

@@ -147,6 +147,28 @@ TEST(Transformer, LeftPaddingIsInvisible) {
   EXPECT_EQ(max_abs_diff(full.narrow(0, 1, 1).narrow(1, 0, 5), Tensor::zeros({1, 5, 16}, DType::f64)), 0.0);
 }
 
+// Note [last-position inference]: the shortcut equals the full forward's last position,
+// also for uneven models whose last layer lacks attention or MLP (as depth pruning by
+// sub-blocks makes them).
+TEST(Transformer, LastHiddenEqualsFullForwardAtTheLastPosition) {
+  for (const char* layers : {"layers { num_heads: 4 num_kv_heads: 2 mlp_width: 24 } layers { num_heads: 0 "
+                             "num_kv_heads: 0 mlp_width: 8 } layers { num_heads: 2 num_kv_heads: 1 mlp_width: 0 }",
+                             "layers { num_heads: 4 num_kv_heads: 1 mlp_width: 24 } layers { num_heads: 0 "
+                             "num_kv_heads: 0 mlp_width: 8 }",
+                             "layers { num_heads: 3 num_kv_heads: 3 mlp_width: 5 }"}) {
+    pb::ModelConfig c;
+    parse_text_proto(std::string("vocab_size: 50 hidden: 16 head_dim: 4 max_len: 12 ") + layers, "test", &c);
+    Transformer m(c, DType::f64, 3);
+    const Data d = random_batch(50, {12, 7, 1}, 12, 5);
+    ag::NoGradGuard ng;
+    const Tensor full = m.hidden(d.ids, d.pads).value().select(1, 11).contiguous();
+    const Tensor last = m.last_hidden(d.ids, d.pads);
+    ASSERT_EQ(last.shape(), full.shape()) << layers;
+    // f64, same formulas; only the attention's summation order differs (loops vs GEMM).
+    EXPECT_LT(max_abs_diff(last, full), 1e-12) << layers;
+  }
+}
+
 TEST(Transformer, FusedLossEqualsLogitsThenCrossEntropy) {
   Transformer m(small_config(), DType::f64, 3);
   const Data d = random_batch(50, {12, 7, 1}, 12, 5);
@@ -278,7 +300,9 @@ TEST(Checkpoint, ResumedTrainingMatchesUninterruptedBitForBit) {
   AdamW ob(b, {.weight_decay = 0.01});
   for (int s = 0; s < 3; ++s) step(b, ob, s);
   const std::string p = temp_path("resume.prc");
-  save_model(p, b, {.optimizer = &ob});
+  SaveOptions so;
+  so.optimizer = &ob;
+  save_model(p, b, so);
   LoadedModel l = load_model(p);
   AdamW oc(*l.model, {.weight_decay = 0.01});
   restore_optimizer(oc, l);

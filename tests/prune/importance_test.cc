@@ -133,8 +133,9 @@ TEST(HiddenScores, ADeadChannelScoresZero) {
   const HiddenScores mag = hidden_scores(m, calib, "magnitude", 0);
   EXPECT_EQ(ag.scores[dead], 0.0);
   EXPECT_EQ(mag.scores[dead], 0.0);
-  for (std::int64_t c = 0; c < 16; ++c)
-    if (c != dead) EXPECT_GT(ag.scores[c], 0.0) << c;
+  for (std::int64_t c = 0; c < 16; ++c) {
+    if (c != dead) { EXPECT_GT(ag.scores[c], 0.0) << c; }
+  }
   const std::vector<int> kept = top_indices(ag.scores, 15);
   EXPECT_EQ(kept.size(), 15u);
   EXPECT_EQ(std::count(kept.begin(), kept.end(), dead), 0);

@@ -1017,6 +1017,51 @@ TYPED_TEST(Attention, ForwardMatchesTwinAndLogSumExp) {
   }
 }
 
+// The last-position kernel against row T-1 of the full kernel (itself checked against the
+// twin above). Both are within (T + dh + 16) eps (1 + 2 smax) |gate| vmax of the exact row
+// (the bound derived in ForwardMatchesTwinAndLogSumExp), so they differ by at most twice it.
+TYPED_TEST(Attention, ForwardLastMatchesLastRowOfForward) {
+  using T = TypeParam;
+  for (const AttentionCase& c : attention_cases()) {
+    const AttentionData<T> a(c, 23);
+    const AttentionDims& d = c.d;
+    const i64 ldq = d.Hq * d.dh, ldk = d.Hkv * d.dh;
+    std::vector<T> out, lse;
+    a.forward(out, lse);
+    std::vector<T> q_last(d.B * ldq), out_last(d.B * ldq, std::numeric_limits<T>::quiet_NaN());
+    for (i64 b = 0; b < d.B; ++b)
+      std::copy_n(a.q.data() + (b * d.T + d.T - 1) * ldq, ldq, q_last.data() + b * ldq);
+    attention_forward_last<T>(d, q_last.data(), a.k.data(), a.v.data(), c.pads.data(), c.kv_map.data(), a.gate_ptr(),
+                              cached_rope_table<T>(d.T, d.dh, c.theta), a.scale(), out_last.data());
+    const std::string name = std::string("attention last ") + type_name<T>() + " " + case_name(c);
+    ErrorCheck err(name);
+    for (i64 b = 0; b < d.B; ++b)
+      for (i64 h = 0; h < d.Hq; ++h) {
+        const i64 o = b * ldq + h * d.dh, full = (b * d.T + d.T - 1) * ldq + h * d.dh;
+        if (c.pads[b] == d.T) {  // a row of padding only: exact zeros, as the full kernel
+          for (i64 e = 0; e < d.dh; ++e) ASSERT_EQ(out_last[o + e], T(0)) << name;
+          continue;
+        }
+        const i64 g = c.kv_map[h];
+        double qn = 0, kn = 0, vmax = 0;
+        for (i64 e = 0; e < d.dh; ++e) qn += static_cast<double>(q_last[o + e]) * q_last[o + e];
+        for (i64 j = c.pads[b]; j < d.T; ++j) {
+          double kk = 0;
+          for (i64 e = 0; e < d.dh; ++e) {
+            const i64 at = (b * d.T + j) * ldk + g * d.dh + e;
+            kk += static_cast<double>(a.k[at]) * a.k[at];
+            vmax = std::max(vmax, std::fabs(static_cast<double>(a.v[at])));
+          }
+          kn = std::max(kn, kk);
+        }
+        const double smax = std::sqrt(qn * kn / d.dh), gate = c.gates.empty() ? 1.0 : c.gates[h];
+        const double bound = 2 * (d.T + d.dh + 16) * kEps<T> * (1 + 2 * smax) * std::fabs(gate) * vmax;
+        for (i64 e = 0; e < d.dh; ++e)
+          err(out_last[o + e], out[full + e], bound + std::numeric_limits<T>::min(), o + e);
+      }
+  }
+}
+
 // The backward against central differences of the twin (ref::attention in f64) for
 // L = sum(out * dout). Step 1e-6: truncation error ~ h^2 |L'''| ~ 1e-12, cancellation
 // ~ 1e-16 |L| / h ~ 1e-10 |L|; tolerance 1e-6 (1 + |g|) leaves a factor > 1e3.

@@ -329,9 +329,11 @@ std::string to_json(const EvalResult& result) {
   append_key(out, "ranking");
   append_json_string(out, p.ranking);
   out += ", ";
-  append_key(out, "num_negatives");
-  out += std::to_string(p.num_negatives);
-  out += ", ";
+  if (p.ranking == "sampled") {  // meaningless under full ranking, so not printed there
+    append_key(out, "num_negatives");
+    out += std::to_string(p.num_negatives);
+    out += ", ";
+  }
   append_key(out, "exclude_history");
   out += p.exclude_history ? "true" : "false";
   out += ", ";

@@ -147,7 +147,8 @@ struct EvalResult {
 
 // One JSON object on one line:
 //   {"protocol": {"split": "test", "split_kind": "leave-one-out", "ranking": "full",
-//    "num_negatives": 100, "exclude_history": true, "ties": "pessimistic", "seed": 0},
+//    "exclude_history": true, "ties": "pessimistic", "seed": 0},
+//    (sampled ranking adds "num_negatives": 100 after "ranking")
 //    "metrics": {"HR@1": 0.25, ...}, "num_examples": 4, "seconds": 0.5}
 // Doubles are written in the shortest form that round-trips; NaN and Inf as null.
 std::string to_json(const EvalResult& result);

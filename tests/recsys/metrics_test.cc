@@ -400,13 +400,16 @@ TEST(ProtocolJson, HasDocumentedKeysAndIsWellFormed) {
   EXPECT_TRUE(looks_like_json_object(json)) << json;
   for (const char* key :
        {"\"protocol\": {", "\"split\": \"test\"", "\"split_kind\": \"leave-one-out\"",
-        "\"ranking\": \"full\"", "\"num_negatives\": 100", "\"exclude_history\": true",
+        "\"ranking\": \"full\"", "\"exclude_history\": true",
         "\"ties\": \"pessimistic\"", "\"seed\": 0", "\"metrics\": {", "\"HR@1\": 0.5",
         "\"HR@10\": 1", "\"MRR@10\": 0.625", "\"NDCG@1\": 0.5", "\"num_examples\": 2",
         "\"seconds\": 0.5"}) {
     EXPECT_NE(json.find(key), std::string::npos) << key << " missing in " << json;
   }
   EXPECT_EQ(json.find('\n'), std::string::npos);  // one line
+  EXPECT_EQ(json.find("num_negatives"), std::string::npos) << "full ranking has no negatives: " << json;
+  result.protocol.ranking = "sampled";
+  EXPECT_NE(to_json(result).find("\"num_negatives\": 100"), std::string::npos) << to_json(result);
 }
 
 TEST(ProtocolJson, NumbersRoundTrip) {

@@ -6,12 +6,17 @@
 #   bash tools/experiments.sh teachers        # ML-1M, Beauty, Toys, Games 2018
 #   bash tools/experiments.sh prune beauty    # schedule + controls on one data set
 # Output goes to $RUNS (default ../runs). The data is read from $DATA (../shared/data).
+# THREADS (default: all cores) sets --threads; CONTROLS (default all) the prune controls.
+# Two data sets can run side by side with THREADS=1 each (what docs/results/ did).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRUNEREC=${PRUNEREC:-./build/apps/prunerec}
 DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-../runs}
 SEED=${SEED:-42}
+THREADS=${THREADS:-0}
+CONTROLS=${CONTROLS:-all}
+threads_arg() { if [ "$THREADS" -gt 0 ]; then echo "--threads $THREADS"; fi; }
 
 # data set -> arguments of `prunerec train` (data, titles, teacher epochs, history length)
 data_args() {
@@ -28,7 +33,7 @@ teacher() {
   local name=$1
   mkdir -p "$RUNS/$name"
   # shellcheck disable=SC2046
-  /usr/bin/time -v "$PRUNEREC" train $(data_args "$name") --config teacher --seed "$SEED" \
+  /usr/bin/time -v "$PRUNEREC" train $(data_args "$name") --config teacher --seed "$SEED" $(threads_arg) \
     --out "$RUNS/$name/teacher.prc" --json > "$RUNS/$name/teacher.json" 2> "$RUNS/$name/teacher.log"
   "$PRUNEREC" eval --baseline popularity $(data_args "$name" | sed 's/--max-len [0-9]*//; s/--epochs [0-9]*//') \
     --json > "$RUNS/$name/popularity.json"
@@ -37,7 +42,7 @@ teacher() {
 prune() {
   local name=$1
   "$PRUNEREC" prune --teacher "$RUNS/$name/teacher.prc" --schedule schedule --out "$RUNS/$name/prune" \
-    --controls all > "$RUNS/$name/prune.md" 2> "$RUNS/$name/prune.log"
+    --controls "$CONTROLS" $(threads_arg) > "$RUNS/$name/prune.md" 2> "$RUNS/$name/prune.log"
 }
 
 case "${1:-}" in

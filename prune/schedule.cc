@@ -403,6 +403,7 @@ pb::Report run_schedule(const PruneRun& run) {
     const pb::RecoveryConfig rc = recovery_of(run.schedule, st);
     recsys::TrainResult tr;
     std::unique_ptr<nn::Transformer> previous_teacher;
+    double resumed_seconds = 0;  // recovery time spent by earlier, interrupted runs
     if (rc.enabled()) {
       const nn::Transformer* distill_teacher = &teacher;
       if (rc.teacher() == pb::RecoveryConfig::PREVIOUS && previous_path != run.teacher_path) {
@@ -427,7 +428,11 @@ pb::Report run_schedule(const PruneRun& run) {
       spec.log = &log;
       spec.progress = run.progress;
       if (run.redo) fs::remove(stage_path + ".state");
+      const auto t_train = Clock::now();
       tr = recsys::train_model(*model, spec);
+      // A resumed recovery reports its training time over every run (tr.seconds), so the
+      // stage's wall time counts the earlier runs' part too, not this call's alone.
+      resumed_seconds = std::max(0.0, tr.seconds - seconds_since(t_train));
       model = load_net(stage_path);  // the best epoch
     } else {
       recsys::save_recommender(stage_path, *model, teacher_rec.catalog, {.metadata = run.metadata});
@@ -444,9 +449,9 @@ pb::Report run_schedule(const PruneRun& run) {
     row.set_recovery_best_epoch(tr.best_epoch);
     for (double v : tr.loss_curve) row.add_loss_curve(v);
     for (double v : tr.valid_curve) row.add_valid_curve(v);
-    row.set_wall_seconds(seconds_since(t_stage));
+    row.set_wall_seconds(resumed_seconds + seconds_since(t_stage));
     *report.add_stages() = row;
-    report.set_total_seconds(report.total_seconds() + seconds_since(t_stage));
+    report.set_total_seconds(report.total_seconds() + row.wall_seconds());
     write_report(run.out_dir, report);
     log << "  " << name << ": test NDCG@10 " << row.metrics().at("NDCG@10") << " (before recovery "
         << before.metrics.at("NDCG@10") << "), " << format_duration(row.wall_seconds()) << "\n";
@@ -504,18 +509,21 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     spec.phase = "control scratch";
     spec.log = &log;
     spec.progress = main_run.progress;
+    const auto t_train = Clock::now();
     const recsys::TrainResult tr = recsys::train_model(model, spec);
+    const double resumed_seconds = std::max(0.0, tr.seconds - seconds_since(t_train));  // earlier runs' part
     auto best = load_net(spec.out_path);
     pb::StageRow row = measure_model(*best, "from scratch", "control", teacher_non_emb, *main_run.data, *main_run.split,
                                      row_options);
     row.set_checkpoint(spec.out_path);
+    row.set_recovery_seconds(tr.seconds);
     row.set_recovery_epochs(tr.epochs_run);
     row.set_recovery_best_epoch(tr.best_epoch);
     for (double v : tr.loss_curve) row.add_loss_curve(v);
     for (double v : tr.valid_curve) row.add_valid_curve(v);
     row.set_note(detail::str_cat("final-stage config trained from scratch with cross-entropy and ", recipe_source,
                                  " for ", tc.epochs(), " epochs (all recoveries together)"));
-    row.set_wall_seconds(seconds_since(t0));
+    row.set_wall_seconds(resumed_seconds + seconds_since(t0));
     return row;
   }
 
@@ -554,7 +562,10 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
   row.set_kind("control");
   row.set_checkpoint((fs::path(dir) / "final.prc").string());
   row.set_note(note);
-  row.set_wall_seconds(seconds_since(t0));
+  // Its stages' wall times, each kept in the control's report across resumed runs.
+  double wall = 0;
+  for (int i = 1; i < r.stages_size(); ++i) wall += r.stages(i).wall_seconds();
+  row.set_wall_seconds(wall);
   return row;
 }
 

@@ -174,6 +174,12 @@ TEST(Schedule, ControlsRunAndReportAgainstTheFinalStage) {
       EXPECT_EQ(row.config().layers(l).mlp_width(), final_row.config().layers(l).mlp_width()) << control;
     }
     EXPECT_TRUE(fs::exists(row.checkpoint())) << row.checkpoint();
+    // Run again: nothing is retrained, and the wall time still counts the first run's
+    // training (it is kept with the control's state, not measured anew).
+    const pb::StageRow again = run_control(run, main, control);
+    EXPECT_EQ(again.recovery_seconds(), row.recovery_seconds()) << control;
+    EXPECT_GE(again.wall_seconds(), again.recovery_seconds()) << control;
+    if (control != "scratch") { EXPECT_EQ(again.wall_seconds(), row.wall_seconds()) << control; }
   }
   EXPECT_THROW(run_control(run, main, "bogus"), ConfigError);
 }

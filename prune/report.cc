@@ -820,8 +820,10 @@ void md_stage_details(std::string& out, const pb::Report& r, int k, const pb::St
   if (row.has_stability() && !row.stability().spearman().empty()) {
     out += "Score stability (split-half Spearman):";
     const std::vector<std::string> keys = sorted_keys(row.stability().spearman());
-    for (std::size_t i = 0; i < keys.size(); ++i)
-      out += (i ? ", " : " ") + md_text(keys[i]) + " " + printf_str("%.3f", row.stability().spearman().at(keys[i]));
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const double rho = row.stability().spearman().at(keys[i]);  // NaN: undefined (random scores, nothing removed)
+      out += (i ? ", " : " ") + md_text(keys[i]) + " " + (std::isnan(rho) ? std::string("n/a") : printf_str("%.3f", rho));
+    }
     out += ".\n\n";
   }
   // Test metrics before and after recovery, with the teacher's for reference.

@@ -12,12 +12,17 @@ namespace prunerec::prune {
 double flops_per_recommendation(const pb::ModelConfig& config, int history) {
   const double d = config.hidden(), dh = config.head_dim(), T = history;
   double flops = 0;
-  for (const auto& L : config.layers()) {
+  const int n = config.layers_size();
+  for (int l = 0; l < n; ++l) {
+    const auto& L = config.layers(l);
     const double q = L.num_heads() * dh, kv = L.num_kv_heads() * dh;
-    const double matmul = d * q + 2 * d * kv + q * d + 3 * d * L.mlp_width();
-    flops += 2 * T * matmul;
-    // Causal attention: query i reads i + 1 keys; QK^T and PV per head.
-    flops += L.num_heads() * 2.0 * 2.0 * dh * (T * (T + 1) / 2);
+    // Note [last-position inference] (nn/transformer.cc): the last layer computes keys and
+    // values at every position, but its query, o_proj, MLP and attention at the last only.
+    const double rows = l + 1 < n ? T : 1;
+    flops += 2 * T * (2 * d * kv) + 2 * rows * (d * q + q * d + 3 * d * L.mlp_width());
+    // Causal attention, QK^T and PV per head: query i reads i + 1 keys; the last layer's
+    // single query reads all T.
+    flops += L.num_heads() * 2.0 * 2.0 * dh * (l + 1 < n ? T * (T + 1) / 2 : T);
   }
   flops += 2 * d * config.vocab_size();  // output layer at the last position
   return flops;

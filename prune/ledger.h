@@ -10,9 +10,11 @@
 
 namespace prunerec::prune {
 
-// Multiply-adds count 2 FLOPs. For one user with a history of `history` items: every
-// layer's projections and MLP at every position, attention over the causal prefix, the
-// output layer at the last position only (the recommendation).
+// Multiply-adds count 2 FLOPs. For one user with a history of `history` items, the work
+// recsys::next_item_scores does: every layer but the last at every position (projections,
+// MLP, attention over the causal prefix); the last layer's keys and values at every
+// position but its query, attention, o_proj and MLP at the last one (Note [last-position
+// inference]); the output layer at the last position.
 double flops_per_recommendation(const pb::ModelConfig& config, int history);
 
 struct LatencyOptions {

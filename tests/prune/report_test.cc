@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "nn/text_proto.h"
+#include "prune/ledger.h"
 #include "tensor/error.h"
 
 namespace prunerec::prune {
@@ -351,6 +353,23 @@ TEST(ReportJson, ParseErrorsNameTheSource) {
 }
 
 // ---------------------------------------------------------------------------------------
+
+// The FLOP count by hand for a two-layer model (d 8, head_dim 2, history 5, 10 items):
+// layer 0 (4 heads, 2 KV, MLP 6) at all 5 positions, layer 1 (2 heads, 1 KV, MLP 3) with
+// keys/values at all 5 and everything else at the last position only.
+TEST(Ledger, FlopsPerRecommendationCountsWhatInferenceComputes) {
+  pb::ModelConfig c;
+  nn::parse_text_proto(R"(vocab_size: 10 hidden: 8 head_dim: 2 max_len: 5
+      layers { num_heads: 4 num_kv_heads: 2 mlp_width: 6 kv_map: [0, 0, 1, 1] }
+      layers { num_heads: 2 num_kv_heads: 1 mlp_width: 3 kv_map: [0, 0] })",
+                       "test", &c);
+  const double layer0 = 2 * 5 * (8 * 8 + 2 * 8 * 4 + 8 * 8 + 3 * 8 * 6)  // q, k+v, o, gate+up+down
+                        + 4 * 2 * 2 * 2 * (1 + 2 + 3 + 4 + 5);           // QK^T and PV, causal
+  const double layer1 = 2 * 5 * (2 * 8 * 2)                            // k+v at every position
+                        + 2 * 1 * (8 * 4 + 4 * 8 + 3 * 8 * 3)          // q, o, MLP at the last
+                        + 2 * 2 * 2 * 2 * 5;                           // one query over 5 keys
+  EXPECT_EQ(flops_per_recommendation(c, 5), layer0 + layer1 + 2 * 8 * 10);
+}
 
 TEST(ReportMarkdown, HasTheLedgerHeaderEveryStageAndFormattedNumbers) {
   const pb::Report r = three_stage_report();

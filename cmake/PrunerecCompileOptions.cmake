@@ -28,8 +28,8 @@ endif()
 # AddressSanitizer and UndefinedBehaviorSanitizer. A UB report is fatal
 # (-fno-sanitize-recover), so a test or fuzz target cannot pass with one. libstdc++'s
 # own checks (_GLIBCXX_ASSERTIONS: bounds of operator[], front() of an empty vector, ...)
-# are on too (PRUNEREC_STDLIB_ASSERTIONS, to look past a known finding in a long fuzz
-# campaign); they abort, which the tools count as a failure. Generated protobuf code and
+# are on too (PRUNEREC_STDLIB_ASSERTIONS=OFF turns them off, to measure a fuzz campaign
+# without them); they abort, which the tools count as a failure. Generated protobuf code and
 # the system libraries (protobuf, oneTBB, OpenBLAS) are not instrumented.
 option(PRUNEREC_STDLIB_ASSERTIONS "With PRUNEREC_SANITIZE or PRUNEREC_FUZZ: libstdc++ precondition checks" ON)
 if(PRUNEREC_SANITIZE OR PRUNEREC_FUZZ)

@@ -89,6 +89,16 @@ pb::ModelConfig normalize_config(const pb::ModelConfig& in) {
     for (std::size_t g = 0; g < used.size(); ++g)
       PR_CHECK_T(ConfigError, used[g], "model config: layers[", l, "]: KV head ", g, " is read by no query head");
   }
+  // The per-field limits above still allow products beyond int64 (4096 layers of width
+  // 2^20 with 2^32-wide attention), so the total is bounded too, counted in floating point.
+  constexpr double kMaxParameters = 1e12;
+  const double d = c.hidden(), dh = c.head_dim();
+  double total = 2.0 * c.vocab_size() * d + d;
+  for (const auto& L : c.layers())
+    total += 2 * d + 2.0 * d * L.num_heads() * dh + 2.0 * d * L.num_kv_heads() * dh + (L.num_heads() + 2.0 * L.num_kv_heads()) * dh +
+             L.num_heads() + 3.0 * d * L.mlp_width() + L.mlp_width();
+  PR_CHECK_T(ConfigError, total <= kMaxParameters, "model config: about ", total,
+             " parameters, beyond the supported 1e12");
   return c;
 }
 

@@ -5,8 +5,7 @@
 #   bash tools/test_fuzz.sh                          # CI: ~8 s per target, 2 at a time
 #   PRUNEREC_FUZZ_SECONDS=100 nice -n 19 bash tools/test_fuzz.sh   # a longer campaign
 #   PRUNEREC_FUZZ_TARGETS="fuzz_checkpoint" bash tools/test_fuzz.sh
-#   PRUNEREC_FUZZ_SKIP_KNOWN=1 ...   # skip inputs that hit findings not yet fixed
-#   PRUNEREC_FUZZ_DIR=build-fuzz-campaign PRUNEREC_FUZZ_CMAKE_ARGS=-DPRUNEREC_STDLIB_ASSERTIONS=OFF ...
+#   PRUNEREC_ASAN_DIR=build-campaign PRUNEREC_FUZZ_CMAKE_ARGS=-DPRUNEREC_STDLIB_ASSERTIONS=OFF ...
 #   build-asan/tests/fuzz/fuzz_checkpoint CRASH_FILE  # replay one input
 # The corpus each run grows is kept in build-asan/corpus/<target>/ (the committed seeds
 # in tests/fuzz/corpus/ are only read); crash inputs land in build-asan/artifacts/.
@@ -16,7 +15,7 @@ seconds=${PRUNEREC_FUZZ_SECONDS:-8}
 jobs=${PRUNEREC_JOBS:-2}
 start=$(date +%s)
 source tools/asan_build.sh
-build=${PRUNEREC_FUZZ_DIR:-$asan_build}
+build=$asan_build
 cmake --build "$build" -j "$jobs" --target prunerec_fuzzers
 built=$(date +%s)
 

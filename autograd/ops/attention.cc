@@ -82,7 +82,11 @@ Checked check_args(const char* op, const Var& q, const Var& k, const Var& v, con
 }  // namespace
 
 Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& args) {
-  const auto [dims, pads, gates] = check_args("attention", q, k, v, args, false);
+  // Named members, not a structured binding: Clang before 16 cannot capture bindings in
+  // the lambda below.
+  const Checked checked = check_args("attention", q, k, v, args, false);
+  const kernels::AttentionDims& dims = checked.dims;
+  const Tensor &pads = checked.pads, &gates = checked.gates;
   const std::int64_t dh = dims.dh;
   const Tensor qc = q.value().contiguous(), kc = k.value().contiguous(), vc = v.value().contiguous();
   Tensor out = Tensor::empty(q.shape(), q.dtype());
@@ -114,7 +118,9 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& arg
 Var attention_last(const Var& q_last, const Var& k, const Var& v, const AttentionArgs& args) {
   PR_CHECK(!any_requires_grad({&q_last, &k, &v}),
            "attention_last: inference only (no backward); call it under a NoGradGuard");
-  const auto [dims, pads, gates] = check_args("attention_last", q_last, k, v, args, true);
+  const Checked checked = check_args("attention_last", q_last, k, v, args, true);
+  const kernels::AttentionDims& dims = checked.dims;
+  const Tensor &pads = checked.pads, &gates = checked.gates;
   const Tensor qc = q_last.value().contiguous(), kc = k.value().contiguous(), vc = v.value().contiguous();
   Tensor out = Tensor::empty(q_last.shape(), q_last.dtype());
   dispatch_floating(q_last.dtype(), "attention_last", [&](auto tag) {

@@ -132,34 +132,6 @@ class ScratchDir {
   std::filesystem::path root_;
 };
 
-// Whether the environment asks to skip inputs that hit findings already reported and not
-// yet fixed (PRUNEREC_FUZZ_SKIP_KNOWN=1), so a long campaign can look past them. The CI
-// run (tools/test_fuzz.sh) never sets it: a known finding fails CI until it is fixed.
-inline bool skip_known_findings() {
-  static const bool skip = [] {
-    const char* v = std::getenv("PRUNEREC_FUZZ_SKIP_KNOWN");
-    return v != nullptr && v[0] != '\0' && v[0] != '0';
-  }();
-  return skip;
-}
-
-// Whether every element of a floating tensor is finite with |x| <= limit (non-floating
-// tensors: true).
-inline bool all_finite(const Tensor& t, double limit = std::numeric_limits<double>::infinity()) {
-  const Tensor c = t.contiguous();
-  auto ok = [&](double x) { return std::isfinite(x) && std::fabs(x) <= limit; };
-  if (c.dtype() == DType::f32) {
-    const float* p = c.data<float>();
-    for (std::int64_t i = 0; i < c.numel(); ++i)
-      if (!ok(p[i])) return false;
-  } else if (c.dtype() == DType::f64) {
-    const double* p = c.data<double>();
-    for (std::int64_t i = 0; i < c.numel(); ++i)
-      if (!ok(p[i])) return false;
-  }
-  return true;
-}
-
 // Protobuf logs a line for some malformed messages (invalid UTF-8 in a string field);
 // the fuzzer produces millions of those.
 inline void silence_protobuf_logging() { google::protobuf::SetLogHandler(nullptr); }

@@ -2,7 +2,7 @@
 // of two tiny recommenders written by the real writer, each in both input modes of the
 // target (raw file; manifest + data to assemble), and damaged variants of the first.
 //
-//   build-fuzz/tests/fuzz/fuzz_make_seeds tests/fuzz/corpus/checkpoint
+//   build-asan/tests/fuzz/fuzz_make_seeds tests/fuzz/corpus/checkpoint
 //
 // Deterministic: the same build writes the same bytes (write_checkpoint is deterministic).
 #include <cstdint>

@@ -76,6 +76,10 @@ TEST(ModelConfig, InvalidFieldsAreNamed) {
   expect_error("vocab_size: 5 hidden: 8 layers { num_heads: 2 num_kv_heads: 2 mlp_width: 4 kv_map: [0, 0] }",
                "KV head 1 is read by no query head");
   expect_error("vocab_size: 5 hidden: 8", "num_layers");
+  // Every field within its own limit, the product beyond int64: refused, not overflowed.
+  expect_error("vocab_size: 5 hidden: 1048576 head_dim: 1048576 num_layers: 4096 "
+               "layer_defaults { num_heads: 4096 num_kv_heads: 4096 mlp_width: 4194304 }",
+               "beyond the supported 1e12");
 }
 
 TEST(ModelConfig, TextFormatErrorsCarryLineAndColumn) {

@@ -7,9 +7,8 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 start=$(date +%s)
 for part in tools/test_unit.sh tools/test_sanitize.sh tools/test_fuzz.sh tools/test_install.sh; do
-  if [ -f "$part" ]; then
-    echo "=== $part"
-    bash "$part"
-  fi
+  [ -f "$part" ] || { echo "tools/test.sh: $part is missing" >&2; exit 1; }
+  echo "=== $part"
+  bash "$part"
 done
 echo "all tests passed in $(( $(date +%s) - start )) s"

@@ -90,17 +90,18 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
       out.optimizer[name] = {*m, *v};
     }
   }
-  // A model with NaN or Inf weights is damaged even when its checksums hold (it was
-  // saved that way): refuse it rather than serve garbage.
-  for (const auto& [name, var] : out.model->named_parameters()) {
-    const Tensor& t = var.value();
+  // A model with NaN or Inf weights or gates is damaged even when its checksums hold (it
+  // was saved that way): refuse it rather than serve garbage.
+  auto require_finite = [&](const std::string& name, const Tensor& t) {
     bool finite = true;
     dispatch_floating(t.dtype(), "load", [&](auto tag) {
       using T = decltype(tag);
       finite = kernels::all_finite<T>(t.numel(), t.data<T>());
     });
     PR_CHECK_T(IoError, finite, path, ": tensor '", name, "' contains NaN or Inf values (the model is damaged)");
-  }
+  };
+  for (const auto& [name, var] : out.model->named_parameters()) require_finite(name, var.value());
+  for (const auto& [name, buffer] : out.model->named_buffers()) require_finite(name, *buffer);
   try {
     out.model->check_invariants();
   } catch (const InternalError& e) {

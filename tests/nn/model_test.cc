@@ -258,6 +258,20 @@ TEST(Checkpoint, RoundTripIsBitExactWithOptimizerState) {
   }
 }
 
+// Gates are buffers, not parameters, but a NaN gate damages the outputs all the same.
+TEST(Checkpoint, NonFiniteGatesAreRefusedByName) {
+  Transformer m(small_config(), DType::f32, 1);
+  m.block(1).attn().head_gate().set({2}, std::nan(""));
+  const std::string p = temp_path("nan_gate.prc");
+  save_model(p, m);
+  try {
+    load_model(p);
+    ADD_FAILURE() << "a NaN head gate was loaded";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("blocks.1.attn.head_gate"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Checkpoint, MismatchesAreListedByName) {
   Transformer m(small_config(), DType::f32, 1);
   // A file whose config says mlp_width 24 but holds a 20-wide up_proj and lacks final_norm.

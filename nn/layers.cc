@@ -37,27 +37,25 @@ Attention::Attention(std::int64_t hidden, std::int64_t num_heads, std::int64_t n
   head_gate_ = &register_buffer("head_gate", Tensor::ones({num_heads}, dtype));
 }
 
-ag::Var Attention::forward(const ag::Var& x, const Tensor& pads, Tensor* heads_out) const {
+ag::AttentionArgs Attention::attention_args(const Tensor& pads) const {
   ag::AttentionArgs args;
   args.head_dim = head_dim_;
   args.rope_theta = rope_theta_;
   args.pads = pads;
   args.kv_map = kv_map_;
   args.head_gates = *head_gate_;
-  ag::Var heads = ag::attention(q_->forward(x), k_->forward(x), v_->forward(x), args);
+  return args;
+}
+
+ag::Var Attention::forward(const ag::Var& x, const Tensor& pads, Tensor* heads_out) const {
+  ag::Var heads = ag::attention(q_->forward(x), k_->forward(x), v_->forward(x), attention_args(pads));
   if (heads_out) *heads_out = heads.value();
   return o_->forward(heads);
 }
 
 ag::Var Attention::forward_last(const ag::Var& x, const Tensor& pads) const {
-  ag::AttentionArgs args;
-  args.head_dim = head_dim_;
-  args.rope_theta = rope_theta_;
-  args.pads = pads;
-  args.kv_map = kv_map_;
-  args.head_gates = *head_gate_;
   const ag::Var x_last(x.value().select(1, x.size(1) - 1).contiguous());  // [B, hidden]
-  return o_->forward(ag::attention_last(q_->forward(x_last), k_->forward(x), v_->forward(x), args));
+  return o_->forward(ag::attention_last(q_->forward(x_last), k_->forward(x), v_->forward(x), attention_args(pads)));
 }
 
 void Attention::check_own_invariants(const std::string& path) const {

@@ -87,6 +87,8 @@ class Attention : public Module {
   void check_own_invariants(const std::string& path) const override;
 
  private:
+  ag::AttentionArgs attention_args(const Tensor& pads) const;  // this layer's heads, map, gates, RoPE
+
   Linear *q_, *k_, *v_, *o_;
   Tensor* head_gate_;
   std::vector<std::int32_t> kv_map_;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <deque>
 #include <map>
 #include <unordered_map>
 #include <vector>
@@ -26,11 +27,19 @@ std::size_t size_class(std::size_t n) {
 
 constexpr std::int64_t kMinCacheBytes = std::int64_t{64} << 20;
 
+// A cached block and when it was freed (a counter, not a clock).
+struct CachedBlock {
+  void* ptr;
+  std::uint64_t freed_at;
+};
+
 struct Cache {
   std::mutex mu;
-  std::map<std::size_t, std::vector<void*>> free_lists;  // by block size
-  std::unordered_map<void*, std::size_t> sizes;          // live block -> its size
+  // By block size; each list is oldest first, so front() is its least recently freed block.
+  std::map<std::size_t, std::deque<CachedBlock>> free_lists;
+  std::unordered_map<void*, std::size_t> sizes;  // live block -> its size
   std::int64_t peak_live = 0;
+  std::uint64_t frees = 0;
   AllocatorStats stats;
 };
 
@@ -49,6 +58,22 @@ bool cache_enabled() {
   return enabled;
 }
 
+std::int64_t cache_limit(const Cache& c) { return std::max<std::int64_t>(c.peak_live, kMinCacheBytes); }
+
+// Gives the least recently freed cached block back to the system. Requires c.mu held and
+// something cached. Linear in the number of size classes in use (a few dozen).
+void evict_oldest(Cache& c) {
+  auto oldest = c.free_lists.end();
+  for (auto it = c.free_lists.begin(); it != c.free_lists.end(); ++it)
+    if (!it->second.empty() && (oldest == c.free_lists.end() || it->second.front().freed_at < oldest->second.front().freed_at))
+      oldest = it;
+  PR_ASSERT(oldest != c.free_lists.end());
+  std::free(oldest->second.front().ptr);
+  oldest->second.pop_front();
+  c.stats.cached_bytes -= static_cast<std::int64_t>(oldest->first);
+  ++c.stats.evictions;
+}
+
 }  // namespace
 
 void* allocate_bytes(std::size_t nbytes) {
@@ -65,7 +90,7 @@ void* allocate_bytes(std::size_t nbytes) {
     auto it = c.free_lists.lower_bound(cls);
     while (it != c.free_lists.end() && it->first <= cls + cls / 2 && it->second.empty()) ++it;
     if (it != c.free_lists.end() && it->first <= cls + cls / 2) {
-      void* p = it->second.back();
+      void* p = it->second.back().ptr;
       it->second.pop_back();
       c.stats.cached_bytes -= static_cast<std::int64_t>(it->first);
       c.stats.live_bytes += static_cast<std::int64_t>(it->first);
@@ -107,26 +132,32 @@ void free_bytes(void* ptr, std::size_t nbytes) {
   if (found != c.sizes.end()) c.sizes.erase(found);
   c.stats.live_bytes -= static_cast<std::int64_t>(cls);
   // Keep at most as much cached as is live at the peak (a training step's working set), so
-  // shapes that vary from batch to batch cannot grow the cache without bound.
-  if (c.stats.cached_bytes + static_cast<std::int64_t>(cls) > std::max<std::int64_t>(c.peak_live, kMinCacheBytes)) {
+  // shapes that vary from batch to batch cannot grow the cache without bound. When the
+  // cache is full, the least recently freed blocks make room: the cache follows the
+  // current working set (inference after training) instead of keeping stale shapes.
+  const std::int64_t limit = cache_limit(c);
+  if (static_cast<std::int64_t>(cls) > limit) {
     std::free(ptr);
     return;
   }
-  c.free_lists[cls].push_back(ptr);
+  while (c.stats.cached_bytes + static_cast<std::int64_t>(cls) > limit) evict_oldest(c);
+  c.free_lists[cls].push_back({ptr, ++c.frees});
   c.stats.cached_bytes += static_cast<std::int64_t>(cls);
 }
 
 AllocatorStats allocator_stats() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  return c.stats;
+  AllocatorStats s = c.stats;
+  s.cache_limit_bytes = cache_limit(c);
+  return s;
 }
 
 void release_cached() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   for (auto& [cls, list] : c.free_lists) {
-    for (void* p : list) std::free(p);
+    for (const CachedBlock& b : list) std::free(b.ptr);
     c.stats.cached_bytes -= static_cast<std::int64_t>(cls * list.size());
     list.clear();
   }

@@ -430,6 +430,42 @@ TEST(Allocator, FreedBlocksAreReusedBySizeClass) {
   }
 }
 
+// A full cache makes room for a new shape by giving back its least recently freed blocks,
+// so a working set that changes (inference after training) is served from the cache after
+// its first round instead of from the system every time.
+TEST(Allocator, FullCacheEvictsOldestBlocksForNewShapes) {
+  if (const char* v = std::getenv("PRUNEREC_NO_ALLOC_CACHE"); v != nullptr && v[0] != '\0' && v[0] != '0')
+    GTEST_SKIP() << "PRUNEREC_NO_ALLOC_CACHE turns the cache off";
+  release_cached();
+  // Fill the cache to its limit with one shape ("training"): blocks of 1 MiB (a size class
+  // of its own), all live at once, then all freed.
+  constexpr std::int64_t kOld = std::int64_t{1} << 18;  // floats = 1 MiB
+  const std::int64_t limit = allocator_stats().cache_limit_bytes;
+  {
+    std::vector<Tensor> old;
+    for (std::int64_t b = 0; b < limit; b += kOld * 4) old.push_back(Tensor::empty({kOld}));
+  }
+  constexpr std::int64_t kNew = 3 * kOld;
+  const AllocatorStats full = allocator_stats();
+  ASSERT_GT(full.cached_bytes + 2 * kNew * 4, full.cache_limit_bytes) << "the new blocks fit without eviction";
+  // Another shape ("inference"): 3 MiB blocks, not servable from 1 MiB ones. The first
+  // round comes from the system and evicts old blocks when freed; the second is reused.
+  { const Tensor a = Tensor::empty({kNew}), b = Tensor::empty({kNew}); }
+  const AllocatorStats after_first = allocator_stats();
+  EXPECT_EQ(after_first.system_allocs, full.system_allocs + 2);
+  EXPECT_GT(after_first.evictions, full.evictions);
+  EXPECT_LE(after_first.cached_bytes, after_first.cache_limit_bytes);
+  { const Tensor a = Tensor::empty({kNew}), b = Tensor::empty({kNew}); }
+  const AllocatorStats after_second = allocator_stats();
+  EXPECT_EQ(after_second.system_allocs, after_first.system_allocs);
+  EXPECT_EQ(after_second.reuses, after_first.reuses + 2);
+  // The old shape's surviving blocks are still served from the cache.
+  { const Tensor a = Tensor::empty({kOld}); }
+  EXPECT_EQ(allocator_stats().system_allocs, after_second.system_allocs);
+  release_cached();
+  EXPECT_EQ(allocator_stats().cached_bytes, 0);
+}
+
 // ---- RNG -------------------------------------------------------------------------------------
 
 // Random123's published known-answer vectors for Philox4x32-10 (tests/kat_vectors): counter

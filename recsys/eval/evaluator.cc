@@ -5,7 +5,6 @@
 #include <numeric>
 
 #include "recsys/recommender.h"
-#include "tensor/allocator.h"
 #include "tensor/parallel.h"
 
 namespace prunerec::recsys {
@@ -13,9 +12,6 @@ namespace prunerec::recsys {
 EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, const DataSplit& split,
                     const EvalOptions& options, Progress* progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  // Evaluation batches have other shapes than training steps: hand the training blocks
-  // back first, so the cache does not hold both sets (Note [caching allocator]).
-  release_cached();
   Protocol protocol = options.protocol;
   protocol.split_kind = split.kind;
   validate(protocol);
@@ -61,7 +57,6 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
     });
     if (progress) progress->update(b0 + static_cast<std::int64_t>(rows.size()), "");
   }
-  release_cached();
   MetricAccumulator acc;
   for (std::int64_t r : ranks) acc.add(r);
   EvalResult result;

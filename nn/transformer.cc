@@ -18,6 +18,12 @@ std::uint64_t fnv1a(const std::string& s) {
 
 enum DropoutSite : std::uint64_t { kEmbed = 1, kAttn = 2, kMlp = 3 };
 
+// Dropout of one residual branch (layer -1: the embedding); the identity when opt has none.
+ag::Var dropout_site(const ag::Var& v, const ForwardOptions& opt, int layer, DropoutSite site) {
+  if (opt.dropout <= 0) return v;
+  return ag::dropout(v, opt.dropout, opt.seed, hash_stream(opt.step, static_cast<std::uint64_t>(layer), site));
+}
+
 }  // namespace
 
 pb::ModelConfig normalize_config(const pb::ModelConfig& in) {
@@ -187,36 +193,35 @@ ag::Var Transformer::hidden(const Tensor& ids, const Tensor& pads, const Forward
            "Transformer: skip_attention has ", opt.skip_attention.size(), " entries for ", L, " layers");
   PR_CHECK(opt.skip_mlp.empty() || static_cast<int>(opt.skip_mlp.size()) == L, "Transformer: skip_mlp has ",
            opt.skip_mlp.size(), " entries for ", L, " layers");
-  auto drop = [&](const ag::Var& v, int layer, DropoutSite site) {
-    if (opt.dropout <= 0) return v;
-    return ag::dropout(v, opt.dropout, opt.seed, hash_stream(opt.step, static_cast<std::uint64_t>(layer), site));
-  };
-  ag::Var x = drop(embed_->forward(ids), -1, kEmbed);
-  for (int l = 0; l < L; ++l) {
-    if (opt.hooks) opt.hooks->on_residual(l, x);
-    const Block& b = block(l);
-    if ((opt.skip_attention.empty() || !opt.skip_attention[l]) && b.attn().num_heads() > 0) {
-      Tensor heads;
-      ag::Var n = b.attn_norm().forward(x);
-      if (opt.hooks) opt.hooks->on_normalized(l, 0, n.value());
-      ag::Var a = b.attn().forward(n, pads, opt.hooks ? &heads : nullptr);
-      if (opt.hooks) opt.hooks->on_attention_heads(l, heads);
-      x = ag::add(x, drop(a, l, kAttn));
-    }
-    if (opt.hooks) opt.hooks->on_residual_mid(l, x);
-    if ((opt.skip_mlp.empty() || !opt.skip_mlp[l]) && b.mlp().width() > 0) {
-      Tensor up, act;
-      ag::Var n = b.mlp_norm().forward(x);
-      if (opt.hooks) opt.hooks->on_normalized(l, 1, n.value());
-      ag::Var m = b.mlp().forward(n, opt.hooks ? &up : nullptr, opt.hooks ? &act : nullptr);
-      if (opt.hooks) opt.hooks->on_mlp(l, up, act);
-      x = ag::add(x, drop(m, l, kMlp));
-    }
-  }
+  ag::Var x = dropout_site(embed_->forward(ids), opt, -1, kEmbed);
+  for (int l = 0; l < L; ++l) x = layer_forward(l, x, pads, opt);
   if (opt.hooks) opt.hooks->on_residual(L, x);
   ag::Var h = final_norm_->forward(x);
   if (opt.hooks) opt.hooks->on_normalized(L, 0, h.value());
   return h;
+}
+
+ag::Var Transformer::layer_forward(int l, ag::Var x, const Tensor& pads, const ForwardOptions& opt) const {
+  if (opt.hooks) opt.hooks->on_residual(l, x);
+  const Block& b = block(l);
+  if ((opt.skip_attention.empty() || !opt.skip_attention[l]) && b.attn().num_heads() > 0) {
+    Tensor heads;
+    ag::Var n = b.attn_norm().forward(x);
+    if (opt.hooks) opt.hooks->on_normalized(l, 0, n.value());
+    ag::Var a = b.attn().forward(n, pads, opt.hooks ? &heads : nullptr);
+    if (opt.hooks) opt.hooks->on_attention_heads(l, heads);
+    x = ag::add(x, dropout_site(a, opt, l, kAttn));
+  }
+  if (opt.hooks) opt.hooks->on_residual_mid(l, x);
+  if ((opt.skip_mlp.empty() || !opt.skip_mlp[l]) && b.mlp().width() > 0) {
+    Tensor up, act;
+    ag::Var n = b.mlp_norm().forward(x);
+    if (opt.hooks) opt.hooks->on_normalized(l, 1, n.value());
+    ag::Var m = b.mlp().forward(n, opt.hooks ? &up : nullptr, opt.hooks ? &act : nullptr);
+    if (opt.hooks) opt.hooks->on_mlp(l, up, act);
+    x = ag::add(x, dropout_site(m, opt, l, kMlp));
+  }
+  return x;
 }
 
 // Note [last-position inference]: scoring the next item needs the final hidden state at
@@ -233,11 +238,7 @@ Tensor Transformer::last_hidden(const Tensor& ids, const Tensor& pads) const {
   const int L = num_layers();
   const std::int64_t T = ids.size(1);
   ag::Var x = embed_->forward(ids);
-  for (int l = 0; l + 1 < L; ++l) {
-    const Block& b = block(l);
-    if (b.attn().num_heads() > 0) x = ag::add(x, b.attn().forward(b.attn_norm().forward(x), pads));
-    if (b.mlp().width() > 0) x = ag::add(x, b.mlp().forward(b.mlp_norm().forward(x)));
-  }
+  for (int l = 0; l + 1 < L; ++l) x = layer_forward(l, x, pads, ForwardOptions{});
   ag::Var last(x.value().select(1, T - 1).contiguous());  // [B, d]
   if (L > 0) {
     const Block& b = block(L - 1);

@@ -102,6 +102,8 @@ class Transformer : public Module {
 
  private:
   Transformer(const pb::ModelConfig& config, DType dtype, std::uint64_t seed, bool initialize);
+  // One layer of hidden(): attention and MLP sub-blocks with opt's hooks, dropout and skips.
+  ag::Var layer_forward(int l, ag::Var x, const Tensor& pads, const ForwardOptions& opt) const;
   Embedding* embed_;
   ModuleList* blocks_;
   RMSNorm* final_norm_;

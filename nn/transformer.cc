@@ -24,6 +24,23 @@ ag::Var dropout_site(const ag::Var& v, const ForwardOptions& opt, int layer, Dro
   return ag::dropout(v, opt.dropout, opt.seed, hash_stream(opt.step, static_cast<std::uint64_t>(layer), site));
 }
 
+// Non-embedding parameters of a normalised config, counted in N: std::int64_t for the
+// exact count, double for normalize_config's overflow-safe bound.
+template <class N>
+N non_embedding_count(const pb::ModelConfig& c) {
+  const N d = c.hidden(), dh = c.head_dim();
+  N n = d;  // final norm
+  for (const auto& L : c.layers()) {
+    const N q = L.num_heads() * dh, kv = L.num_kv_heads() * dh;
+    n += 2 * d;                                  // norms
+    n += d * q + 2 * d * kv + q * d;             // q, k, v, o
+    if (c.qkv_bias()) n += q + 2 * kv;
+    n += 3 * d * L.mlp_width();                  // gate, up, down
+  }
+  if (!c.tie_embeddings()) n += c.vocab_size() * d;
+  return n;
+}
+
 }  // namespace
 
 pb::ModelConfig normalize_config(const pb::ModelConfig& in) {
@@ -98,29 +115,14 @@ pb::ModelConfig normalize_config(const pb::ModelConfig& in) {
   // The per-field limits above still allow products beyond int64 (4096 layers of width
   // 2^20 with 2^32-wide attention), so the total is bounded too, counted in floating point.
   constexpr double kMaxParameters = 1e12;
-  const double d = c.hidden(), dh = c.head_dim();
-  double total = 2.0 * c.vocab_size() * d + d;
-  for (const auto& L : c.layers())
-    total += 2 * d + 2.0 * d * L.num_heads() * dh + 2.0 * d * L.num_kv_heads() * dh + (L.num_heads() + 2.0 * L.num_kv_heads()) * dh +
-             L.num_heads() + 3.0 * d * L.mlp_width() + L.mlp_width();
+  const double total = static_cast<double>(c.vocab_size()) * c.hidden() + non_embedding_count<double>(c);
   PR_CHECK_T(ConfigError, total <= kMaxParameters, "model config: about ", total,
              " parameters, beyond the supported 1e12");
   return c;
 }
 
 std::int64_t count_non_embedding_parameters(const pb::ModelConfig& raw) {
-  const pb::ModelConfig c = normalize_config(raw);
-  const std::int64_t d = c.hidden(), dh = c.head_dim();
-  std::int64_t n = d;  // final norm
-  for (const auto& L : c.layers()) {
-    const std::int64_t q = L.num_heads() * dh, kv = L.num_kv_heads() * dh;
-    n += 2 * d;                                  // norms
-    n += d * q + 2 * d * kv + q * d;             // q, k, v, o
-    if (c.qkv_bias()) n += q + 2 * kv;
-    n += 3 * d * L.mlp_width();                  // gate, up, down
-  }
-  if (!c.tie_embeddings()) n += c.vocab_size() * d;
-  return n;
+  return non_embedding_count<std::int64_t>(normalize_config(raw));
 }
 
 std::vector<TensorSpec> tensor_specs(const pb::ModelConfig& raw) {
@@ -238,7 +240,8 @@ Tensor Transformer::last_hidden(const Tensor& ids, const Tensor& pads) const {
   const int L = num_layers();
   const std::int64_t T = ids.size(1);
   ag::Var x = embed_->forward(ids);
-  for (int l = 0; l + 1 < L; ++l) x = layer_forward(l, x, pads, ForwardOptions{});
+  const ForwardOptions plain;  // no hooks, dropout or skips
+  for (int l = 0; l + 1 < L; ++l) x = layer_forward(l, x, pads, plain);
   ag::Var last(x.value().select(1, T - 1).contiguous());  // [B, d]
   if (L > 0) {
     const Block& b = block(L - 1);

@@ -2,12 +2,11 @@
 
 #include <bit>
 #include <cstdlib>
-#include <mutex>
-#include <new>
 #include <deque>
 #include <map>
+#include <mutex>
+#include <new>
 #include <unordered_map>
-#include <vector>
 
 #include "tensor/error.h"
 

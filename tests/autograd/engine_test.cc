@@ -6,33 +6,22 @@
 // exactly (every sum and product below is exact in f64).
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "autograd/ops.h"
 #include "autograd/var.h"
 #include "tensor/tensor.h"
+#include "tests/common/expect_error.h"
 
 namespace prunerec::ag {
 namespace {
 
+using prunerec::testing::expect_shape_error;
+
 Tensor vec(const std::vector<double>& v) { return Tensor::from_vector(v); }
 Tensor mat(const std::vector<double>& v, std::int64_t rows, std::int64_t cols) { return Tensor::from_vector(v, {rows, cols}); }
 std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
-
-// Runs f, expects a ShapeError whose message contains every one of `parts`.
-void expect_shape_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a ShapeError";
-  } catch (const ShapeError& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << msg << "' lacks '" << p << "'";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected a ShapeError, got: " << e.what();
-  }
-}
 
 TEST(Engine, LeafBasics) {
   Var x(vec({1, 2}), true), c(vec({3, 4}));

@@ -29,12 +29,14 @@
 #include "tensor/allocator.h"
 #include "tensor/error.h"
 #include "tensor/util/crc32c.h"
+#include "tests/common/expect_error.h"
 
 namespace prunerec::nn {
 namespace {
 
 namespace fs = std::filesystem;
 using google::protobuf::util::MessageDifferencer;
+using prunerec::testing::error_message;
 
 // ---- helpers --------------------------------------------------------------------------
 
@@ -216,17 +218,6 @@ RawCheckpoint one_tensor_file(pb::Manifest* manifest_out = nullptr) {
   raw.manifest = m.SerializeAsString();
   if (manifest_out != nullptr) *manifest_out = m;
   return raw;
-}
-
-template <class F>
-std::string io_error_message(F&& f) {
-  try {
-    f();
-  } catch (const IoError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an IoError";
-  return "";
 }
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
@@ -479,17 +470,17 @@ TEST_F(CheckpointFileTest, EveryTruncationIsAnIoError) {
     SCOPED_TRACE("length " + std::to_string(len));
     spit(p, file.substr(0, len));
     for (bool mmap : {false, true}) {
-      const std::string msg = io_error_message([&] { read_checkpoint(p, {.mmap = mmap}); });
+      const std::string msg = error_message<IoError>([&] { read_checkpoint(p, {.mmap = mmap}); });
       EXPECT_TRUE(starts_with(msg, p + ": ")) << msg;
     }
     EXPECT_THROW(read_checkpoint_manifest(p), IoError);
   }
   // The messages say what happened.
   spit(p, file.substr(0, 40));
-  EXPECT_EQ(io_error_message([&] { read_checkpoint(p); }),
+  EXPECT_EQ(error_message<IoError>([&] { read_checkpoint(p); }),
             p + ": truncated: file is 40 bytes, header and trailer need 48");
   spit(p, file.substr(0, file.size() - 1));
-  EXPECT_TRUE(contains(io_error_message([&] { read_checkpoint(p); }), "truncated"));
+  EXPECT_TRUE(contains(error_message<IoError>([&] { read_checkpoint(p); }), "truncated"));
 }
 
 TEST_F(CheckpointFileTest, ExtraBytesAtTheEndAreAnIoError) {
@@ -501,7 +492,7 @@ TEST_F(CheckpointFileTest, ExtraBytesAtTheEndAreAnIoError) {
     EXPECT_THROW(read_checkpoint(p), IoError) << extra;
   }
   spit(p, file + file.substr(file.size() - 16));  // a second, plausible trailer
-  EXPECT_TRUE(contains(io_error_message([&] { read_checkpoint(p); }), "the trailer records a data section of"));
+  EXPECT_TRUE(contains(error_message<IoError>([&] { read_checkpoint(p); }), "the trailer records a data section of"));
 }
 
 TEST_F(CheckpointFileTest, EveryFlippedBitIsAnIoError) {
@@ -518,7 +509,7 @@ TEST_F(CheckpointFileTest, EveryFlippedBitIsAnIoError) {
       for (bool mmap : {false, true}) {
         SCOPED_TRACE("byte " + std::to_string(pos) + " bit " + std::to_string(bit) +
                      (mmap ? " mmap" : " pread"));
-        const std::string msg = io_error_message([&] { read_checkpoint(p, {.mmap = mmap}); });
+        const std::string msg = error_message<IoError>([&] { read_checkpoint(p, {.mmap = mmap}); });
         EXPECT_TRUE(starts_with(msg, p + ": ")) << msg;
       }
     }
@@ -536,7 +527,7 @@ TEST_F(CheckpointFileTest, CorruptTensorIsNamedWithBothChecksums) {
   file[data_start + b.offset() + 5] ^= 0x10;
   spit(p, file);
   for (bool mmap : {false, true}) {
-    const std::string msg = io_error_message([&] { read_checkpoint(p, {.mmap = mmap}); });
+    const std::string msg = error_message<IoError>([&] { read_checkpoint(p, {.mmap = mmap}); });
     const std::string computed = [&] {
       char buf[16];
       const std::uint32_t c = crc32c(file.data() + data_start + b.offset(), b.nbytes());
@@ -558,14 +549,14 @@ TEST_F(CheckpointFileTest, CorruptTensorIsNamedWithBothChecksums) {
 TEST_F(CheckpointFileTest, WrongMagicSaysNotACheckpoint) {
   const std::string p = path("other.bin");
   spit(p, "GIF89a this is some other file, long enough to have a header and trailer");
-  EXPECT_TRUE(contains(io_error_message([&] { read_checkpoint(p); }), p + ": not a prunerec checkpoint"));
+  EXPECT_TRUE(contains(error_message<IoError>([&] { read_checkpoint(p); }), p + ": not a prunerec checkpoint"));
   spit(p, "PK");  // tiny, and not even a prefix of the magic
-  EXPECT_TRUE(contains(io_error_message([&] { read_checkpoint_manifest(p); }), "not a prunerec checkpoint"));
+  EXPECT_TRUE(contains(error_message<IoError>([&] { read_checkpoint_manifest(p); }), "not a prunerec checkpoint"));
   spit(p, "");
-  EXPECT_TRUE(contains(io_error_message([&] { read_checkpoint(p); }), "truncated: file is 0 bytes"));
-  EXPECT_TRUE(starts_with(io_error_message([&] { read_checkpoint(path("absent.prc")); }),
+  EXPECT_TRUE(contains(error_message<IoError>([&] { read_checkpoint(p); }), "truncated: file is 0 bytes"));
+  EXPECT_TRUE(starts_with(error_message<IoError>([&] { read_checkpoint(path("absent.prc")); }),
                           path("absent.prc") + ": "));
-  EXPECT_TRUE(contains(io_error_message([&] { read_checkpoint(dir_); }), "not a regular file"));
+  EXPECT_TRUE(contains(error_message<IoError>([&] { read_checkpoint(dir_); }), "not a regular file"));
 }
 
 TEST_F(CheckpointFileTest, NewerVersionAndUnknownFlagsAreRefused) {
@@ -576,7 +567,7 @@ TEST_F(CheckpointFileTest, NewerVersionAndUnknownFlagsAreRefused) {
   put_u32(v2, 8, 2);
   reseal_header(v2);
   spit(p, v2);
-  const std::string msg = io_error_message([&] { read_checkpoint(p); });
+  const std::string msg = error_message<IoError>([&] { read_checkpoint(p); });
   EXPECT_TRUE(starts_with(msg, p + ": unsupported checkpoint format version 2")) << msg;
   EXPECT_THROW(read_checkpoint_manifest(p), IoError);
 
@@ -584,7 +575,7 @@ TEST_F(CheckpointFileTest, NewerVersionAndUnknownFlagsAreRefused) {
   put_u32(flagged, 12, 1);
   reseal_header(flagged);
   spit(p, flagged);
-  EXPECT_TRUE(contains(io_error_message([&] { read_checkpoint(p); }), "unknown header flags 0x00000001"));
+  EXPECT_TRUE(contains(error_message<IoError>([&] { read_checkpoint(p); }), "unknown header flags 0x00000001"));
 }
 
 TEST_F(CheckpointFileTest, HugeManifestSizeFailsFastWithoutAllocating) {
@@ -599,7 +590,7 @@ TEST_F(CheckpointFileTest, HugeManifestSizeFailsFastWithoutAllocating) {
     spit(p, bad);
     AddressSpaceBudget budget(std::uint64_t{64} << 20);  // a 200 MiB allocation would fail
     const std::int64_t requests = allocation_requests();
-    const std::string msg = io_error_message([&] { read_checkpoint(p); });
+    const std::string msg = error_message<IoError>([&] { read_checkpoint(p); });
     EXPECT_EQ(allocation_requests(), requests);
     if (claimed > kMaxManifestBytes)
       EXPECT_TRUE(contains(msg, "manifest size 1099511627776 exceeds the limit of 268435456 bytes")) << msg;
@@ -621,7 +612,7 @@ TEST_F(CheckpointFileTest, HugeTensorClaimFailsFastWithoutAllocating) {
   for (bool mmap : {false, true}) {
     AddressSpaceBudget budget(std::uint64_t{64} << 20);
     const std::int64_t requests = allocation_requests();
-    const std::string msg = io_error_message([&] { read_checkpoint(p, {.mmap = mmap}); });
+    const std::string msg = error_message<IoError>([&] { read_checkpoint(p, {.mmap = mmap}); });
     EXPECT_EQ(allocation_requests(), requests);
     EXPECT_EQ(msg, p + ": tensor 'blocks.9.mlp.up.weight': 4398046511104 bytes at offset 64 do not fit in "
                        "the data section of 16 bytes");
@@ -702,7 +693,7 @@ TEST_F(CheckpointFileTest, EveryRecordRuleIsEnforcedAndNamesTheTensor) {
     spit(p, raw.encode());
     const std::int64_t requests = allocation_requests();
     for (bool mmap : {false, true}) {
-      const std::string msg = io_error_message([&] { read_checkpoint(p, {.mmap = mmap}); });
+      const std::string msg = error_message<IoError>([&] { read_checkpoint(p, {.mmap = mmap}); });
       EXPECT_TRUE(starts_with(msg, p + ": ")) << msg;
       EXPECT_TRUE(contains(msg, c.expected)) << msg;
     }
@@ -720,7 +711,7 @@ TEST_F(CheckpointFileTest, UnparsableManifestIsAnIoError) {
   raw.manifest = std::string("\x1a\x7f\x0a\x01", 4);  // a tensors field claiming 127 bytes, having 2
   const std::string p = path("garbled.prc");
   spit(p, raw.encode());
-  EXPECT_EQ(io_error_message([&] { read_checkpoint(p); }),
+  EXPECT_EQ(error_message<IoError>([&] { read_checkpoint(p); }),
             p + ": manifest does not parse as prunerec.pb.Manifest (damaged, or an incompatible writer)");
 }
 
@@ -739,7 +730,7 @@ TEST_F(CheckpointFileTest, NonZeroPaddingIsAnIoError) {
   raw.data[40] = 1;
   spit(p, raw.encode());
   for (bool mmap : {false, true})
-    EXPECT_TRUE(contains(io_error_message([&] { read_checkpoint(p, {.mmap = mmap}); }),
+    EXPECT_TRUE(contains(error_message<IoError>([&] { read_checkpoint(p, {.mmap = mmap}); }),
                          "in the padding before tensor 'x' (damaged file)"));
 }
 
@@ -756,7 +747,7 @@ TEST_F(CheckpointFileTest, FailedOverwriteLeavesOldFileAndNoTemporary) {
   {
     FileSizeLimit limit(8192);
     ASSERT_TRUE(limit.ok());
-    const std::string msg = io_error_message([&] { write_checkpoint(p, sample_manifest(), big); });
+    const std::string msg = error_message<IoError>([&] { write_checkpoint(p, sample_manifest(), big); });
     EXPECT_TRUE(starts_with(msg, p + ": ")) << msg;
     EXPECT_TRUE(contains(msg, std::strerror(EFBIG))) << msg;
   }
@@ -766,22 +757,22 @@ TEST_F(CheckpointFileTest, FailedOverwriteLeavesOldFileAndNoTemporary) {
   // Input the writer refuses, found before any file is created.
   std::vector<NamedTensor> duplicate = small_tensors();
   duplicate.push_back({"w", Tensor::zeros({1})});
-  EXPECT_EQ(io_error_message([&] { write_checkpoint(p, small_manifest(), duplicate); }),
+  EXPECT_EQ(error_message<IoError>([&] { write_checkpoint(p, small_manifest(), duplicate); }),
             p + ": cannot write checkpoint: tensor 'w' appears twice");
   std::vector<NamedTensor> undefined = small_tensors();
   undefined.push_back({"later", Tensor()});
-  EXPECT_TRUE(contains(io_error_message([&] { write_checkpoint(p, small_manifest(), undefined); }),
+  EXPECT_TRUE(contains(error_message<IoError>([&] { write_checkpoint(p, small_manifest(), undefined); }),
                        "tensor 'later' is undefined"));
   std::vector<NamedTensor> unnamed = small_tensors();
   unnamed.push_back({"", Tensor::zeros({1})});
-  EXPECT_TRUE(contains(io_error_message([&] { write_checkpoint(p, small_manifest(), unnamed); }),
+  EXPECT_TRUE(contains(error_message<IoError>([&] { write_checkpoint(p, small_manifest(), unnamed); }),
                        "tensor #5 has an empty name"));
   EXPECT_EQ(slurp(p), old_bytes);
   EXPECT_EQ(listing(), std::vector<std::string>{"model.prc"});
 
   // A directory that does not exist.
   const std::string nowhere = path("missing/dir/model.prc");
-  const std::string msg = io_error_message([&] { write_checkpoint(nowhere, small_manifest(), small_tensors()); });
+  const std::string msg = error_message<IoError>([&] { write_checkpoint(nowhere, small_manifest(), small_tensors()); });
   EXPECT_TRUE(starts_with(msg, nowhere + ": ")) << msg;
   EXPECT_TRUE(contains(msg, std::strerror(ENOENT))) << msg;
   EXPECT_EQ(listing(), std::vector<std::string>{"model.prc"});

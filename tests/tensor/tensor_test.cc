@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <functional>
 #include <limits>
 #include <mutex>
 #include <numeric>
@@ -22,9 +21,12 @@
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
+#include "tests/common/expect_error.h"
 
 namespace prunerec {
 namespace {
+
+using testing::expect_shape_error;
 
 // Sets the thread count for one scope and restores the previous one.
 class ThreadCount {
@@ -39,19 +41,6 @@ class ThreadCount {
 // 0, 1, ..., n-1 laid out row-major in `shape`.
 Tensor iota(const Shape& shape, DType dtype = DType::f32) {
   return Tensor::arange(shape_numel(shape), dtype).view(shape);
-}
-
-// Runs f, expects a ShapeError whose message contains every one of `parts`.
-void expect_shape_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a ShapeError";
-  } catch (const ShapeError& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << msg << "' lacks '" << p << "'";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected a ShapeError, got: " << e.what();
-  }
 }
 
 std::string printed(const Tensor& t) {

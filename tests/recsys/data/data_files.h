@@ -12,6 +12,7 @@
 
 #include "recsys/data/dataset.h"
 #include "tensor/error.h"
+#include "tests/common/expect_error.h"
 
 namespace prunerec::recsys::testing {
 
@@ -62,20 +63,7 @@ inline std::vector<std::vector<std::string>> raw_sequences(const SequenceDataset
 using Seqs = std::vector<std::vector<std::string>>;
 using Ids = std::vector<std::string>;
 
-// Runs fn, expects ErrorType, and returns its message ("" when nothing was thrown).
-template <class ErrorType, class Fn>
-std::string error_message(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ErrorType& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected another error type, got: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
+using prunerec::testing::error_message;
 
 // read_dataset must throw IoError naming path and line: "path:line: ...".
 inline std::string expect_io_error_at(const std::string& path, int line, const ReadOptions& opts = {}) {

@@ -27,7 +27,7 @@ int cmd_prune(const Args& args) {
   flags.add("teacher", &teacher, "the teacher model", cli::Flags::kRequired);
   flags.add("schedule", &schedule, "schedule: a text-format file or the preset 'schedule'");
   flags.add("out", &out, "output folder", cli::Flags::kRequired);
-  flags.add("controls", &controls, "comma list of controls to run after the schedule: scratch, random, no-recovery (or all)");
+  flags.add("controls", &controls, "comma list of controls to run after the schedule: scratch, scratch-distill, random, no-recovery (or all)");
   flags.add("threads", &threads, "worker threads (default: all cores)");
   flags.add_switch("redo", &redo, "recompute finished stages instead of skipping them");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");

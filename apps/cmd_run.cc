@@ -63,7 +63,7 @@ int cmd_run(const Args& args) {
   flags.add("seed", &seed, "seed of the data generator, the teacher and the schedule");
   flags.add("epochs", &epochs, "teacher epochs (default: the recipe's; 12 on the built-in data)");
   flags.add("max-len", &max_len, "longest history the teacher reads (default: the recipe's)");
-  flags.add("controls", &controls, "also run controls: scratch, random, no-recovery, or all");
+  flags.add("controls", &controls, "also run controls: scratch, scratch-distill, random, no-recovery, or all");
   flags.add("threads", &threads, "worker threads (default: all cores)");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "no progress output");

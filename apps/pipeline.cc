@@ -53,15 +53,15 @@ prune::PruneRun make_prune_run(const LoadedData& d, const std::string& data_path
 
 std::vector<std::string> parse_controls(const std::string& flag) {
   if (flag.empty()) return {};
-  if (flag == "all") return {"scratch", "random", "no-recovery"};
+  if (flag == "all") return {"scratch", "scratch-distill", "random", "no-recovery"};
   std::string c = flag;
   for (char& ch : c)
     if (ch == ',') ch = ' ';
   std::istringstream is(c);
   std::vector<std::string> out;
   for (std::string w; is >> w;) {
-    if (w != "scratch" && w != "random" && w != "no-recovery")
-      throw cli::UsageError("--controls: unknown control '" + w + "' (scratch, random, no-recovery, or all)");
+    if (w != "scratch" && w != "scratch-distill" && w != "random" && w != "no-recovery")
+      throw cli::UsageError("--controls: unknown control '" + w + "' (scratch, scratch-distill, random, no-recovery, or all)");
     out.push_back(w);
   }
   return out;

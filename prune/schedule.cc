@@ -482,18 +482,30 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
   RowOptions row_options;
   row_options.latency = main_run.latency;
 
-  if (control == "scratch") {
-    PR_CHECK_T(ConfigError, main_report.stages_size() >= 2, "control scratch: the main run has no final stage yet");
+  if (control == "scratch" || control == "scratch-distill") {
+    // Both start from random weights in the final stage's config and train for as many
+    // epochs as all recoveries together. "scratch" uses plain cross-entropy and the
+    // teacher's own recipe (the fairest recipe for a model without a teacher: the
+    // recoveries' recipe assumes one to distil from); "scratch-distill" uses the last
+    // recovery's recipe, distillation from the original teacher included, so against the
+    // final stage it isolates what the pruned weights are worth as a start.
+    const bool distill = control == "scratch-distill";
+    PR_CHECK_T(ConfigError, main_report.stages_size() >= 2, "control ", control, ": the main run has no final stage yet");
     const pb::ModelConfig final_config = main_report.stages(main_report.stages_size() - 1).config();
-    // The fairest from-scratch recipe is the one the teacher was trained with (the
-    // recoveries' recipe assumes a teacher to distil from); only the epochs change.
-    pb::TrainConfig tc = recovery_train_config(main_run.schedule, main_run.schedule.stages(main_run.schedule.stages_size() - 1));
-    std::string recipe_source = "the recovery recipe";
+    const pb::StageConfig& last_stage = main_run.schedule.stages(main_run.schedule.stages_size() - 1);
+    pb::TrainConfig tc = recovery_train_config(main_run.schedule, last_stage);
+    std::string recipe_source = distill ? "the last recovery's recipe" : "the recovery recipe";
     if (const auto it = teacher_rec.manifest.metadata().find("recipe"); it != teacher_rec.manifest.metadata().end()) {
       pb::Recipe recipe;
       nn::parse_text_proto(it->second, main_run.teacher_path + " metadata recipe", &recipe);
-      tc = recipe.train();
-      recipe_source = "the teacher's recipe";
+      if (distill) {
+        // A fresh model learns from noise at first; the recoveries' patience is meant for
+        // warm starts, so the patience is the teacher's when that is longer.
+        tc.set_patience(std::max(tc.patience(), recipe.train().patience()));
+      } else {
+        tc = recipe.train();
+        recipe_source = "the teacher's recipe";
+      }
     }
     tc.set_epochs(std::max(1, total_epochs));
     tc.set_seed(main_run.schedule.seed());
@@ -502,27 +514,39 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     spec.data = main_run.data;
     spec.split = main_run.split;
     spec.config = tc;
-    spec.out_path = (fs::path(dir) / "scratch.prc").string();
+    spec.out_path = (fs::path(dir) / (control + ".prc")).string();
     spec.catalog = &teacher_rec.catalog;
     spec.metadata = main_run.metadata;
     spec.stop = main_run.stop;
-    spec.phase = "control scratch";
+    spec.phase = "control " + control;
     spec.log = &log;
     spec.progress = main_run.progress;
+    TeacherCache cache(*teacher_rec.net);  // Note [teacher cache]
+    const pb::RecoveryConfig rc = recovery_of(main_run.schedule, last_stage);
+    if (distill) {
+      spec.loss = distillation_loss(*teacher_rec.net, rc.alpha(), rc.temperature(), &cache);
+      spec.on_start = distillation_on_start(&cache);
+    }
     const auto t_train = Clock::now();
     const recsys::TrainResult tr = recsys::train_model(model, spec);
     const double resumed_seconds = std::max(0.0, tr.seconds - seconds_since(t_train));  // earlier runs' part
     auto best = load_net(spec.out_path);
-    pb::StageRow row = measure_model(*best, "from scratch", "control", teacher_non_emb, *main_run.data, *main_run.split,
-                                     row_options);
+    pb::StageRow row = measure_model(*best, distill ? "from scratch, distilled" : "from scratch", "control", teacher_non_emb,
+                                     *main_run.data, *main_run.split, row_options);
     row.set_checkpoint(spec.out_path);
     row.set_recovery_seconds(tr.seconds);
     row.set_recovery_epochs(tr.epochs_run);
     row.set_recovery_best_epoch(tr.best_epoch);
     for (double v : tr.loss_curve) row.add_loss_curve(v);
     for (double v : tr.valid_curve) row.add_valid_curve(v);
-    row.set_note(detail::str_cat("final-stage config trained from scratch with cross-entropy and ", recipe_source,
-                                 " for ", tc.epochs(), " epochs (all recoveries together)"));
+    if (distill) {
+      row.set_note(detail::str_cat("final-stage config trained from scratch by distillation from the teacher (alpha ",
+                                   rc.alpha(), ", T ", rc.temperature(), ") with ", recipe_source, " for ", tc.epochs(),
+                                   " epochs (all recoveries together), patience ", tc.patience()));
+    } else {
+      row.set_note(detail::str_cat("final-stage config trained from scratch with cross-entropy and ", recipe_source,
+                                   " for ", tc.epochs(), " epochs (all recoveries together)"));
+    }
     row.set_wall_seconds(resumed_seconds + seconds_since(t0));
     return row;
   }
@@ -547,7 +571,7 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     last.mutable_recovery()->mutable_train()->set_epochs(std::max(1, total_epochs));
     note = detail::str_cat("no recovery between stages; the last stage recovers for ", total_epochs, " epochs");
   } else {
-    throw ConfigError("unknown control '" + control + "' (scratch, random, no-recovery)");
+    throw ConfigError("unknown control '" + control + "' (scratch, scratch-distill, random, no-recovery)");
   }
   // The teacher is the main run's: reuse its measured row instead of measuring again.
   if (!fs::exists(fs::path(dir) / "report.json") && main_report.stages_size() > 0) {

@@ -49,6 +49,9 @@ pb::Schedule parse_schedule(const std::string& text, const std::string& source);
 // The controls of the prune issue, each a ledger row (kind "control"):
 //   scratch:     a model with the final stage's config trained from scratch with plain
 //                cross-entropy for as many epochs as all recoveries together;
+//   scratch-distill: the same fresh model trained like the last recovery (distillation
+//                from the teacher) for as many epochs: against the final stage it measures
+//                what the pruned weights are worth as a starting point;
 //   random:      the same schedule with random importance scores;
 //   no-recovery: the schedule with no recovery after stages 1 and 2 (the last stage
 //                recovers for as many epochs as all recoveries together).

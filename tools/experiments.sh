@@ -29,7 +29,7 @@ data_args() {
   esac
 }
 
-# data set -> teacher recipe: the preset (weight decay 1.0) for the Amazon S3-Rec sets; the
+# data set -> teacher recipe: the preset (weight decay 3.0) for the Amazon S3-Rec sets; the
 # ML-1M and Games 2018 teachers of docs/results/teacher.md predate it (weight decay 0).
 teacher_config() {
   case "$1" in

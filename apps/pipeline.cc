@@ -1,5 +1,6 @@
 #include "apps/pipeline.h"
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -53,15 +54,19 @@ prune::PruneRun make_prune_run(const LoadedData& d, const std::string& data_path
 
 std::vector<std::string> parse_controls(const std::string& flag) {
   if (flag.empty()) return {};
-  if (flag == "all") return {"scratch", "scratch-distill", "random", "no-recovery"};
+  const std::vector<std::string>& names = prune::control_names();
+  if (flag == "all") return names;
   std::string c = flag;
   for (char& ch : c)
     if (ch == ',') ch = ' ';
   std::istringstream is(c);
   std::vector<std::string> out;
   for (std::string w; is >> w;) {
-    if (w != "scratch" && w != "scratch-distill" && w != "random" && w != "no-recovery")
-      throw cli::UsageError("--controls: unknown control '" + w + "' (scratch, scratch-distill, random, no-recovery, or all)");
+    if (std::find(names.begin(), names.end(), w) == names.end()) {
+      std::string known;
+      for (const std::string& n : names) known += n + ", ";
+      throw cli::UsageError("--controls: unknown control '" + w + "' (" + known + "or all)");
+    }
     out.push_back(w);
   }
   return out;

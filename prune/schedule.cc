@@ -571,7 +571,9 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     last.mutable_recovery()->mutable_train()->set_epochs(std::max(1, total_epochs));
     note = detail::str_cat("no recovery between stages; the last stage recovers for ", total_epochs, " epochs");
   } else {
-    throw ConfigError("unknown control '" + control + "' (scratch, scratch-distill, random, no-recovery)");
+    std::string known;
+    for (const std::string& n : control_names()) known += (known.empty() ? "" : ", ") + n;
+    throw ConfigError("unknown control '" + control + "' (" + known + ")");
   }
   // The teacher is the main run's: reuse its measured row instead of measuring again.
   if (!fs::exists(fs::path(dir) / "report.json") && main_report.stages_size() > 0) {

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "proto/prune.pb.h"
 #include "proto/report.pb.h"
@@ -57,5 +58,11 @@ pb::Schedule parse_schedule(const std::string& text, const std::string& source);
 //                recovers for as many epochs as all recoveries together).
 // They run in DIR/controls/<name>/ and are resumable like the main run.
 pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report, const std::string& control);
+
+// The names run_control accepts, in the order "all" runs them.
+inline const std::vector<std::string>& control_names() {
+  static const std::vector<std::string> names = {"scratch", "scratch-distill", "random", "no-recovery"};
+  return names;
+}
 
 }  // namespace prunerec::prune

@@ -5,6 +5,7 @@
 # its command and seed in the model files and reports. Run from the repository root:
 #   bash tools/experiments.sh teachers        # ML-1M, Beauty, Toys, Games 2018
 #   bash tools/experiments.sh prune beauty    # schedule + controls on one data set
+#   bash tools/experiments.sh gate ml1m       # the gate sweep: from scratch at 4 sizes x a recipe grid
 # Output goes to $RUNS (default ../runs). The data is read from $DATA (../shared/data).
 # THREADS (default: all cores) sets --threads; CONTROLS (default all) the prune controls.
 # Two data sets can run side by side with THREADS=1 each (what docs/results/ did).
@@ -54,9 +55,83 @@ prune() {
     --controls "$CONTROLS" $(threads_arg) > "$RUNS/$name/prune.md" 2> "$RUNS/$name/prune.log"
 }
 
+# The gate sweep (docs/results/when-to-prune.md): models trained from scratch at sizes from
+# the pruned models' final size up to the teacher's, each size with the recipe of a grid
+# that scores best on validation NDCG@10. Pruning can only win where a bigger model learns
+# more than a small one. Sizes (non-embedding parameters; head_dim 32):
+#   xs 132,096 (the final size of prune.md)   s 558,976   m 1,575,872   l 3,804,928 (the teacher)
+gate_size() {
+  case "$1" in
+    xs) echo "128 2 4 1 64" ;;
+    s) echo "128 4 4 1 256" ;;
+    m) echo "192 4 6 2 512" ;;
+    l) echo "256 4 8 2 1024" ;;
+    *) echo "unknown size $1 (xs, s, m, l)" >&2; exit 2 ;;
+  esac
+}
+
+# gate_recipe SIZE WEIGHT_DECAY DROPOUT LR: a train recipe in text format on stdout
+# (max_len and epochs come from data_args, as for the teachers).
+gate_recipe() {
+  local hidden layers heads kv mlp
+  read -r hidden layers heads kv mlp <<<"$(gate_size "$1")"
+  cat <<RECIPE
+# gate sweep: size $1, weight decay $2, dropout $3, lr $4 (tools/experiments.sh gate_recipe)
+model {
+  name: "gate-$1"
+  hidden: $hidden
+  head_dim: 32
+  max_len: 50
+  rope_theta: 10000
+  num_layers: $layers
+  layer_defaults { num_heads: $heads num_kv_heads: $kv mlp_width: $mlp }
+}
+train {
+  epochs: 60
+  batch_tokens: 6400
+  dropout: $3
+  optimizer { lr: $4 weight_decay: $2 warmup_fraction: 0.02 min_lr_ratio: 0.1 }
+  eval_every: 1
+  patience: 8
+}
+data { split: LEAVE_ONE_OUT }
+RECIPE
+}
+
+# The grid, in the order the runs are made: every size at one recipe before the next
+# recipe, so a sweep cut short still spans the sizes.
+GATE_SIZES=${GATE_SIZES:-"xs l s m"}
+GATE_GRID=${GATE_GRID:-"wd0-do0.3-lr1e-3 wd1-do0.3-lr1e-3 wd3-do0.3-lr1e-3"}
+
+# One run: skipped when its result exists; otherwise trained (resuming a stopped run) and
+# its `train --json` result published under a temporary name, then renamed.
+gate_run() {
+  local name=$1 size=$2 point=$3 wd dropout lr dir
+  wd=${point#wd}; wd=${wd%%-*}
+  dropout=${point#*-do}; dropout=${dropout%%-*}
+  lr=${point##*-lr}
+  dir="$RUNS/gate/$name/$size-$point"
+  [ -s "$dir/result.json" ] && return 0
+  mkdir -p "$dir"
+  gate_recipe "$size" "$wd" "$dropout" "$lr" > "$dir/recipe.pbtxt"
+  echo "gate $name $size $point: started $(date -u +%FT%TZ)" >&2
+  # shellcheck disable=SC2046
+  /usr/bin/time -v "$PRUNEREC" train $(data_args "$name") --config "$dir/recipe.pbtxt" --seed "$SEED" $(threads_arg) \
+    --out "$dir/model.prc" --json > "$dir/result.json.tmp" 2> "$dir/train.log"
+  mv "$dir/result.json.tmp" "$dir/result.json"
+}
+
+gate() {
+  local name=$1 size point
+  for point in $GATE_GRID; do
+    for size in $GATE_SIZES; do gate_run "$name" "$size" "$point"; done
+  done
+}
+
 case "${1:-}" in
+  gate) gate "$2" ;;
   teachers) for d in ${2:-ml1m beauty toys games}; do teacher "$d"; done ;;
   teacher) teacher "$2" ;;
   prune) prune "$2" ;;
-  *) echo "usage: $0 teachers [names] | teacher NAME | prune NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 teachers [names] | teacher NAME | prune NAME | gate NAME" >&2; exit 2 ;;
 esac

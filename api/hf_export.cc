@@ -14,8 +14,8 @@
 #include <set>
 
 #include "recsys/batching.h"
-#include "tensor/util/atomic_file.h"
-#include "tensor/util/json.h"
+#include "base/atomic_file.h"
+#include "base/json.h"
 
 namespace prunerec::hf {
 namespace fs = std::filesystem;

@@ -13,7 +13,7 @@
 #include "recsys/batching.h"
 #include "recsys/eval/metrics.h"
 #include "recsys/recommender.h"
-#include "tensor/error.h"
+#include "base/error.h"
 #include "tensor/parallel.h"
 
 #ifndef PRUNEREC_VERSION

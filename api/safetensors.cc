@@ -5,8 +5,8 @@
 #include <cstring>
 #include <set>
 
-#include "tensor/util/atomic_file.h"
-#include "tensor/util/json.h"
+#include "base/atomic_file.h"
+#include "base/json.h"
 
 namespace prunerec::hf {
 

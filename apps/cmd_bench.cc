@@ -49,7 +49,7 @@
 #include "tensor/kernels/gemm.h"
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
-#include "tensor/util/json.h"
+#include "base/json.h"
 
 namespace prunerec::apps {
 namespace {

@@ -8,7 +8,7 @@
 #include "api/hf_export.h"
 #include "apps/cli.h"
 #include "apps/commands.h"
-#include "tensor/util/json.h"
+#include "base/json.h"
 
 namespace prunerec::apps {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
-#include "tensor/util/json.h"
+#include "base/json.h"
 #include "nn/checkpoint.h"
 
 namespace prunerec::apps {

@@ -16,7 +16,7 @@
 #include "recsys/recommender.h"
 #include "recsys/trainer.h"
 #include "tensor/parallel.h"
-#include "tensor/util/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace prunerec::apps {
 namespace {

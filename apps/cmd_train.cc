@@ -4,7 +4,7 @@
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "apps/pipeline.h"
-#include "tensor/util/json.h"
+#include "base/json.h"
 #include "nn/text_proto.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/recommender.h"

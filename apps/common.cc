@@ -8,7 +8,7 @@
 #include "nn/optim.h"
 #include "nn/transformer.h"
 #include "recsys/data/filter.h"
-#include "tensor/util/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace prunerec::apps {
 

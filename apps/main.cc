@@ -5,7 +5,7 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 # `cmake --install build --prefix P` installs:
 #   P/bin/prunerec                                   the command line
 #   P/include/prunerec/prunerec.h                    the public API (the only header: pimpl)
-#   P/lib/libprunerec_{api,recsys,nn,autograd,tensor,proto}.a
+#   P/lib/libprunerec_{api,recsys,nn,autograd,tensor,base,proto}.a
 #   P/lib/cmake/prunerec/prunerecConfig.cmake        find_package(prunerec) -> prunerec::api
 #   P/lib/cmake/prunerec/prunerecConfigVersion.cmake
 #   P/lib/cmake/prunerec/prunerecTargets*.cmake
@@ -14,7 +14,7 @@
 # api depends on, and their own dependencies. CMake exports private dependencies of a
 # static library as $<LINK_ONLY:...> entries and refuses to export a target whose link
 # interface names a target outside the export set. So the export set holds:
-#   * the area libraries api needs: api, recsys, nn, autograd, tensor, proto (not prune:
+#   * the area libraries api needs: api, recsys, nn, autograd, tensor, base, proto (not prune:
 #     the API does not use it). Their headers are not installed: they are exported only
 #     as link dependencies of prunerec::api, not as an API;
 #   * the two INTERFACE helpers they link privately: prunerec::options (warnings, -march,
@@ -30,7 +30,7 @@
 include(CMakePackageConfigHelpers)
 
 set(PRUNEREC_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/prunerec)
-set(PRUNEREC_INSTALL_LIBRARIES prunerec_api prunerec_recsys prunerec_nn prunerec_autograd prunerec_tensor prunerec_proto)
+set(PRUNEREC_INSTALL_LIBRARIES prunerec_api prunerec_recsys prunerec_nn prunerec_autograd prunerec_tensor prunerec_base prunerec_proto)
 
 # The INTERFACE helpers: build-tree behaviour unchanged; installed, openblas is filled in by
 # prunerecConfig.cmake (Note [exported link closure]).

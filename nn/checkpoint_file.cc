@@ -14,9 +14,9 @@
 #include <memory>
 #include <unordered_set>
 
-#include "tensor/error.h"
-#include "tensor/util/atomic_file.h"
-#include "tensor/util/crc32c.h"
+#include "base/error.h"
+#include "base/atomic_file.h"
+#include "base/crc32c.h"
 
 namespace prunerec::nn {
 namespace {

@@ -69,7 +69,7 @@ struct NamedTensor {
 };
 
 // Writes `tensors` (any dtype, any layout; stored contiguous) and `manifest` to `path`
-// atomically (Note [atomic replace] in tensor/util/atomic_file.h): a crash or an
+// atomically (Note [atomic replace] in base/atomic_file.h): a crash or an
 // exception never leaves a half-written file under `path`, and an existing file stays
 // intact until the new one is complete. Overwrites manifest.tensors and
 // manifest.format_version. Names must be non-empty and unique, tensors defined.

@@ -4,8 +4,8 @@
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
-#include "tensor/error.h"
-#include "tensor/util/atomic_file.h"
+#include "base/error.h"
+#include "base/atomic_file.h"
 
 namespace prunerec::nn {
 namespace {

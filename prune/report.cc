@@ -23,8 +23,8 @@
 #include <utility>
 #include <vector>
 
-#include "tensor/error.h"
-#include "tensor/util/atomic_file.h"
+#include "base/error.h"
+#include "base/atomic_file.h"
 
 namespace prunerec::prune {
 namespace {

@@ -19,8 +19,8 @@
 #include "recsys/recommender.h"
 #include "recsys/trainer.h"
 #include "tensor/parallel.h"
-#include "tensor/util/atomic_file.h"
-#include "tensor/util/json.h"
+#include "base/atomic_file.h"
+#include "base/json.h"
 
 namespace prunerec::prune {
 namespace {

@@ -21,7 +21,7 @@
 #include "proto/prune.pb.h"
 #include "proto/report.pb.h"
 #include "recsys/data/split.h"
-#include "tensor/util/progress.h"
+#include "recsys/progress.h"
 
 namespace prunerec::prune {
 

@@ -23,7 +23,7 @@
 #include "recsys/batching.h"
 #include "recsys/data/split.h"
 #include "recsys/eval/metrics.h"
-#include "tensor/util/progress.h"
+#include "recsys/progress.h"
 
 namespace prunerec::recsys {
 

@@ -8,7 +8,7 @@
 #include <new>
 #include <unordered_map>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec {
 namespace {

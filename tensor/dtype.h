@@ -46,7 +46,7 @@ decltype(auto) dispatch_floating(DType t, const char* op, F&& f);
 
 }  // namespace prunerec
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec {
 template <class F>

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 extern "C" void openblas_set_num_threads(int);  // present in serial and threaded OpenBLAS
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "recsys/data/read_internal.h"
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::recsys {
 

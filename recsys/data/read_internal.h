@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "recsys/data/dataset.h"
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::recsys::detail {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::recsys {
 

@@ -8,7 +8,7 @@
 #include <limits>
 #include <unordered_set>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::recsys {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <unordered_set>
 
-#include "tensor/error.h"
+#include "base/error.h"
 #include "tensor/rng.h"
 
 namespace prunerec::recsys {

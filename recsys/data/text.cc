@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "recsys/data/read_internal.h"
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::recsys::detail {
 

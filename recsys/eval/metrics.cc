@@ -9,7 +9,7 @@
 #include <limits>
 #include <unordered_set>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 // Note [pessimistic ties] relies on IEEE comparisons with NaN.
 #if defined(__FAST_MATH__)

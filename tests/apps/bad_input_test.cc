@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/util/crc32c.h"
+#include "base/crc32c.h"
 #include "tests/apps/cli_runner.h"
 #include "tests/apps/fixtures.h"
 

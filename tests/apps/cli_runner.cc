@@ -19,7 +19,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 extern char** environ;
 

@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::testing {
 

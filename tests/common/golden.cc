@@ -7,7 +7,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::testing {
 namespace {

@@ -28,7 +28,7 @@
 #include "nn/checkpoint_file.h"
 #include "nn/optim.h"
 #include "recsys/recommender.h"
-#include "tensor/util/crc32c.h"
+#include "base/crc32c.h"
 #include "tests/fuzz/fuzz_common.h"
 
 namespace prunerec::fuzz {

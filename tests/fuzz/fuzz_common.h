@@ -8,7 +8,7 @@
 //
 // Note [what a finding is]: our own errors (prunerec::Error and its subclasses) are the
 // expected answer to bad input, except InternalError, which by its definition in
-// tensor/error.h is "a bug in prunerec, not in the caller's input": a target aborts on it,
+// base/error.h is "a bug in prunerec, not in the caller's input": a target aborts on it,
 // on any other exception (std::bad_alloc, std::out_of_range, ...), and libFuzzer reports
 // crashes, sanitizer reports, timeouts (-timeout) and memory beyond -rss_limit_mb /
 // -malloc_limit_mb. An input must never make the library allocate more than the limit:
@@ -36,7 +36,7 @@
 
 #include <google/protobuf/stubs/logging.h>
 
-#include "tensor/error.h"
+#include "base/error.h"
 #include "tensor/tensor.h"
 
 namespace prunerec::fuzz {

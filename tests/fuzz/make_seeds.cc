@@ -16,8 +16,8 @@
 #include "nn/optim.h"
 #include "recsys/batching.h"
 #include "recsys/recommender.h"
-#include "tensor/util/atomic_file.h"
-#include "tensor/util/crc32c.h"
+#include "base/atomic_file.h"
+#include "base/crc32c.h"
 
 namespace {
 

@@ -27,8 +27,8 @@
 #include <gtest/gtest.h>
 
 #include "tensor/allocator.h"
-#include "tensor/error.h"
-#include "tensor/util/crc32c.h"
+#include "base/error.h"
+#include "base/crc32c.h"
 #include "tests/common/expect_error.h"
 
 namespace prunerec::nn {

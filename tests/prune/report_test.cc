@@ -20,7 +20,7 @@
 
 #include "nn/text_proto.h"
 #include "prune/ledger.h"
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::prune {
 namespace {

@@ -13,7 +13,7 @@
 #include <set>
 #include <vector>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec::recsys {
 namespace {

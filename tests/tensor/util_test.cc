@@ -1,4 +1,4 @@
-// tensor/util: crc32c and crash-safe file writing.
+// base/: crc32c and crash-safe file writing.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -16,9 +16,9 @@
 
 #include <gtest/gtest.h>
 
-#include "tensor/error.h"
-#include "tensor/util/atomic_file.h"
-#include "tensor/util/crc32c.h"
+#include "base/error.h"
+#include "base/atomic_file.h"
+#include "base/crc32c.h"
 
 namespace prunerec {
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "recsys/data/dataset.h"
-#include "tensor/error.h"
+#include "base/error.h"
 #include "tests/common/expect_error.h"
 
 namespace prunerec::recsys::testing {

@@ -1,10 +1,10 @@
-#include "tensor/util/crc32c.h"
+#include "base/crc32c.h"
 
 #include <array>
 #include <bit>
 #include <cstring>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>

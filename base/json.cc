@@ -1,4 +1,4 @@
-#include "tensor/util/json.h"
+#include "base/json.h"
 
 #include <charconv>
 #include <cmath>

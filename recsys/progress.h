@@ -15,6 +15,8 @@
 #include <iosfwd>
 #include <string>
 
+#include "base/format.h"  // format_duration, format_count: used with progress lines
+
 namespace prunerec {
 
 class Progress {
@@ -49,9 +51,5 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
-// "1:02:03", "4:05", "0:07".
-std::string format_duration(double seconds);
-// "41.2k", "3.1M", "950".
-std::string format_count(double value);
 
 }  // namespace prunerec

@@ -1,4 +1,4 @@
-#include "tensor/util/atomic_file.h"
+#include "base/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 #include <climits>
 #include <cstring>
 
-#include "tensor/error.h"
+#include "base/error.h"
 
 namespace prunerec {
 namespace {

@@ -17,16 +17,17 @@
 // the models they claim to prune (ConfigError from compose_kept_units; the kept-units chart
 // then shows the message instead of the heat map).
 //
-// Note [report JSON]: report_json() walks the message by reflection, so fields added to
-// report.proto appear without changes here. Field names are the .proto names; int64 and
-// uint64 are JSON numbers with every digit (protobuf's own printer writes them as strings);
-// doubles are printed in their shortest form that reads back to the same bits; maps are
-// objects with keys in natural order (HR@5 before HR@10); unset optional fields and empty
-// repeated fields are left out; NaN and infinities are written as null. protobuf's JSON
-// parser would read a null as "unset" (or silently drop it from an array, or read it as 0
-// in a map), so parse_report_json() first rewrites each null that stands for a double as
-// "NaN": a NaN in a curve or a metric reads back as NaN at its place. (Infinities read back
-// as NaN too.)
+// Note [report JSON]: report_json() walks the message by reflection through the project's
+// JSON writer (base/json.h), so fields added to report.proto appear without changes here.
+// Field names are the .proto names; int64 and uint64 are JSON numbers with every digit
+// (Protobuf's own printer writes them as strings); doubles are printed in their shortest
+// form that reads back to the same bits, NaN and infinities as Protobuf's JSON mapping
+// spells them ("NaN", "Infinity", "-Infinity"); maps are objects with keys in natural
+// order (HR@5 before HR@10); unset optional fields and empty repeated fields are left out.
+// Reading is Protobuf's own parser (JsonStringToMessage), which accepts all of that, so
+// every value, NaN included, reads back to the same bits at its place. Protobuf's printer
+// is not used because it writes map keys in hash order and every array element on its own
+// line.
 //
 // Where the code is: report_json.cc (report.json), report_markdown.cc (report.md and the
 // ledger), report_charts.cc (the charts, drawn with the kit in chart.h), report_text.h

@@ -278,7 +278,9 @@ TEST(ReportJson, Int64AndDoubleAreNumbersAndFieldNamesAreProtoNames) {
   EXPECT_EQ(json.find("controls"), std::string::npos);
 }
 
-TEST(ReportJson, NonFiniteNumbersAreNullAndReadBackAsNaNInPlace) {
+// Protobuf's JSON mapping spells non-finite doubles as strings; its parser reads them back
+// in place (a null would be dropped from an array and read as 0 in a map).
+TEST(ReportJson, NonFiniteNumbersAreProtobufStringsAndReadBackInPlace) {
   pb::Report r;
   pb::StageRow* row = r.add_stages();
   row->set_name("diverged");
@@ -287,26 +289,31 @@ TEST(ReportJson, NonFiniteNumbersAreNullAndReadBackAsNaNInPlace) {
   (*row->mutable_metrics())["NDCG@10"] = std::nan("");
   (*row->mutable_metrics())["HR@10"] = 0.25;
   for (double v : {1.0, std::nan(""), 2.0}) row->add_loss_curve(v);
+  row->add_valid_curve(-std::numeric_limits<double>::infinity());
   const std::string json = report_json(r);
-  EXPECT_NE(json.find("\"wall_seconds\": null"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"flops_per_recommendation\": null"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"NDCG@10\": null"), std::string::npos) << json;
-  EXPECT_NE(json.find("[1, null, 2]"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"wall_seconds\": \"NaN\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"flops_per_recommendation\": \"Infinity\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"NDCG@10\": \"NaN\""), std::string::npos) << json;
+  EXPECT_NE(json.find("[1, \"NaN\", 2]"), std::string::npos) << json;
+  EXPECT_NE(json.find("[\"-Infinity\"]"), std::string::npos) << json;
+  EXPECT_EQ(json.find("null"), std::string::npos);
   EXPECT_EQ(json.find("nan"), std::string::npos);
   EXPECT_EQ(json.find("inf"), std::string::npos);
 
   const pb::Report back = parse_report_json(json, "mem");
   const pb::StageRow& b = back.stages(0);
-  ASSERT_EQ(b.loss_curve_size(), 3);  // protobuf alone would drop the null and shift the curve
+  ASSERT_EQ(b.loss_curve_size(), 3);
   EXPECT_EQ(b.loss_curve(0), 1.0);
   EXPECT_TRUE(std::isnan(b.loss_curve(1)));
   EXPECT_EQ(b.loss_curve(2), 2.0);
   ASSERT_EQ(b.metrics().count("NDCG@10"), 1u);
-  EXPECT_TRUE(std::isnan(b.metrics().at("NDCG@10")));  // protobuf alone would read 0
+  EXPECT_TRUE(std::isnan(b.metrics().at("NDCG@10")));
   EXPECT_EQ(b.metrics().at("HR@10"), 0.25);
   ASSERT_TRUE(b.has_wall_seconds());
   EXPECT_TRUE(std::isnan(b.wall_seconds()));
-  EXPECT_TRUE(std::isnan(b.flops_per_recommendation()));
+  EXPECT_EQ(b.flops_per_recommendation(), std::numeric_limits<double>::infinity());
+  ASSERT_EQ(b.valid_curve_size(), 1);
+  EXPECT_EQ(b.valid_curve(0), -std::numeric_limits<double>::infinity());
   EXPECT_EQ(b.name(), "diverged");
 }
 

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "base/error.h"
+#include "base/json.h"
 
 namespace prunerec::recsys {
 
@@ -50,29 +51,6 @@ std::string fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace
@@ -171,12 +149,12 @@ std::string stats_json(const DatasetStats& s) {
   std::string out = "{";
   auto field = [&](const char* name, const std::string& value) {
     if (out.size() > 1) out += ", ";
-    out += json_string(name) + ": " + value;
+    out += Json::quote(name) + ": " + value;
   };
   auto integer = [](std::int64_t v) { return std::to_string(v); };
   auto boolean = [](bool v) { return std::string(v ? "true" : "false"); };
-  field("source", json_string(s.source));
-  field("format", json_string(s.format));
+  field("source", Json::quote(s.source));
+  field("format", Json::quote(s.format));
   field("users", integer(s.users));
   field("items", integer(s.items));
   field("interactions", integer(s.interactions));

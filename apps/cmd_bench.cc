@@ -13,18 +13,13 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "base/format.h"
 #include "base/json.h"
 #include "recsys/speed_bench.h"
 #include "tensor/parallel.h"
 
 namespace prunerec::apps {
 namespace {
-
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
 
 Json& array(Json& j, const std::vector<double>& values, int decimals) {
   j.begin_array();
@@ -165,29 +160,29 @@ int cmd_bench(const Args& args) {
      << " layers, " << c.heads << " heads of " << c.head_dim() << ", MLP " << c.mlp << ", length " << c.length
      << ", batch " << c.batch << "; " << r.params << " parameters), " << r.threads << " threads\n";
   os << "training (" << steps << " steps after " << warmup << " warm-up)\n"
-     << "  ms per step        " << fixed(step_ms, 1) << "  (min " << fixed(*std::min_element(train.step_ms.begin(), train.step_ms.end()), 1)
-     << ", max " << fixed(*std::max_element(train.step_ms.begin(), train.step_ms.end()), 1) << ")\n"
-     << "  positions/s        " << fixed(positions_per_s, 0) << "\n"
-     << "  GFLOP/s            " << fixed(gflops, 1) << "  (" << fixed(flops.train_step / 1e9, 2) << " GFLOP per step, reference formula)\n"
-     << "  phases (ms)        forward " << fixed(phases.at("forward"), 1) << ", loss " << fixed(phases.at("loss"), 1)
-     << " (output layer fused), backward " << fixed(phases.at("backward"), 1) << ", optimizer "
-     << fixed(phases.at("optimizer"), 1) << "\n"
-     << "  other load         max " << fixed(foreign_max * 100, 0) << "% of the machine during a timed step\n"
+     << "  ms per step        " << format_fixed(step_ms, 1) << "  (min " << format_fixed(*std::min_element(train.step_ms.begin(), train.step_ms.end()), 1)
+     << ", max " << format_fixed(*std::max_element(train.step_ms.begin(), train.step_ms.end()), 1) << ")\n"
+     << "  positions/s        " << format_fixed(positions_per_s, 0) << "\n"
+     << "  GFLOP/s            " << format_fixed(gflops, 1) << "  (" << format_fixed(flops.train_step / 1e9, 2) << " GFLOP per step, reference formula)\n"
+     << "  phases (ms)        forward " << format_fixed(phases.at("forward"), 1) << ", loss " << format_fixed(phases.at("loss"), 1)
+     << " (output layer fused), backward " << format_fixed(phases.at("backward"), 1) << ", optimizer "
+     << format_fixed(phases.at("optimizer"), 1) << "\n"
+     << "  other load         max " << format_fixed(foreign_max * 100, 0) << "% of the machine during a timed step\n"
      << "GEMM floor (" << floor_reps << " reps)\n"
-     << "  ms                 " << fixed(floor_ms, 1) << "  (" << fixed(floor_gflops, 1) << " GFLOP/s; step / floor "
-     << fixed(step_ms / floor_ms, 2) << ")\n";
+     << "  ms                 " << format_fixed(floor_ms, 1) << "  (" << format_fixed(floor_gflops, 1) << " GFLOP/s; step / floor "
+     << format_fixed(step_ms / floor_ms, 2) << ")\n";
   std::vector<std::pair<double, std::string>> families;
   for (const auto& [name, ms] : floor.by_family_ms) families.emplace_back(ms, name);
   std::sort(families.rbegin(), families.rend());
-  for (const auto& [ms, name] : families) os << "    " << name << std::string(name.size() < 17 ? 17 - name.size() : 1, ' ') << fixed(ms, 1) << "\n";
+  for (const auto& [ms, name] : families) os << "    " << name << std::string(name.size() < 17 ? 17 - name.size() : 1, ' ') << format_fixed(ms, 1) << "\n";
   os << "memory\n"
-     << "  peak RSS           " << fixed(rss_mb, 1) << " MB  (after training " << fixed(train.rss_after_mb, 1) << " MB)\n"
+     << "  peak RSS           " << format_fixed(rss_mb, 1) << " MB  (after training " << format_fixed(train.rss_after_mb, 1) << " MB)\n"
      << "inference (top-10)\n";
   for (const auto& i : infer)
-    os << "  batch " << i.batch << std::string(i.batch < 10 ? 12 : 10, ' ') << fixed(i.ms_per_user, 4) << " ms/user  ("
-       << fixed(i.ms_per_batch, 2) << " ms per batch, " << fixed(i.gflops, 1) << " GFLOP/s, " << i.reps << " reps)\n";
+    os << "  batch " << i.batch << std::string(i.batch < 10 ? 12 : 10, ' ') << format_fixed(i.ms_per_user, 4) << " ms/user  ("
+       << format_fixed(i.ms_per_batch, 2) << " ms per batch, " << format_fixed(i.gflops, 1) << " GFLOP/s, " << i.reps << " reps)\n";
   os << "evaluation\n"
-     << "  users/s            " << fixed(eval_users_per_s, 0) << "  (full ranking, " << eval.users << " users, batches of 256)\n";
+     << "  users/s            " << format_fixed(eval_users_per_s, 0) << "  (full ranking, " << eval.users << " users, batches of 256)\n";
   std::cout << os.str();
   return 0;
 }

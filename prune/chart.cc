@@ -10,16 +10,6 @@
 #include "base/format.h"
 
 namespace prunerec::prune::chart {
-namespace {
-
-std::string printf_str(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
-}  // namespace
-
 std::string xml_escape(std::string_view s) {
   std::string out;
   for (const char c : s) {
@@ -53,7 +43,7 @@ std::string xml_escape(std::string_view s) {
 // Coordinates with one decimal; never "nan" (callers drop non-finite points first).
 std::string num(double v) {
   if (!std::isfinite(v)) v = 0;
-  std::string s = printf_str("%.1f", v);
+  std::string s = format_fixed(v, 1);
   if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
   if (s == "-0") s = "0";
   return s;
@@ -61,18 +51,6 @@ std::string num(double v) {
 
 double text_width(std::string_view s, double font_size) {
   return 0.58 * font_size * static_cast<double>(utf8_length(s));
-}
-
-std::string tick_count(double v) {
-  static constexpr std::pair<double, const char*> kUnits[] = {{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}, {1, ""}};
-  for (const auto& [scale, unit] : kUnits) {
-    if (std::fabs(v) >= scale || scale == 1) {
-      std::string s = printf_str("%.1f", v / scale);
-      if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
-      return s + unit;
-    }
-  }
-  return "";
 }
 
 double Box::overlap_area(const Box& o) const {
@@ -213,7 +191,7 @@ LinearAxis LinearAxis::fit(double lo, double hi, int target_ticks, bool integers
 
 std::string LinearAxis::label(double v) const {
   const int decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
-  return printf_str(("%." + std::to_string(decimals) + "f").c_str(), v);
+  return format_fixed(v, decimals);
 }
 
 LogAxis LogAxis::fit(double lo, double hi) {

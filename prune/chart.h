@@ -30,8 +30,6 @@ std::string xml_escape(std::string_view s);
 std::string num(double v);
 // Estimated width in pixels of `s` at `font_size` in a sans-serif font.
 double text_width(std::string_view s, double font_size);
-// Axis ticks of counts: 200k, 1M, 1.5M.
-std::string tick_count(double v);
 
 struct Box {
   double x0, y0, x1, y1;

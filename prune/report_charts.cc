@@ -80,7 +80,7 @@ void quality_panel(Svg& svg, const pb::Report& r, const Frame& f, const std::str
   for (const double t : by_priority) {
     svg.line(px(t), f.y0, px(t), f.y1, kGridColour);
     svg.line(px(t), f.y1, px(t), f.y1 + 4, kAxisColour);
-    const std::string label = tick_count(t);
+    const std::string label = format_count(t);
     const double w = text_width(label, 10);
     const Box box{px(t) - w / 2 - 3, f.y1, px(t) + w / 2 + 3, f.y1 + 18};
     if (std::any_of(tick_labels.begin(), tick_labels.end(), [&](const Box& b) { return b.overlaps(box); })) continue;
@@ -160,7 +160,7 @@ void curves_panel(Svg& svg, const pb::Report& r, const Frame& f, bool loss, cons
   for (const double t : x_axis.ticks) {
     if (t < x_lo - 1e-9 || t > x_hi + 1e-9) continue;
     svg.line(px(t), f.y1, px(t), f.y1 + 4, kAxisColour);
-    svg.text(px(t), f.y1 + 16, printf_str("%.0f", t), 10, "middle");
+    svg.text(px(t), f.y1 + 16, format_fixed(t, 0), 10, "middle");
   }
   draw_y_axis(svg, f, y_axis, loss ? "loss" : "valid NDCG@10");
   svg.line(f.x0, f.y1, f.x1, f.y1, kAxisColour);

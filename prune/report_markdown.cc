@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/format.h"
 #include "prune/kept_units.h"
 #include "prune/report.h"
 #include "prune/report_text.h"
@@ -119,7 +120,7 @@ const std::vector<std::string> kLedgerHeader = {"stage",
                                                 "HR@10",
                                                 "HR@20",
                                                 "% of teacher NDCG@10",
-                                                "wall time"};
+                                                "wall time (m:ss)"};
 
 std::vector<std::string> ledger_cells(const pb::StageRow& row, const pb::StageRow* teacher) {
   const auto m = [&](const char* key) { return fmt_metric(lookup(row.metrics(), key)); };
@@ -130,7 +131,7 @@ std::vector<std::string> ledger_cells(const pb::StageRow& row, const pb::StageRo
           row.has_non_embedding_params() ? fmt_count(row.non_embedding_params()) : kDash,
           fmt_percent(fraction_of_teacher_params(row, teacher)),
           row.has_total_params() ? fmt_count(row.total_params()) : kDash,
-          row.has_flops_per_recommendation() ? fmt_si(row.flops_per_recommendation()) : kDash,
+          row.has_flops_per_recommendation() ? format_count(row.flops_per_recommendation()) : kDash,
           fmt_ms(one_user_ms(row)),
           fmt_ms(batch_ms_per_user(row)),
           fmt_metric(lookup(row.valid_metrics(), "NDCG@10")),
@@ -262,7 +263,7 @@ void md_stage_details(std::string& out, const pb::Report& r, int k, const pb::St
     const std::vector<std::string> keys = sorted_keys(row.stability().spearman());
     for (std::size_t i = 0; i < keys.size(); ++i) {
       const double rho = row.stability().spearman().at(keys[i]);  // NaN: undefined (random scores, nothing removed)
-      out += (i ? ", " : " ") + md_text(keys[i]) + " " + (std::isnan(rho) ? std::string("n/a") : printf_str("%.3f", rho));
+      out += (i ? ", " : " ") + md_text(keys[i]) + " " + (std::isnan(rho) ? std::string("n/a") : format_fixed(rho, 3));
     }
     out += ".\n\n";
   }
@@ -300,9 +301,15 @@ void md_stage_details(std::string& out, const pb::Report& r, int k, const pb::St
     if (row.has_recovery_best_epoch()) s += " (best " + std::to_string(row.recovery_best_epoch()) + ")";
     facts.push_back(s);
   }
-  if (row.has_scoring_seconds()) facts.push_back("scoring " + fmt_duration(row.scoring_seconds()));
-  if (row.has_recovery_seconds()) facts.push_back("recovery " + fmt_duration(row.recovery_seconds()));
-  if (row.has_wall_seconds()) facts.push_back("wall time " + fmt_duration(row.wall_seconds()));
+  std::vector<std::string> times;  // durations as m:ss (h:mm:ss from an hour)
+  if (row.has_scoring_seconds()) times.push_back("scoring " + fmt_duration(row.scoring_seconds()));
+  if (row.has_recovery_seconds()) times.push_back("recovery " + fmt_duration(row.recovery_seconds()));
+  if (row.has_wall_seconds()) times.push_back("wall " + fmt_duration(row.wall_seconds()));
+  if (!times.empty()) {
+    std::string s = "time (m:ss): ";
+    for (std::size_t i = 0; i < times.size(); ++i) s += (i ? ", " : "") + times[i];
+    facts.push_back(s);
+  }
   if (!facts.empty()) {
     std::string line;
     for (std::size_t i = 0; i < facts.size(); ++i) line += (i ? "; " : "") + facts[i];
@@ -325,7 +332,7 @@ std::string ledger_markdown(const pb::Report& r) {
   fact("Seed", r.has_seed() ? std::to_string(r.seed()) : kDash);
   fact("Threads", r.has_threads() ? std::to_string(r.threads()) : kDash);
   fact("Calibration", r.has_calibration_sequences() ? fmt_count(r.calibration_sequences()) + " sequences" : kDash);
-  fact("Total time", fmt_duration(r.has_total_seconds() ? std::optional<double>(r.total_seconds()) : std::nullopt));
+  fact("Total time (m:ss)", fmt_duration(r.has_total_seconds() ? std::optional<double>(r.total_seconds()) : std::nullopt));
   out += '\n';
 
   const pb::StageRow* teacher = r.stages_size() > 0 ? &r.stages(0) : nullptr;

@@ -48,77 +48,33 @@ std::optional<double> lookup(const MetricMap& m, const std::string& key) {
   return it->second;
 }
 
-std::string printf_str(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
 
 
-std::string fmt_count(std::int64_t v) {
-  std::string digits = std::to_string(v < 0 ? -static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v));
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return v < 0 ? "-" + out : out;
-}
+std::string fmt_count(std::int64_t v) { return format_grouped(v); }
 
 std::string fmt_metric(std::optional<double> v) {
   if (!v) return kDash;
-  if (std::isnan(*v)) return "NaN";
-  return printf_str("%.4f", *v);
+  return format_fixed(*v, 4);  // "n/a" for NaN
 }
 
 std::string fmt_signed_metric(std::optional<double> v) {
   if (!v || !std::isfinite(*v)) return kDash;
-  return printf_str("%+.4f", *v);
+  return (*v >= 0 ? "+" : "") + format_fixed(*v, 4);
 }
 
 std::string fmt_percent(std::optional<double> fraction) {
   if (!fraction || !std::isfinite(*fraction)) return kDash;
-  return printf_str("%.1f%%", 100.0 * *fraction);
+  return format_percent(*fraction);
 }
-
-// 1.23 G, 456 M, 12.3 k
-std::string fmt_si(double v, int significant) {
-  if (!std::isfinite(v)) return kDash;
-  static constexpr std::pair<double, const char*> kUnits[] = {{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}};
-  for (const auto& [scale, unit] : kUnits) {
-    if (std::fabs(v) >= scale) {
-      const double x = v / scale;
-      const int decimals = std::max(0, significant - 1 - static_cast<int>(std::floor(std::log10(std::fabs(x)))));
-      return printf_str(("%." + std::to_string(decimals) + "f ").c_str(), x) + unit;
-    }
-  }
-  return printf_str("%.0f", v);
-}
-
 
 std::string fmt_ms(std::optional<double> ms) {
   if (!ms) return kDash;
-  if (!std::isfinite(*ms)) return "NaN";
-  const double a = std::fabs(*ms);
-  if (a >= 100) return printf_str("%.0f", *ms);
-  if (a >= 10) return printf_str("%.1f", *ms);
-  if (a >= 1) return printf_str("%.2f", *ms);
-  return printf_str("%.3g", *ms);
+  return format_significant(*ms, 3);
 }
 
 std::string fmt_duration(std::optional<double> seconds) {
   if (!seconds || !std::isfinite(*seconds) || *seconds < 0) return kDash;
-  const double s = *seconds;
-  if (s < 60) return printf_str("%.1f s", s);
-  const auto total = static_cast<std::int64_t>(std::llround(s));
-  char buf[64];
-  if (total < 3600)
-    std::snprintf(buf, sizeof buf, "%lldm %02llds", static_cast<long long>(total / 60),
-                  static_cast<long long>(total % 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lldh %02lldm", static_cast<long long>(total / 3600),
-                  static_cast<long long>((total % 3600) / 60));
-  return buf;
+  return format_duration(*seconds);
 }
 
 std::string report_title(const pb::Report& r, const std::string& what) {

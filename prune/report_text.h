@@ -21,15 +21,14 @@ bool natural_less(std::string_view a, std::string_view b);
 // The keys of m in natural order.
 std::vector<std::string> sorted_keys(const MetricMap& m);
 std::optional<double> lookup(const MetricMap& m, const std::string& key);
-std::string printf_str(const char* format, double v);
 
-std::string fmt_count(std::int64_t v);                      // 1,234,567
-std::string fmt_metric(std::optional<double> v);            // 0.0412, "NaN", dash
-std::string fmt_signed_metric(std::optional<double> v);     // +0.0012
-std::string fmt_percent(std::optional<double> fraction);    // 44.6%
-std::string fmt_si(double v, int significant = 3);          // 1.23 G, 456 M, 12.3 k
-std::string fmt_ms(std::optional<double> ms);               // 3 significant digits
-std::string fmt_duration(std::optional<double> seconds);    // 12.3 s, 4m 05s, 1h 02m
+// The report's cells, through base/format.h; a dash where the value is missing.
+std::string fmt_count(std::int64_t v);                    // 1,234,567
+std::string fmt_metric(std::optional<double> v);          // 0.0412 (4 decimals), n/a for NaN
+std::string fmt_signed_metric(std::optional<double> v);   // +0.0012
+std::string fmt_percent(std::optional<double> fraction);  // 44.6%
+std::string fmt_ms(std::optional<double> ms);             // 3 significant digits: 1.25, 0.156, 125
+std::string fmt_duration(std::optional<double> seconds);  // 4:05, 1:02:03
 
 // "<what>: <teacher> on <data>", shortened to fit a chart title.
 std::string report_title(const pb::Report& r, const std::string& what);

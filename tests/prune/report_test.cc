@@ -391,11 +391,11 @@ TEST(ReportMarkdown, HasTheLedgerHeaderEveryStageAndFormattedNumbers) {
   EXPECT_NE(md.find("**Threads:** 2"), std::string::npos);
   EXPECT_NE(md.find("1,024 sequences"), std::string::npos);
 
-  // The teacher row: thousands separators, 100% of itself, 4-decimal metrics, minutes.
+  // The teacher row: thousands separators, 100% of itself, 4-decimal metrics, m:ss.
   const std::string teacher = line_starting(md, "| teacher |");
   EXPECT_NE(teacher.find("| 1,234,567 | 100.0% | 1,298,567 |"), std::string::npos) << teacher;
   EXPECT_NE(teacher.find("| 0.2000 |"), std::string::npos) << teacher;
-  EXPECT_NE(teacher.find("| 2m 06s |"), std::string::npos) << teacher;
+  EXPECT_NE(teacher.find("| 2:06 |"), std::string::npos) << teacher;
   // Stage 3: 250,000 of 1,234,567 = 20.3%; NDCG@10 0.17 / 0.2 = 85.0% of the teacher.
   const std::string depth = line_starting(md, "| depth |");
   EXPECT_NE(depth.find("| 250,000 | 20.3% |"), std::string::npos) << depth;
@@ -425,7 +425,7 @@ TEST(ReportMarkdown, DetailsPlansChartsScheduleAndCommand) {
   EXPECT_NE(md.find("Score stability (split-half Spearman): heads 0.910, hidden 0.840."), std::string::npos);
   EXPECT_NE(md.find("| test metric | after surgery | after recovery | recovery gain | teacher |"), std::string::npos);
   EXPECT_NE(md.find("| NDCG@10 | 0.1200 | 0.1900 | +0.0700 | 0.2000 |"), std::string::npos);
-  EXPECT_NE(md.find("Recovery epochs: 5 (best 4); scoring 12.5 s; recovery 1m 40s"), std::string::npos);
+  EXPECT_NE(md.find("Recovery epochs: 5 (best 4); time (m:ss): scoring 0:13, recovery 1:40"), std::string::npos);
   EXPECT_NE(md.find("![Test NDCG@10 and HR@10 against non-embedding parameters](quality_vs_params.svg)"),
             std::string::npos);
   EXPECT_NE(md.find("(kept_units.svg)"), std::string::npos);

@@ -10,6 +10,7 @@
 #include "base/format.h"
 
 namespace prunerec::prune::chart {
+
 std::string xml_escape(std::string_view s) {
   std::string out;
   for (const char c : s) {
@@ -49,8 +50,14 @@ std::string num(double v) {
   return s;
 }
 
-double text_width(std::string_view s, double font_size) {
-  return 0.58 * font_size * static_cast<double>(utf8_length(s));
+double text_width(std::string_view s, double font_size, bool bold) {
+  return (bold ? 0.66 : 0.6) * font_size * static_cast<double>(utf8_length(s));
+}
+
+std::string fit_text(const std::string& s, double font_size, double max_width, bool bold) {
+  const double per_char = text_width("x", font_size, bold);
+  const auto max_chars = static_cast<std::size_t>(std::max(1.0, std::floor(max_width / per_char)));
+  return ellipsize(s, max_chars);
 }
 
 double Box::overlap_area(const Box& o) const {
@@ -64,7 +71,7 @@ Svg::Svg(double width, double height, const std::string& title) : width_(width),
          "\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"11\">\n";
   out_ += "<title>" + xml_escape(title) + "</title>\n";
   out_ += "<rect x=\"0\" y=\"0\" width=\"" + num(width) + "\" height=\"" + num(height) + "\" fill=\"#FFFFFF\"/>\n";
-  text(width / 2, 24, title, 15, "middle", kAxisColour, true);
+  text(width / 2, 24, fit_text(title, 15, width - 20, true), 15, "middle", kAxisColour, true);
 }
 
 void Svg::line(double x1, double y1, double x2, double y2, const std::string& stroke, double stroke_width,
@@ -220,13 +227,18 @@ LogAxis LogAxis::fit(double lo, double hi) {
 
 // Draws a linear y axis with grid lines and tick labels; returns the pixel mapping.
 void draw_y_axis(Svg& svg, const Frame& f, const LinearAxis& axis, const std::string& title) {
+  double widest = 0;
   for (const double t : axis.ticks) {
     const double y = f.y1 - (t - axis.lo) / (axis.hi - axis.lo) * (f.y1 - f.y0);
     svg.line(f.x0, y, f.x1, y, kGridColour);
-    svg.text(f.x0 - 6, y + 4, axis.label(t), 10, "end");
+    const std::string label = axis.label(t);
+    svg.text(f.x0 - 6, y + 4, label, 10, "end");
+    widest = std::max(widest, text_width(label, 10));
   }
   svg.line(f.x0, f.y0, f.x0, f.y1, kAxisColour);
-  svg.text(f.x0 - 44, (f.y0 + f.y1) / 2, title, 11, "middle", kAxisColour, false, -90);
+  // Rotated: the baseline sits left of the tick labels, the text centred on the frame.
+  const double x = std::max(14.0, f.x0 - 6 - widest - 8);
+  svg.text(x, (f.y0 + f.y1) / 2, fit_text(title, 11, f.y1 - f.y0), 11, "middle", kAxisColour, false, -90);
 }
 
 std::tuple<double, double, std::string> LabelPlacer::place(double px, double py, const std::string& label,
@@ -266,17 +278,46 @@ std::tuple<double, double, std::string> LabelPlacer::place(double px, double py,
 }
 
 
-// Returns the y below the legend.
-double draw_legend(Svg& svg, double x0, double y, double max_x, const std::vector<LegendItem>& items) {
+namespace {
+
+constexpr double kLegendRowHeight = 18;
+
+struct LegendSlot {
+  double x;
+  int row;
+  std::string label;
+};
+
+// Left to right, wrapping into rows before max_x; labels shortened to fit a row.
+std::vector<LegendSlot> layout_legend(double x0, double max_x, const std::vector<LegendItem>& items) {
+  std::vector<LegendSlot> slots;
   double x = x0;
-  const double row_height = 18;
+  int row = 0;
   for (const LegendItem& item : items) {
-    const std::string label = ellipsize(item.label, 48);
+    const std::string label = fit_text(item.label, 11, max_x - x0 - 44);
     const double w = 26 + text_width(label, 11) + 18;
-    if (x > x0 && x + w > max_x) {
+    if (x > x0 && x + w - 18 > max_x) {
       x = x0;
-      y += row_height;
+      ++row;
     }
+    slots.push_back({x, row, label});
+    x += w;
+  }
+  return slots;
+}
+
+}  // namespace
+
+double legend_height(double x0, double max_x, const std::vector<LegendItem>& items) {
+  if (items.empty()) return 0;
+  return kLegendRowHeight * (layout_legend(x0, max_x, items).back().row + 1);
+}
+
+double draw_legend(Svg& svg, double x0, double y0, double max_x, const std::vector<LegendItem>& items) {
+  const std::vector<LegendSlot> slots = layout_legend(x0, max_x, items);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LegendItem& item = items[i];
+    const double x = slots[i].x, y = y0 + kLegendRowHeight * slots[i].row;
     switch (item.kind) {
       case LegendItem::Kind::kLine:
         svg.line(x, y - 4, x + 20, y - 4, item.colour, 2);
@@ -295,10 +336,9 @@ double draw_legend(Svg& svg, double x0, double y, double max_x, const std::vecto
         svg.marker(item.shape, x + 10, y - 4, 4, item.colour);
         break;
     }
-    svg.text(x + 26, y, label, 11);
-    x += w;
+    svg.text(x + 26, y, slots[i].label, 11);
   }
-  return y + row_height;
+  return y0 + legend_height(x0, max_x, items);
 }
 
 }  // namespace prunerec::prune::chart

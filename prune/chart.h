@@ -28,8 +28,11 @@ inline constexpr const char* kGridColour = "#E5E5E5";
 std::string xml_escape(std::string_view s);
 // Coordinates with one decimal; never "nan" (callers drop non-finite points first).
 std::string num(double v);
-// Estimated width in pixels of `s` at `font_size` in a sans-serif font.
-double text_width(std::string_view s, double font_size);
+// Estimated width in pixels of `s` at `font_size` in a sans-serif font: 0.6 em a character
+// (0.66 bold), about DejaVu Sans' average, the widest of the usual fallbacks for Helvetica.
+double text_width(std::string_view s, double font_size, bool bold = false);
+// s shortened with an ellipsis so that text_width(result) <= max_width.
+std::string fit_text(const std::string& s, double font_size, double max_width, bool bold = false);
 
 struct Box {
   double x0, y0, x1, y1;
@@ -41,6 +44,9 @@ struct Frame {  // a plot area in pixels
   double x0, y0, x1, y1;
 };
 
+// A document of width x height with a white background and a bold title centred at the
+// top (shortened to fit). Every text the kit draws stays inside the view box by the
+// text_width estimate (tests/prune/report_test.cc checks the report's charts).
 class Svg {
  public:
   Svg(double width, double height, const std::string& title);
@@ -87,20 +93,22 @@ struct LogAxis {
   static LogAxis fit(double lo, double hi);
 };
 
-// Draws a linear y axis with grid lines, tick labels and a rotated title.
+// Draws a linear y axis with grid lines, tick labels and a rotated title set clear of the
+// widest tick label.
 void draw_y_axis(Svg& svg, const Frame& f, const LinearAxis& axis, const std::string& title);
 
 // Places labels next to points, avoiding each other, the markers and the frame edges.
 class LabelPlacer {
  public:
-  explicit LabelPlacer(Frame frame) : frame_(frame) {}
+  // Labels prefer to stay inside `frame` and never leave `canvas` (the whole picture).
+  LabelPlacer(Frame frame, Frame canvas) : frame_(frame), canvas_(canvas) {}
   void add_obstacle(const Box& b) { taken_.push_back(b); }
 
   // Returns (x, y, anchor) for a label of the given text beside point (px, py).
   std::tuple<double, double, std::string> place(double px, double py, const std::string& label, double size);
 
  private:
-  Frame frame_;
+  Frame frame_, canvas_;
   std::vector<Box> taken_;
 };
 
@@ -112,7 +120,9 @@ struct LegendItem {
   std::string label;
 };
 
-// Draws the legend from (x0, y), wrapping before max_x; returns the y below it.
+// Draws the legend with its first row's baseline at y, from x0, wrapping before max_x;
+// returns the y below it. legend_height says how tall it will be, before drawing.
 double draw_legend(Svg& svg, double x0, double y, double max_x, const std::vector<LegendItem>& items);
+double legend_height(double x0, double max_x, const std::vector<LegendItem>& items);
 
 }  // namespace prunerec::prune::chart

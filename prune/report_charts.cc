@@ -32,11 +32,17 @@ std::string stage_colour(int k) {
   return kStageColours[static_cast<std::size_t>(k - 1) % std::size(kStageColours)];
 }
 
+constexpr double kWidth = 800;  // every chart; heights follow the content
+
+// "data: beauty · teacher: teacher · test split (leave-one-out) ...", fitted to the width.
 std::string subtitle(const pb::Report& r) {
+  std::vector<std::string> parts;
+  if (!r.data().empty()) parts.push_back("data: " + short_name(r.data()));
+  if (!r.teacher().empty()) parts.push_back("teacher: " + short_name(r.teacher()));
+  if (!r.protocol().empty()) parts.push_back(r.protocol());
   std::string s;
-  if (r.has_data()) s += "data: " + r.data();
-  if (r.has_teacher()) s += (s.empty() ? "" : "  \xC2\xB7  ") + std::string("teacher: ") + r.teacher();
-  return ellipsize(s, 110);
+  for (const auto& p : parts) s += (s.empty() ? "" : "  \xC2\xB7  ") + p;
+  return fit_text(s, 11, kWidth - 20);
 }
 
 // The quality chart's points of one row, when both coordinates are usable.
@@ -96,7 +102,7 @@ void quality_panel(Svg& svg, const pb::Report& r, const Frame& f, const std::str
     if (const auto t = quality_point(r.stages(0), metric))
       svg.line(f.x0, py(t->second), f.x1, py(t->second), "#AAAAAA", 1, "4,3");
 
-  LabelPlacer labels(f);
+  LabelPlacer labels(f, {0, 0, svg.width(), svg.height()});
   std::vector<std::pair<double, double>> path;
   std::vector<std::pair<int, std::pair<double, double>>> stage_points;
   for (int k = 0; k < r.stages_size(); ++k)
@@ -110,6 +116,16 @@ void quality_panel(Svg& svg, const pb::Report& r, const Frame& f, const std::str
       control_points.push_back({c, {px(p->first), py(p->second)}});
   for (const auto& [k, p] : stage_points) labels.add_obstacle({p.first - 6, p.second - 6, p.first + 6, p.second + 6});
   for (const auto& [c, p] : control_points) labels.add_obstacle({p.first - 7, p.second - 7, p.first + 7, p.second + 7});
+  // The path between the markers, as small boxes every few pixels, so labels keep off it.
+  for (std::size_t i = 1; i < path.size(); ++i) {
+    const auto [x0, y0] = path[i - 1];
+    const auto [x1, y1] = path[i];
+    const int steps = std::max(1, static_cast<int>(std::hypot(x1 - x0, y1 - y0) / 4));
+    for (int s = 1; s < steps; ++s) {
+      const double x = x0 + (x1 - x0) * s / steps, y = y0 + (y1 - y0) * s / steps;
+      labels.add_obstacle({x - 1.5, y - 1.5, x + 1.5, y + 1.5});
+    }
+  }
 
   svg.polyline(path, "#9A9A9A", 1.5);
   for (const auto& [c, p] : control_points)
@@ -162,7 +178,7 @@ void curves_panel(Svg& svg, const pb::Report& r, const Frame& f, bool loss, cons
     svg.line(px(t), f.y1, px(t), f.y1 + 4, kAxisColour);
     svg.text(px(t), f.y1 + 16, format_fixed(t, 0), 10, "middle");
   }
-  draw_y_axis(svg, f, y_axis, loss ? "loss" : "valid NDCG@10");
+  draw_y_axis(svg, f, y_axis, title);
   svg.line(f.x0, f.y1, f.x1, f.y1, kAxisColour);
   svg.text((f.x0 + f.x1) / 2, f.y1 + 32, x_title, 11, "middle");
   if (has_teacher_level) {
@@ -193,22 +209,6 @@ void curves_panel(Svg& svg, const pb::Report& r, const Frame& f, bool loss, cons
 }  // namespace
 
 std::string quality_chart_svg(const pb::Report& r) {
-  Svg svg(800, 500, report_title(r, "Quality against size"));
-  svg.text(400, 42, subtitle(r), 11, "middle", "#666666");
-  std::vector<double> params;
-  for (const auto* rows : {&r.stages(), &r.controls()})
-    for (const auto& row : *rows)
-      for (const char* metric : {"NDCG@10", "HR@10"})
-        if (const auto p = quality_point(row, metric)) params.push_back(p->first);
-  if (params.empty()) {
-    svg.centred_message(400, 250, "no stage has both non-embedding parameters and test metrics yet");
-    return svg.finish();
-  }
-  const LogAxis x_axis =
-      LogAxis::fit(*std::min_element(params.begin(), params.end()), *std::max_element(params.begin(), params.end()));
-  quality_panel(svg, r, {78, 78, 380, 380}, "NDCG@10", x_axis);
-  quality_panel(svg, r, {478, 78, 780, 380}, "HR@10", x_axis);
-
   std::vector<LegendItem> legend;
   legend.push_back({LegendItem::Kind::kLine, "#9A9A9A", 0, "pruning path, teacher to final"});
   for (int k = 0; k < r.stages_size(); ++k)
@@ -218,7 +218,23 @@ std::string quality_chart_svg(const pb::Report& r) {
                       kControlColours[static_cast<std::size_t>(c) % std::size(kControlColours)], 1 + c,
                       "control: " + (r.controls(c).has_name() ? r.controls(c).name() : std::to_string(c))});
   legend.push_back({LegendItem::Kind::kDashedLine, "#AAAAAA", 0, "teacher level"});
-  draw_legend(svg, 40, 440, 780, legend);
+  constexpr double kLegendY = 440;
+  Svg svg(kWidth, kLegendY + legend_height(40, kWidth - 20, legend) + 8, report_title(r, "Quality against size"));
+  svg.text(kWidth / 2, 42, subtitle(r), 11, "middle", "#666666");
+  std::vector<double> params;
+  for (const auto* rows : {&r.stages(), &r.controls()})
+    for (const auto& row : *rows)
+      for (const char* metric : {"NDCG@10", "HR@10"})
+        if (const auto p = quality_point(row, metric)) params.push_back(p->first);
+  if (params.empty()) {
+    svg.centred_message(kWidth / 2, 250, "no stage has both non-embedding parameters and test metrics yet");
+    return svg.finish();
+  }
+  const LogAxis x_axis =
+      LogAxis::fit(*std::min_element(params.begin(), params.end()), *std::max_element(params.begin(), params.end()));
+  quality_panel(svg, r, {78, 78, 380, 380}, "NDCG@10", x_axis);
+  quality_panel(svg, r, {478, 78, 780, 380}, "HR@10", x_axis);
+  draw_legend(svg, 40, kLegendY, kWidth - 20, legend);
   return svg.finish();
 }
 
@@ -231,8 +247,8 @@ std::string kept_units_svg(const pb::Report& r) {
     error = e.what();
   }
   if (!error.empty() || trace.front().layers.empty()) {
-    Svg svg(800, 500, report_title(r, "Kept units"));
-    svg.centred_message(400, 250, error.empty() ? "the teacher has no layers" : error);
+    Svg svg(kWidth, 300, report_title(r, "Kept units"));
+    svg.centred_message(kWidth / 2, 150, error.empty() ? "the teacher has no layers" : error);
     return svg.finish();
   }
   const std::vector<KeptUnitsLayer> kept = kept_units_from_trace(trace);
@@ -250,7 +266,7 @@ std::string kept_units_svg(const pb::Report& r) {
     max_mlp = std::max(max_mlp, l.mlp_last_stage.size());
   }
   const double grid_top = 92, label_right = 66, right_notes = 178;
-  const double row_height = std::clamp(300.0 / static_cast<double>(L), 7.0, 40.0);
+  const double row_height = std::clamp(300.0 / static_cast<double>(L), 7.0, 32.0);
   const double grid_bottom = grid_top + row_height * static_cast<double>(L);
   const double heads_x0 = label_right + 8;
   const double heads_w = max_heads == 0 ? 60 : std::min(220.0, std::max(60.0, 22.0 * static_cast<double>(max_heads)));
@@ -267,22 +283,29 @@ std::string kept_units_svg(const pb::Report& r) {
     legend.push_back(
         {LegendItem::Kind::kSwatch, colour(k), 0, (k == stages ? "kept to the end: " : "through ") + stage_name(r, k)});
   legend.push_back({LegendItem::Kind::kSwatch, "url(#removed-layer)", 0, "layer removed"});
-  const double legend_y = grid_bottom + 52;
-  const double height = std::max(360.0, legend_y + 18.0 * 3);
+  const bool unplanned_note = static_cast<int>(trace.size()) < r.stages_size();
+  const double legend_y = grid_bottom + (unplanned_note ? 56 : 40);
+  const double height = legend_y + legend_height(40, kWidth - 20, legend) + 8;  // as tall as the content
 
-  Svg svg(800, height, report_title(r, "Kept units"));
-  svg.text(400, 42, "colour = the last stage whose model still has the unit; one row per teacher layer", 11, "middle",
-           "#666666");
+  Svg svg(kWidth, height, report_title(r, "Kept units"));
+  svg.text(kWidth / 2, 42,
+           fit_text("one row per teacher layer, one cell per teacher head or MLP channel (teacher index); colour = "
+                    "the last stage whose model still has it",
+                    11, kWidth - 20),
+           11, "middle", "#666666");
   svg.raw(
       "<defs><pattern id=\"removed-layer\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
       "patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#FFFFFF\" fill-opacity=\"0.35\"/>"
       "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#333333\" stroke-width=\"1.4\"/></pattern></defs>\n");
-  svg.text(heads_x0 + heads_w / 2, grid_top - 10, "query heads (teacher index)", 11, "middle", kAxisColour, true);
-  svg.text(mlp_x0 + mlp_w / 2, grid_top - 10,
-           per_bin == 1 ? std::string("MLP channels (teacher index)")
-                        : "MLP channels, " + std::to_string(per_bin) + " per bin (bar = share of the bin)",
-           11, "middle", kAxisColour, true);
-  svg.text(800 - right_notes + 4, grid_top - 10, "final model", 11, "start", kAxisColour, true);
+  // Column headers start at their column and are shortened to its width, so none runs
+  // off the left edge or into the next column.
+  svg.text(heads_x0, grid_top - 10, fit_text("query heads", 11, heads_w + 20, true), 11, "start", kAxisColour, true);
+  svg.text(mlp_x0, grid_top - 10,
+           fit_text(per_bin == 1 ? std::string("MLP channels")
+                                 : "MLP channels, " + std::to_string(per_bin) + " per bin (bar = share kept)",
+                    11, mlp_w, true),
+           11, "start", kAxisColour, true);
+  svg.text(kWidth - right_notes + 4, grid_top - 10, "final model", 11, "start", kAxisColour, true);
 
   const std::size_t label_every = row_height >= 11 ? 1 : static_cast<std::size_t>(std::ceil(11.0 / row_height));
   const double font = std::min(11.0, row_height - 1);
@@ -323,15 +346,16 @@ std::string kept_units_svg(const pb::Report& r) {
     if (layer.layer_last_stage < stages) {
       svg.rect(heads_x0, y, heads_w, row_height - gap, "url(#removed-layer)");
       svg.rect(mlp_x0, y, mlp_w, row_height - gap, "url(#removed-layer)");
-      note = "removed by " + ellipsize(stage_name(r, layer.layer_last_stage + 1), 18);
+      note = "removed by " + stage_name(r, layer.layer_last_stage + 1);
     } else {
       const auto count = [&](const std::vector<int>& v) { return std::count(v.begin(), v.end(), stages); };
-      note = std::to_string(count(layer.head_last_stage)) + "/" + std::to_string(layer.head_last_stage.size()) +
-             " heads, " + fmt_count(count(layer.mlp_last_stage)) + "/" + fmt_count(static_cast<std::int64_t>(width)) +
-             " ch";
+      note = "heads " + std::to_string(count(layer.head_last_stage)) + "/" +
+             std::to_string(layer.head_last_stage.size()) + ", MLP " + fmt_count(count(layer.mlp_last_stage)) + "/" +
+             fmt_count(static_cast<std::int64_t>(width));
     }
     if (l % label_every == 0)
-      svg.text(800 - right_notes + 4, y + row_height / 2 + font / 3, note, std::min(font, 10.0), "start");
+      svg.text(kWidth - right_notes + 4, y + row_height / 2 + font / 3,
+               fit_text(note, std::min(font, 10.0), right_notes - 8), std::min(font, 10.0), "start");
   }
 
   // Column ticks.
@@ -350,24 +374,25 @@ std::string kept_units_svg(const pb::Report& r) {
     }
     svg.text(mlp_x0 + mlp_w, grid_bottom + 14, std::to_string(max_mlp), 9, "end");
   }
-  if (static_cast<int>(trace.size()) < r.stages_size())
-    svg.text(400, grid_bottom + 32, "stages after " + stage_name(r, stages) + " have no plan yet and are not shown", 10,
+  if (unplanned_note)
+    svg.text(kWidth / 2, grid_bottom + 32, "stages after " + stage_name(r, stages) + " have no plan yet and are not shown", 10,
              "middle", "#777777");
-  draw_legend(svg, 40, legend_y, 780, legend);
+  draw_legend(svg, 40, legend_y, kWidth - 20, legend);
   return svg.finish();
 }
 
 std::string curves_svg(const pb::Report& r) {
-  Svg svg(800, 500, report_title(r, "Recovery curves"));
-  svg.text(400, 42, subtitle(r), 11, "middle", "#666666");
-  curves_panel(svg, r, {78, 78, 380, 380}, /*loss=*/true, "recovery loss per epoch", "epoch");
-  curves_panel(svg, r, {478, 78, 780, 380}, /*loss=*/false, "validation NDCG@10", "validation");
   std::vector<LegendItem> legend;
   for (int k = 1; k < r.stages_size(); ++k)
     legend.push_back({LegendItem::Kind::kLineMarker, stage_colour(k), 0, stage_name(r, k)});
   if (r.stages_size() > 0)
-    legend.push_back({LegendItem::Kind::kDashedLine, kTeacherColour, 0, "teacher (valid NDCG@10)"});
-  draw_legend(svg, 40, 440, 780, legend);
+    legend.push_back({LegendItem::Kind::kDashedLine, kTeacherColour, 0, "teacher's valid NDCG@10"});
+  constexpr double kLegendY = 440;
+  Svg svg(kWidth, kLegendY + legend_height(40, kWidth - 20, legend) + 8, report_title(r, "Recovery curves"));
+  svg.text(kWidth / 2, 42, subtitle(r), 11, "middle", "#666666");
+  curves_panel(svg, r, {78, 78, 380, 380}, /*loss=*/true, "recovery loss", "recovery epoch");
+  curves_panel(svg, r, {478, 78, 780, 380}, /*loss=*/false, "valid NDCG@10", "validation (in order)");
+  draw_legend(svg, 40, kLegendY, kWidth - 20, legend);
   return svg.finish();
 }
 

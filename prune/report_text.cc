@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <utility>
 
 #include "base/format.h"
@@ -77,11 +78,17 @@ std::string fmt_duration(std::optional<double> seconds) {
   return format_duration(*seconds);
 }
 
+std::string short_name(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string stem = p.stem().string();
+  return stem.empty() ? path : stem;
+}
+
 std::string report_title(const pb::Report& r, const std::string& what) {
   std::string t = what;
-  if (r.has_teacher() && !r.teacher().empty()) t += ": " + r.teacher();
-  if (r.has_data() && !r.data().empty()) t += " on " + r.data();
-  return ellipsize(t, 90);
+  if (!r.teacher().empty()) t += ": " + short_name(r.teacher());
+  if (!r.data().empty()) t += " on " + short_name(r.data());
+  return t;
 }
 
 std::string stage_name(const pb::Report& r, int k) {

@@ -30,7 +30,10 @@ std::string fmt_percent(std::optional<double> fraction);  // 44.6%
 std::string fmt_ms(std::optional<double> ms);             // 3 significant digits: 1.25, 0.156, 125
 std::string fmt_duration(std::optional<double> seconds);  // 4:05, 1:02:03
 
-// "<what>: <teacher> on <data>", shortened to fit a chart title.
+// A path's file name without its extension ("runs/beauty/teacher.prc" -> "teacher"), for
+// titles: no folder of the machine that made the report.
+std::string short_name(const std::string& path);
+// "<what>: <teacher> on <data>" with short names; the empty parts left out.
 std::string report_title(const pb::Report& r, const std::string& what);
 // The name of stage k, or "teacher" / "stage k" when it has none.
 std::string stage_name(const pb::Report& r, int k);

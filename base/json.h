@@ -1,20 +1,28 @@
-// A small JSON writer for command output (one object per command, keys in insertion
-// order). Numbers round-trip; non-finite numbers become null.
+// The JSON writer of the project (one of each, STYLE.md): command output, report.json,
+// exports. Keys in insertion order; numbers round-trip (shortest form that reads back to
+// the same double, every digit of an integer); non-finite numbers become null.
 //
 //   Json j;
 //   j.begin_object().key("users").value(22363).key("name").value("Beauty").end_object();
-//   std::cout << j.str();
+//   std::cout << j.str();                     // {"users": 22363, "name": "Beauty"}
+//
+//   Json pretty(Json::kPretty);               // one member per line, indented by two;
+//                                             // arrays of numbers filled to 100 columns
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace prunerec {
 
 class Json {
  public:
+  enum Style { kCompact, kPretty };
+  explicit Json(Style style = kCompact) : pretty_(style == kPretty) {}
+
   Json& begin_object();
   Json& end_object();
   Json& begin_array();
@@ -25,6 +33,7 @@ class Json {
   Json& value(double v);
   Json& value(std::int64_t v);
   Json& value(int v) { return value(static_cast<std::int64_t>(v)); }
+  Json& value(std::uint64_t v);
   Json& value(bool v);
   Json& null();
   // Inserts already-serialised JSON (e.g. an EvalResult from recsys::to_json).
@@ -32,12 +41,23 @@ class Json {
   Json& object(const std::map<std::string, double>& m);
   const std::string& str() const { return out_; }
 
-  static std::string quote(const std::string& s);
+  // s as a JSON string literal, quotes included: the project's one JSON string escaper.
+  static std::string quote(std::string_view s);
 
  private:
-  void separator();
+  struct Frame {
+    bool array = false;
+    bool empty = true;      // no element written yet
+    bool multiline = false; // pretty: an element started on its own line
+  };
+  // Before an element of `length` characters (a container's opening bracket counts 1).
+  void separator(std::size_t length, bool container);
+  void newline(std::size_t depth);
+  std::size_t column() const;
+
+  bool pretty_;
   std::string out_;
-  std::vector<bool> first_;  // per open container: no element written yet
+  std::vector<Frame> frames_;
   bool after_key_ = false;
 };
 

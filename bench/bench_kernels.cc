@@ -1,5 +1,5 @@
 // Kernel benchmarks on the real shapes of a training step of the reference configs
-// (bench/bench_configs.h), each fast kernel next to its plain twin (STYLE.md habit 10).
+// (recsys/bench_configs.h), each fast kernel next to its plain twin (STYLE.md habit 10).
 //
 //   build-bench/bench/bench_kernels                                  # everything, ~1 min
 //   build-bench/bench/bench_kernels --benchmark_filter='gemm/medium'
@@ -26,7 +26,7 @@
 #include <tuple>
 #include <vector>
 
-#include "bench/bench_configs.h"
+#include "recsys/bench_configs.h"
 #include "tensor/kernels/attention.h"
 #include "tensor/kernels/elementwise.h"
 #include "tensor/kernels/embedding.h"

@@ -1,10 +1,10 @@
 #include "prune/ledger.h"
 
 #include <algorithm>
-#include <chrono>
 
 #include "recsys/batching.h"
 #include "recsys/eval/evaluator.h"
+#include "recsys/measure.h"
 #include "recsys/recommender.h"
 
 namespace prunerec::prune {
@@ -27,31 +27,6 @@ double flops_per_recommendation(const pb::ModelConfig& config, int history) {
   flops += 2 * d * config.vocab_size();  // output layer at the last position
   return flops;
 }
-
-namespace {
-
-double median_ms(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2] * 1e3;
-}
-
-// Times fn until min_seconds and min_repetitions are both reached.
-template <class F>
-std::pair<double, int> time_median(F&& fn, const LatencyOptions& o) {
-  fn();  // warm-up
-  std::vector<double> t;
-  const auto start = std::chrono::steady_clock::now();
-  while (static_cast<int>(t.size()) < o.min_repetitions ||
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < o.min_seconds) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    if (t.size() > 10000) break;
-  }
-  return {median_ms(t), static_cast<int>(t.size())};
-}
-
-}  // namespace
 
 pb::Latency measure_latency(const nn::Transformer& model, const recsys::SequenceDataset& data,
                             const recsys::DataSplit& split, const LatencyOptions& o) {
@@ -80,13 +55,15 @@ pb::Latency measure_latency(const nn::Transformer& model, const recsys::Sequence
   const recsys::Batch one = recsys::make_history_batch({histories.front()}, max_len);
   const recsys::Batch batch = recsys::make_history_batch(histories, max_len);
   pb::Latency lat;
-  const auto [one_ms, reps] = time_median([&] { top_k_for(one); }, o);
-  const auto [batch_ms, reps_b] = time_median([&] { top_k_for(batch); }, o);
+  const recsys::Repetition repetition{.warmup = 1, .min_repetitions = o.min_repetitions, .min_seconds = o.min_seconds};
+  const std::vector<double> one_samples = recsys::time_repeated([&] { top_k_for(one); }, repetition);
+  const std::vector<double> batch_samples = recsys::time_repeated([&] { top_k_for(batch); }, repetition);
+  const double one_ms = recsys::median(one_samples), batch_ms = recsys::median(batch_samples);
   lat.set_one_user_ms(one_ms);
   lat.set_batch_ms(batch_ms);
   lat.set_batch_size(static_cast<std::int32_t>(histories.size()));
   lat.set_batch_ms_per_user(batch_ms / static_cast<double>(histories.size()));
-  lat.set_repetitions(std::min(reps, reps_b));
+  lat.set_repetitions(static_cast<std::int32_t>(std::min(one_samples.size(), batch_samples.size())));
   return lat;
 }
 

@@ -23,7 +23,7 @@ struct LatencyOptions {
   double min_seconds = 0.5;  // per measurement: repeat until this much time has passed
   int min_repetitions = 5;
 };
-// Median wall time of next-item scoring + top-k for one history of max_len real items and
+// Median (Note [median] in recsys/measure.h) wall time of next-item scoring + top-k for one history of max_len real items and
 // for a batch of them (histories from the test examples, longest first).
 pb::Latency measure_latency(const nn::Transformer& model, const recsys::SequenceDataset& data,
                             const recsys::DataSplit& split, const LatencyOptions& options = {});

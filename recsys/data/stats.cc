@@ -9,6 +9,8 @@
 #include <unordered_set>
 
 #include "base/error.h"
+#include "base/format.h"
+#include "base/json.h"
 
 namespace prunerec::recsys {
 
@@ -25,54 +27,6 @@ double percentile(const std::vector<std::int64_t>& sorted, std::int64_t q) {
   const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
   const double frac = static_cast<double>(scaled % 100) / 100.0;
   return static_cast<double>(sorted[lo]) + frac * static_cast<double>(sorted[hi] - sorted[lo]);
-}
-
-// Shortest text that reads back to the same double; deterministic.
-std::string number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return ec == std::errc() ? std::string(buf, end) : "null";
-}
-
-// 1234567 -> "1,234,567"
-std::string grouped(std::int64_t v) {
-  std::string digits = std::to_string(v < 0 ? -v : v);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return v < 0 ? "-" + out : out;
-}
-
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace
@@ -144,20 +98,20 @@ std::string format_stats(const DatasetStats& s) {
   };
   std::string out;
   out += row("data", s.source + " (" + s.format + ")");
-  out += row("users", grouped(s.users));
-  out += row("items", grouped(s.items));
-  out += row("interactions", grouped(s.interactions));
-  out += row("density", fixed(s.density * 100, 4) + "%");
-  out += row("sequence length", str_cat("min ", s.min_length, "  mean ", fixed(s.mean_length, 2),
+  out += row("users", format_grouped(s.users));
+  out += row("items", format_grouped(s.items));
+  out += row("interactions", format_grouped(s.interactions));
+  out += row("density", format_fixed(s.density * 100, 4) + "%");
+  out += row("sequence length", str_cat("min ", s.min_length, "  mean ", format_fixed(s.mean_length, 2),
                                         "  max ", s.max_length));
-  out += row("length pct", str_cat("p10 ", number(s.p10), "  p25 ", number(s.p25), "  p50 ",
-                                   number(s.p50), "  p75 ", number(s.p75), "  p90 ",
-                                   number(s.p90), "  p99 ", number(s.p99)));
-  out += row("per item", str_cat("min ", s.min_item_count, "  mean ", fixed(s.mean_item_count, 2),
+  out += row("length pct", str_cat("p10 ", format_significant(s.p10, 4), "  p25 ", format_significant(s.p25, 4),
+                                   "  p50 ", format_significant(s.p50, 4), "  p75 ", format_significant(s.p75, 4),
+                                   "  p90 ", format_significant(s.p90, 4), "  p99 ", format_significant(s.p99, 4)));
+  out += row("per item", str_cat("min ", s.min_item_count, "  mean ", format_fixed(s.mean_item_count, 2),
                                  "  max ", s.max_item_count));
-  out += row("users < 3 items", grouped(s.users_below_3));
-  out += row("repeats", grouped(s.repeat_interactions));
-  out += row("titles", grouped(s.titled_items) + " of " + grouped(s.items) + " items");
+  out += row("users < 3 items", format_grouped(s.users_below_3));
+  out += row("repeats", format_grouped(s.repeat_interactions));
+  out += row("titles", format_grouped(s.titled_items) + " of " + format_grouped(s.items) + " items");
   if (!s.has_time)
     out += row("time", "none (order only)");
   else
@@ -168,42 +122,22 @@ std::string format_stats(const DatasetStats& s) {
 }
 
 std::string stats_json(const DatasetStats& s) {
-  std::string out = "{";
-  auto field = [&](const char* name, const std::string& value) {
-    if (out.size() > 1) out += ", ";
-    out += json_string(name) + ": " + value;
-  };
-  auto integer = [](std::int64_t v) { return std::to_string(v); };
-  auto boolean = [](bool v) { return std::string(v ? "true" : "false"); };
-  field("source", json_string(s.source));
-  field("format", json_string(s.format));
-  field("users", integer(s.users));
-  field("items", integer(s.items));
-  field("interactions", integer(s.interactions));
-  field("density", number(s.density));
-  field("min_length", integer(s.min_length));
-  field("max_length", integer(s.max_length));
-  field("mean_length", number(s.mean_length));
-  field("p10_length", number(s.p10));
-  field("p25_length", number(s.p25));
-  field("p50_length", number(s.p50));
-  field("p75_length", number(s.p75));
-  field("p90_length", number(s.p90));
-  field("p99_length", number(s.p99));
-  field("min_item_count", integer(s.min_item_count));
-  field("max_item_count", integer(s.max_item_count));
-  field("mean_item_count", number(s.mean_item_count));
-  field("users_below_3", integer(s.users_below_3));
-  field("repeat_interactions", integer(s.repeat_interactions));
-  field("titled_items", integer(s.titled_items));
-  field("has_time", boolean(s.has_time));
-  field("time_is_ordinal", boolean(s.time_is_ordinal));
-  if (s.has_time) {
-    field("min_time", integer(s.min_time));
-    field("max_time", integer(s.max_time));
-  }
-  field("predefined_split", boolean(s.predefined_split));
-  return out + "}";
+  Json j;
+  j.begin_object().key("source").value(s.source).key("format").value(s.format);
+  j.key("users").value(s.users).key("items").value(s.items).key("interactions").value(s.interactions);
+  j.key("density").value(s.density);
+  j.key("min_length").value(s.min_length).key("max_length").value(s.max_length).key("mean_length").value(s.mean_length);
+  j.key("p10_length").value(s.p10).key("p25_length").value(s.p25).key("p50_length").value(s.p50);
+  j.key("p75_length").value(s.p75).key("p90_length").value(s.p90).key("p99_length").value(s.p99);
+  j.key("min_item_count").value(s.min_item_count).key("max_item_count").value(s.max_item_count);
+  j.key("mean_item_count").value(s.mean_item_count);
+  j.key("users_below_3").value(s.users_below_3).key("repeat_interactions").value(s.repeat_interactions);
+  j.key("titled_items").value(s.titled_items);
+  j.key("has_time").value(s.has_time).key("time_is_ordinal").value(s.time_is_ordinal);
+  if (s.has_time) j.key("min_time").value(s.min_time).key("max_time").value(s.max_time);
+  j.key("predefined_split").value(s.predefined_split);
+  j.end_object();
+  return j.str();
 }
 
 }  // namespace prunerec::recsys

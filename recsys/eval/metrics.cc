@@ -10,6 +10,8 @@
 #include <unordered_set>
 
 #include "base/error.h"
+#include "base/json.h"
+#include "tensor/rng.h"
 
 // Note [pessimistic ties] relies on IEEE comparisons with NaN.
 #if defined(__FAST_MATH__)
@@ -78,83 +80,8 @@ std::string ks_str(const std::vector<int>& ks) {  // "[1,5,10]"
   return out;
 }
 
-// ---- counter-based random numbers (Note [sampled negatives]) -------------------------------
-
-constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
-
-std::uint64_t splitmix64_finalize(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-// splitmix64: the state advances by a constant, each output is the finalized state.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t state) : state_(state) {}
-  std::uint64_t next() { return splitmix64_finalize(state_ += kGolden); }
-
-  // Uniform in [0, bound), bound > 0, without modulo bias (Lemire's multiply-and-reject).
-  std::uint64_t below(std::uint64_t bound) {
-    unsigned __int128 product = static_cast<unsigned __int128>(next()) * bound;
-    auto low = static_cast<std::uint64_t>(product);
-    if (low < bound) {
-      const std::uint64_t reject_below = (0 - bound) % bound;  // 2^64 mod bound
-      while (low < reject_below) {
-        product = static_cast<unsigned __int128>(next()) * bound;
-        low = static_cast<std::uint64_t>(product);
-      }
-    }
-    return static_cast<std::uint64_t>(product >> 64);
-  }
-
- private:
-  std::uint64_t state_;
-};
-
-// ---- JSON writing -----------------------------------------------------------------------
-
-void append_json_string(std::string& out, const std::string& text) {
-  out += '"';
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(c));
-          out += escaped;
-        } else {
-          out += c;  // bytes >= 0x80 pass through: strings are UTF-8
-        }
-    }
-  }
-  out += '"';
-}
-
-// Shortest text that parses back to the same double (std::to_chars, locale independent);
-// JSON has no NaN or Inf, so those are null.
-void append_json_number(std::string& out, double value) {
-  if (!std::isfinite(value)) {
-    out += "null";
-    return;
-  }
-  char text[64];
-  const auto [end, error] = std::to_chars(text, text + sizeof text, value);
-  PR_ASSERT(error == std::errc());
-  out.append(text, end);
-}
-
-void append_key(std::string& out, const char* key) {
-  append_json_string(out, key);
-  out += ": ";
-}
+// The Philox stream family of sampled negatives: stream hash_stream(this, example_id).
+constexpr std::uint64_t kNegativesStream = 0x6e65676174697665ULL;  // "negative"
 
 }  // namespace
 
@@ -201,7 +128,7 @@ std::vector<std::int32_t> sample_negatives(std::int32_t num_items, std::int32_t 
   } else {
     // Floyd's algorithm: exactly `count` draws, a uniformly random `count`-subset of
     // positions. The set only answers membership, so its hash order never leaks out.
-    SplitMix64 rng(seed ^ splitmix64_finalize(example_id + kGolden));
+    Rng rng(seed, hash_stream(kNegativesStream, example_id));  // Note [counter-based RNG]
     std::unordered_set<std::int64_t> chosen;
     chosen.reserve(static_cast<std::size_t>(count) * 2);
     for (std::int64_t j = num_candidates - count; j < num_candidates; ++j) {
@@ -317,52 +244,19 @@ void validate(const Protocol& protocol) {
 
 std::string to_json(const EvalResult& result) {
   const Protocol& p = result.protocol;
-  std::string out = "{";
-  append_key(out, "protocol");
-  out += "{";
-  append_key(out, "split");
-  append_json_string(out, p.split);
-  out += ", ";
-  append_key(out, "split_kind");
-  append_json_string(out, p.split_kind);
-  out += ", ";
-  append_key(out, "ranking");
-  append_json_string(out, p.ranking);
-  out += ", ";
-  if (p.ranking == "sampled") {  // meaningless under full ranking, so not printed there
-    append_key(out, "num_negatives");
-    out += std::to_string(p.num_negatives);
-    out += ", ";
-  }
-  append_key(out, "exclude_history");
-  out += p.exclude_history ? "true" : "false";
-  out += ", ";
-  append_key(out, "ties");
-  append_json_string(out, p.ties);
-  out += ", ";
-  append_key(out, "seed");
-  out += std::to_string(p.seed);  // full uint64; readers using doubles lose bits above 2^53
-  out += "}, ";
-
-  append_key(out, "metrics");
-  out += "{";
-  bool first = true;
-  for (const auto& [name, value] : result.metrics) {
-    if (!first) out += ", ";
-    first = false;
-    append_json_string(out, name);
-    out += ": ";
-    append_json_number(out, value);
-  }
-  out += "}, ";
-
-  append_key(out, "num_examples");
-  out += std::to_string(result.num_examples);
-  out += ", ";
-  append_key(out, "seconds");
-  append_json_number(out, result.seconds);
-  out += "}";
-  return out;
+  Json j;
+  j.begin_object().key("protocol").begin_object();
+  j.key("split").value(p.split).key("split_kind").value(p.split_kind).key("ranking").value(p.ranking);
+  if (p.ranking == "sampled") j.key("num_negatives").value(p.num_negatives);  // meaningless under full ranking
+  j.key("exclude_history").value(p.exclude_history).key("ties").value(p.ties);
+  j.key("seed").value(static_cast<std::uint64_t>(p.seed));  // full uint64; readers using doubles lose bits above 2^53
+  j.end_object();
+  j.key("metrics").begin_object();
+  for (const auto& [name, value] : result.metrics) j.key(name).value(value);
+  j.end_object();
+  j.key("num_examples").value(static_cast<std::int64_t>(result.num_examples)).key("seconds").value(result.seconds);
+  j.end_object();
+  return j.str();
 }
 
 std::string describe(const Protocol& protocol) {

@@ -37,8 +37,9 @@
 // ~~~~~~~~~~~~~~~~~~~~~~~~
 // The sampled protocol (older papers: rank the target against 100 random negatives) draws
 // `count` distinct items uniformly from the items that are neither in the history nor the
-// target. The draw depends only on (seed, example_id): the same example gets the same
-// negatives in every run, on every thread count and in any evaluation order. Sampled
+// target. The draw depends only on (seed, example_id) (Philox, Note [counter-based RNG] in
+// tensor/rng.h): the same example gets the same negatives in every run, on every thread
+// count, standard library and evaluation order. Sampled
 // metrics are much higher than full-ranking ones and are not comparable with them; the
 // protocol record travels with every result for this reason.
 #pragma once

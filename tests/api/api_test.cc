@@ -7,12 +7,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <random>
 #include <set>
 #include <thread>
 
 #include "nn/checkpoint.h"
 #include "tests/api/test_model.h"
+#include "tensor/rng.h"
 
 namespace prunerec::testing {
 namespace {
@@ -44,14 +44,14 @@ std::string ApiTest::path_;
 
 // `count` histories of 1 .. 2*kMaxLen distinct known items (some longer than max_len).
 std::vector<std::vector<std::string>> make_histories(int count, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   std::vector<std::vector<std::string>> out;
   for (int i = 0; i < count; ++i) {
-    const int len = std::uniform_int_distribution<int>(1, 2 * kMaxLen)(rng);
+    const int len = 1 + static_cast<int>(rng.below(2 * kMaxLen));
     std::set<int> seen;
     std::vector<std::string> h;
     while (static_cast<int>(h.size()) < len) {
-      const int item = std::uniform_int_distribution<int>(0, kItems - 1)(rng);
+      const int item = static_cast<int>(rng.below(kItems));
       if (seen.insert(item).second) h.push_back("item" + std::to_string(item));
     }
     out.push_back(std::move(h));

@@ -15,7 +15,6 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -23,6 +22,7 @@
 
 #include "tests/apps/cli_runner.h"
 #include "tests/apps/fixtures.h"
+#include "tensor/rng.h"
 
 namespace prunerec::apps_test {
 namespace {
@@ -76,7 +76,7 @@ struct KillReport {
 KillReport kill_until_done(const std::vector<std::string>& args, const std::string& out_dir,
                            const std::string& checkpoint_part, double reference_seconds, int max_kills,
                            unsigned seed) {
-  std::mt19937 rng(seed);
+  Rng rng(seed);
   KillReport report;
   fs::create_directories(out_dir);
   for (int attempt = 0; attempt < max_kills + 20; ++attempt) {
@@ -84,9 +84,9 @@ KillReport kill_until_done(const std::vector<std::string>& args, const std::stri
     Process p(args, "killed");
     const bool kill_now = report.kills < max_kills;
     if (kill_now) {
-      const auto kind = static_cast<KillAt>(rng() % 3);
-      const int count = 1 + static_cast<int>(rng() % 2);
-      const double delay = std::uniform_real_distribution<double>(0.02, 0.6)(rng) * reference_seconds;
+      const auto kind = static_cast<KillAt>(rng.below(3));
+      const int count = 1 + static_cast<int>(rng.below(2));
+      const double delay = (0.02 + 0.58 * rng.uniform()) * reference_seconds;
       const auto limit = milliseconds(static_cast<int>(reference_seconds * 3000) + 2000);
       bool fire = false;
       switch (kind) {

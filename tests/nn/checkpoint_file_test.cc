@@ -20,7 +20,6 @@
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -30,6 +29,7 @@
 #include "base/error.h"
 #include "base/crc32c.h"
 #include "tests/common/expect_error.h"
+#include "tensor/rng.h"
 
 namespace prunerec::nn {
 namespace {
@@ -53,9 +53,9 @@ float float_from_bits(std::uint32_t bits) {
 
 // Tensors of all four dtypes, with awkward values and layouts.
 std::vector<NamedTensor> sample_tensors() {
-  std::mt19937 rng(7);
+  Rng rng(7);
   std::vector<float> f32(15);
-  for (auto& v : f32) v = std::uniform_real_distribution<float>(-3, 3)(rng);
+  for (auto& v : f32) v = static_cast<float>(-3.0 + 6.0 * rng.uniform());
   f32[0] = -0.0f;
   f32[1] = std::numeric_limits<float>::infinity();
   f32[2] = float_from_bits(0x7fc01234u);  // NaN with a payload: must survive bit for bit
@@ -63,11 +63,11 @@ std::vector<NamedTensor> sample_tensors() {
   std::vector<std::int32_t> i32 = {0, -1, 1, std::numeric_limits<std::int32_t>::min(),
                                    std::numeric_limits<std::int32_t>::max(), 42, -42};
   std::vector<std::int64_t> i64(24);
-  for (std::size_t i = 0; i < i64.size(); ++i) i64[i] = static_cast<std::int64_t>(rng()) << 31 ^ rng();
+  for (std::size_t i = 0; i < i64.size(); ++i) i64[i] = static_cast<std::int64_t>(rng.next_u64());
   i64[0] = std::numeric_limits<std::int64_t>::min();
   i64[1] = std::numeric_limits<std::int64_t>::max();
   std::vector<double> f64(16);
-  for (auto& v : f64) v = std::normal_distribution<double>(0, 1)(rng);
+  for (auto& v : f64) v = rng.normal();
   f64[5] = -std::numeric_limits<double>::infinity();
   std::vector<float> wide(24);
   for (std::size_t i = 0; i < wide.size(); ++i) wide[i] = static_cast<float>(i) * 0.5f - 3.25f;

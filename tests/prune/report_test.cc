@@ -278,7 +278,9 @@ TEST(ReportJson, Int64AndDoubleAreNumbersAndFieldNamesAreProtoNames) {
   EXPECT_EQ(json.find("controls"), std::string::npos);
 }
 
-TEST(ReportJson, NonFiniteNumbersAreNullAndReadBackAsNaNInPlace) {
+// Protobuf's JSON mapping spells non-finite doubles as strings; its parser reads them back
+// in place (a null would be dropped from an array and read as 0 in a map).
+TEST(ReportJson, NonFiniteNumbersAreProtobufStringsAndReadBackInPlace) {
   pb::Report r;
   pb::StageRow* row = r.add_stages();
   row->set_name("diverged");
@@ -287,26 +289,31 @@ TEST(ReportJson, NonFiniteNumbersAreNullAndReadBackAsNaNInPlace) {
   (*row->mutable_metrics())["NDCG@10"] = std::nan("");
   (*row->mutable_metrics())["HR@10"] = 0.25;
   for (double v : {1.0, std::nan(""), 2.0}) row->add_loss_curve(v);
+  row->add_valid_curve(-std::numeric_limits<double>::infinity());
   const std::string json = report_json(r);
-  EXPECT_NE(json.find("\"wall_seconds\": null"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"flops_per_recommendation\": null"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"NDCG@10\": null"), std::string::npos) << json;
-  EXPECT_NE(json.find("[1, null, 2]"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"wall_seconds\": \"NaN\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"flops_per_recommendation\": \"Infinity\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"NDCG@10\": \"NaN\""), std::string::npos) << json;
+  EXPECT_NE(json.find("[1, \"NaN\", 2]"), std::string::npos) << json;
+  EXPECT_NE(json.find("[\"-Infinity\"]"), std::string::npos) << json;
+  EXPECT_EQ(json.find("null"), std::string::npos);
   EXPECT_EQ(json.find("nan"), std::string::npos);
   EXPECT_EQ(json.find("inf"), std::string::npos);
 
   const pb::Report back = parse_report_json(json, "mem");
   const pb::StageRow& b = back.stages(0);
-  ASSERT_EQ(b.loss_curve_size(), 3);  // protobuf alone would drop the null and shift the curve
+  ASSERT_EQ(b.loss_curve_size(), 3);
   EXPECT_EQ(b.loss_curve(0), 1.0);
   EXPECT_TRUE(std::isnan(b.loss_curve(1)));
   EXPECT_EQ(b.loss_curve(2), 2.0);
   ASSERT_EQ(b.metrics().count("NDCG@10"), 1u);
-  EXPECT_TRUE(std::isnan(b.metrics().at("NDCG@10")));  // protobuf alone would read 0
+  EXPECT_TRUE(std::isnan(b.metrics().at("NDCG@10")));
   EXPECT_EQ(b.metrics().at("HR@10"), 0.25);
   ASSERT_TRUE(b.has_wall_seconds());
   EXPECT_TRUE(std::isnan(b.wall_seconds()));
-  EXPECT_TRUE(std::isnan(b.flops_per_recommendation()));
+  EXPECT_EQ(b.flops_per_recommendation(), std::numeric_limits<double>::infinity());
+  ASSERT_EQ(b.valid_curve_size(), 1);
+  EXPECT_EQ(b.valid_curve(0), -std::numeric_limits<double>::infinity());
   EXPECT_EQ(b.name(), "diverged");
 }
 
@@ -384,11 +391,11 @@ TEST(ReportMarkdown, HasTheLedgerHeaderEveryStageAndFormattedNumbers) {
   EXPECT_NE(md.find("**Threads:** 2"), std::string::npos);
   EXPECT_NE(md.find("1,024 sequences"), std::string::npos);
 
-  // The teacher row: thousands separators, 100% of itself, 4-decimal metrics, minutes.
+  // The teacher row: thousands separators, 100% of itself, 4-decimal metrics, m:ss.
   const std::string teacher = line_starting(md, "| teacher |");
   EXPECT_NE(teacher.find("| 1,234,567 | 100.0% | 1,298,567 |"), std::string::npos) << teacher;
   EXPECT_NE(teacher.find("| 0.2000 |"), std::string::npos) << teacher;
-  EXPECT_NE(teacher.find("| 2m 06s |"), std::string::npos) << teacher;
+  EXPECT_NE(teacher.find("| 2:06 |"), std::string::npos) << teacher;
   // Stage 3: 250,000 of 1,234,567 = 20.3%; NDCG@10 0.17 / 0.2 = 85.0% of the teacher.
   const std::string depth = line_starting(md, "| depth |");
   EXPECT_NE(depth.find("| 250,000 | 20.3% |"), std::string::npos) << depth;
@@ -418,7 +425,7 @@ TEST(ReportMarkdown, DetailsPlansChartsScheduleAndCommand) {
   EXPECT_NE(md.find("Score stability (split-half Spearman): heads 0.910, hidden 0.840."), std::string::npos);
   EXPECT_NE(md.find("| test metric | after surgery | after recovery | recovery gain | teacher |"), std::string::npos);
   EXPECT_NE(md.find("| NDCG@10 | 0.1200 | 0.1900 | +0.0700 | 0.2000 |"), std::string::npos);
-  EXPECT_NE(md.find("Recovery epochs: 5 (best 4); scoring 12.5 s; recovery 1m 40s"), std::string::npos);
+  EXPECT_NE(md.find("Recovery epochs: 5 (best 4); time (m:ss): scoring 0:13, recovery 1:40"), std::string::npos);
   EXPECT_NE(md.find("![Test NDCG@10 and HR@10 against non-embedding parameters](quality_vs_params.svg)"),
             std::string::npos);
   EXPECT_NE(md.find("(kept_units.svg)"), std::string::npos);
@@ -478,6 +485,85 @@ TEST(ReportSvg, ChartsAreWellFormedForFullEmptyAndPartialReports) {
   }
 }
 
+// One <text> element of an SVG the chart kit wrote: its estimated box in user units.
+struct SvgText {
+  std::string content;
+  double x0, y0, x1, y1;
+};
+
+double attribute(const std::string& element, const std::string& name, double fallback) {
+  const std::size_t at = element.find(" " + name + "=\"");
+  if (at == std::string::npos) return fallback;
+  return std::stod(element.substr(at + name.size() + 3));
+}
+
+std::vector<SvgText> svg_texts(const std::string& svg) {
+  std::vector<SvgText> out;
+  for (std::size_t at = svg.find("<text "); at != std::string::npos; at = svg.find("<text ", at + 1)) {
+    const std::size_t open_end = svg.find('>', at), close = svg.find("</text>", at);
+    const std::string element = svg.substr(at, open_end - at);
+    std::string content = svg.substr(open_end + 1, close - open_end - 1);
+    // Entities are one character each on screen.
+    std::size_t chars = 0;
+    for (std::size_t i = 0; i < content.size(); ++i) {
+      if (content[i] == '&') i = content.find(';', i);
+      if ((static_cast<unsigned char>(content[i]) & 0xC0) != 0x80) ++chars;
+    }
+    const double x = attribute(element, "x", 0), y = attribute(element, "y", 0), size = attribute(element, "font-size", 11);
+    const bool bold = element.find("font-weight=\"bold\"") != std::string::npos;
+    // The same estimate the kit lays out with (chart::text_width); a glyph rises ~0.8 em above the baseline.
+    const double w = (bold ? 0.66 : 0.6) * size * static_cast<double>(chars);
+    const std::string anchor = element.find("text-anchor=\"middle\"") != std::string::npos ? "middle"
+                               : element.find("text-anchor=\"end\"") != std::string::npos  ? "end"
+                                                                                             : "start";
+    double along0 = anchor == "start" ? 0 : anchor == "end" ? -w : -w / 2;
+    SvgText t{content, x + along0, y - 0.8 * size, x + along0 + w, y + 0.25 * size};
+    if (element.find("rotate(-90") != std::string::npos)  // vertical: the text runs up from (x, y)
+      t = {content, x - 0.8 * size, y - along0 - w, x + 0.25 * size, y - along0};
+    out.push_back(t);
+  }
+  return out;
+}
+
+// Layout checked mechanically on the rendered geometry: every text inside the picture by
+// the width estimate (nothing clipped at an edge), no folder of the machine in a title.
+TEST(ReportSvg, EveryTextFitsInsideThePictureAndTitlesHaveNoFolders) {
+  pb::Report long_names = three_stage_report();
+  long_names.set_teacher("/very/long/absolute/folder/of/the/machine/that/trained/it/teacher-with-a-long-name.prc");
+  long_names.set_data("/data/sets/amazon-beauty-5-core-with-a-very-long-description-of-its-filters.csv");
+  long_names.mutable_stages(1)->set_name("a-stage-with-an-unusually-long-and-descriptive-name-stage-one");
+  long_names.mutable_controls(0)->set_name("a-control-with-a-name-long-enough-to-fill-the-legend-row-alone-x");
+  pb::Report two_layers;  // the kept-units chart of a shallow model used to be half blank
+  *two_layers.add_stages()->mutable_config() = config({{2, 2, 8}, {2, 2, 8}});
+  pb::StageRow* s1 = two_layers.add_stages();
+  s1->set_name("heads");
+  pb::LayerPlan* lp = s1->mutable_plan()->add_layers();
+  lp->set_keep_all_heads(false);
+  lp->add_kept_heads(1);
+  s1->mutable_plan()->add_layers();
+  for (const pb::Report& r : {three_stage_report(), long_names, two_layers, pb::Report()}) {
+    for (const std::string& svg : {quality_chart_svg(r), kept_units_svg(r), curves_svg(r)}) {
+      const double width = attribute(svg.substr(0, svg.find('>')), "width", 0);
+      const double height = attribute(svg.substr(0, svg.find('>')), "height", 0);
+      ASSERT_GT(width, 0);
+      for (const SvgText& t : svg_texts(svg)) {
+        EXPECT_GE(t.x0, 0.0) << t.content << " in " << svg.substr(0, 300);
+        EXPECT_LE(t.x1, width) << t.content;
+        EXPECT_GE(t.y0, 0.0) << t.content;
+        EXPECT_LE(t.y1, height) << t.content;
+      }
+      EXPECT_EQ(svg.find("/very/long"), std::string::npos);
+      EXPECT_EQ(svg.find("/data/sets"), std::string::npos);
+    }
+  }
+  const std::string title = svg_texts(kept_units_svg(long_names)).front().content;
+  EXPECT_EQ(title.rfind("Kept units: teacher-with-a-long-name on amazon-beauty", 0), 0u) << title;
+  EXPECT_EQ(title.substr(title.size() - 3), "\xE2\x80\xA6") << title;  // shortened to fit, visibly
+  // Content decides the height: two layers need far less than the old fixed 360.
+  const std::string shallow = kept_units_svg(two_layers);
+  EXPECT_LT(attribute(shallow.substr(0, shallow.find('>')), "height", 0), 260.0);
+}
+
 TEST(ReportSvg, TitlesAreEscaped) {
   pb::Report r = three_stage_report();
   r.set_teacher("A&B <teacher>");
@@ -494,7 +580,7 @@ TEST(ReportSvg, TitlesAreEscaped) {
 TEST(ReportSvg, QualityChartLabelsStagesAndControls) {
   const pb::Report r = three_stage_report();
   const std::string svg = quality_chart_svg(r);
-  EXPECT_NE(svg.find("width=\"800\" height=\"500\""), std::string::npos);
+  EXPECT_NE(svg.find("width=\"800\""), std::string::npos);
   for (const auto& row : r.stages()) EXPECT_NE(svg.find(">" + row.name() + "</text>"), std::string::npos) << row.name();
   for (const auto& row : r.controls()) EXPECT_NE(svg.find(">control: " + row.name() + "</text>"), std::string::npos);
   EXPECT_NE(svg.find("test NDCG@10"), std::string::npos);
@@ -513,8 +599,8 @@ TEST(ReportSvg, CurvesChartHasOneLinePerStageAndLegend) {
   EXPECT_EQ(count_of(svg, "<polyline"), 6u);  // 3 stages x (loss, valid)
   for (int k = 1; k < r.stages_size(); ++k)
     EXPECT_NE(svg.find(">" + r.stages(k).name() + "</text>"), std::string::npos);
-  EXPECT_NE(svg.find("recovery loss per epoch"), std::string::npos);
-  EXPECT_NE(svg.find("validation NDCG@10"), std::string::npos);
+  EXPECT_NE(svg.find(">recovery loss</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">valid NDCG@10</text>"), std::string::npos);
 }
 
 TEST(ReportSvg, KeptUnitsComposeThePlansBackToTeacherIndices) {
@@ -630,8 +716,8 @@ TEST(ReportSvg, KeptUnitsChartShowsRemovedLayersBinsAndLegend) {
   // Two removed layers, hatched over both panels, plus the legend swatch.
   EXPECT_EQ(count_of(svg, "fill=\"url(#removed-layer)\""), 5u);
   EXPECT_EQ(count_of(svg, "removed by depth"), 2u);
-  EXPECT_NE(svg.find(">4/8 heads, 4/16 ch</text>"), std::string::npos);
-  EXPECT_NE(svg.find(">2/8 heads, 4/16 ch</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">heads 4/8, MLP 4/16</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">heads 2/8, MLP 4/16</text>"), std::string::npos);
   EXPECT_NE(svg.find(">teacher only</text>"), std::string::npos);
   EXPECT_NE(svg.find(">through attn-width</text>"), std::string::npos);
   EXPECT_NE(svg.find(">kept to the end: depth</text>"), std::string::npos);
@@ -651,7 +737,7 @@ TEST(ReportSvg, KeptUnitsChartShowsRemovedLayersBinsAndLegend) {
   const std::string wide_svg = kept_units_svg(wide);
   expect_well_formed_svg(wide_svg);
   EXPECT_NE(wide_svg.find("16 per bin"), std::string::npos);
-  EXPECT_NE(wide_svg.find(">8/8 heads, 256/1,024 ch</text>"), std::string::npos);
+  EXPECT_NE(wide_svg.find(">heads 8/8, MLP 256/1,024</text>"), std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,11 +9,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <set>
 #include <vector>
 
 #include "base/error.h"
+#include "tensor/rng.h"
 
 namespace prunerec::recsys {
 namespace {
@@ -113,10 +113,9 @@ TEST(MetricsAccumulator, KsSortedAndDeduplicated) {
 }
 
 TEST(MetricsAccumulator, MergeEqualsAddingEverything) {
-  std::mt19937 gen(7);
-  std::uniform_int_distribution<int> rank_dist(0, 40);
+  Rng gen(7);
   std::vector<std::int64_t> ranks(1001);
-  for (auto& r : ranks) r = rank_dist(gen);
+  for (auto& r : ranks) r = static_cast<std::int64_t>(gen.below(41));
 
   MetricAccumulator all, first_half, second_half;
   for (std::size_t i = 0; i < ranks.size(); ++i) {
@@ -245,19 +244,18 @@ TEST(MetricsTargetRank, RejectsBadArguments) {
 }
 
 TEST(MetricsTargetRank, MatchesBruteForceTwinWithManyTies) {
-  std::mt19937 gen(12345);
+  Rng gen(12345);
   // Odd sizes around the vector widths (8 and 16 floats) and a larger one.
   for (std::int32_t num_items : {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1001}) {
     for (int trial = 0; trial < 40; ++trial) {
       // Scores from 4 levels: about a quarter of the items tie with any target. Some NaN.
-      std::uniform_int_distribution<int> level(0, 3);
-      std::uniform_int_distribution<int> nan_roll(0, 19);
+      const auto level = [&] { return static_cast<float>(gen.below(4)); };
+      const auto item = [&] { return static_cast<std::int32_t>(gen.below(static_cast<std::uint64_t>(num_items))); };
       std::vector<float> scores(num_items);
-      for (auto& s : scores) s = nan_roll(gen) == 0 ? kNaN : 0.25f * static_cast<float>(level(gen));
-      std::uniform_int_distribution<std::int32_t> item(0, num_items - 1);
-      std::vector<std::int32_t> excluded(std::uniform_int_distribution<int>(0, 12)(gen));
-      for (auto& e : excluded) e = item(gen);  // duplicates and the target happen
-      const std::int32_t target = item(gen);
+      for (auto& s : scores) s = gen.below(20) == 0 ? kNaN : 0.25f * level();
+      std::vector<std::int32_t> excluded(gen.below(13));
+      for (auto& e : excluded) e = item();  // duplicates and the target happen
+      const std::int32_t target = item();
       EXPECT_EQ(target_rank(scores.data(), num_items, target, excluded),
                 target_rank_twin(scores, target, excluded))
           << "num_items " << num_items << " trial " << trial;
@@ -297,12 +295,12 @@ TEST(MetricsSampleNegatives, DeterministicInSeedAndExampleId) {
 
 TEST(MetricsSampleNegatives, DistinctSortedInRangeAndNeverHistoryOrTarget) {
   const std::int32_t num_items = 500;
-  std::mt19937 gen(3);
-  std::uniform_int_distribution<std::int32_t> item(0, num_items - 1);
+  Rng gen(3);
+  const auto item = [&] { return static_cast<std::int32_t>(gen.below(num_items)); };
   for (std::uint64_t example = 0; example < 200; ++example) {
     std::vector<std::int32_t> history(50);
-    for (auto& h : history) h = item(gen);
-    const std::int32_t target = item(gen);
+    for (auto& h : history) h = item();
+    const std::int32_t target = item();
     const auto negatives = sample_negatives(num_items, target, history, 100, 99, example);
     ASSERT_EQ(negatives.size(), 100u);
     EXPECT_TRUE(std::is_sorted(negatives.begin(), negatives.end()));
@@ -510,15 +508,15 @@ TEST(TopK, KLargerThanCandidatesAndZero) {
 }
 
 TEST(TopK, MatchesFullSortTwin) {
-  std::mt19937 gen(99);
+  Rng gen(99);
   for (std::int32_t num_items : {1, 5, 17, 64, 333}) {
     for (int k : {1, 3, 10, 50, 400}) {
-      std::uniform_int_distribution<int> level(0, 9);  // many ties
+      const auto level = [&] { return static_cast<int>(gen.below(10)); };  // many ties
+      const auto item = [&] { return static_cast<std::int32_t>(gen.below(static_cast<std::uint64_t>(num_items))); };
       std::vector<float> scores(num_items);
-      for (auto& s : scores) s = level(gen) == 0 ? kNaN : static_cast<float>(level(gen));
-      std::uniform_int_distribution<std::int32_t> item(0, num_items - 1);
+      for (auto& s : scores) s = level() == 0 ? kNaN : static_cast<float>(level());
       std::vector<std::int32_t> excluded(num_items / 4);
-      for (auto& e : excluded) e = item(gen);
+      for (auto& e : excluded) e = item();
       const std::set<std::int32_t> excluded_set(excluded.begin(), excluded.end());
 
       Ranked expected;

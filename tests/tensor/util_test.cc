@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "base/error.h"
 #include "base/atomic_file.h"
 #include "base/crc32c.h"
+#include "tensor/rng.h"
 
 namespace prunerec {
 namespace {
@@ -53,9 +53,9 @@ TEST(Crc32c, SoftwarePathKnownValues) {
 }
 
 std::vector<unsigned char> random_bytes(std::size_t n, std::uint32_t seed) {
-  std::mt19937 rng(seed);
+  Rng rng(seed);
   std::vector<unsigned char> out(n);
-  for (auto& b : out) b = static_cast<unsigned char>(rng());
+  for (auto& b : out) b = static_cast<unsigned char>(rng.next_u32());
   return out;
 }
 
@@ -86,10 +86,10 @@ TEST(Crc32c, DetectsEverySingleBitFlip) {
 TEST(Crc32c, HardwareAndSoftwareAgreeOnOddLengthsAndAlignments) {
   if (!detail::crc32c_hardware_available()) GTEST_SKIP() << "no SSE4.2 crc32 on this CPU";
   const std::vector<unsigned char> buf = random_bytes(4096 + 64, 3);
-  std::mt19937 rng(4);
+  Rng rng(4);
   for (std::size_t align = 0; align < 16; ++align) {
     for (std::size_t len = 0; len <= 257; ++len) {
-      const std::uint32_t seed_crc = (len % 3 == 0) ? 0u : static_cast<std::uint32_t>(rng());
+      const std::uint32_t seed_crc = (len % 3 == 0) ? 0u : rng.next_u32();
       const unsigned char* p = buf.data() + align;
       ASSERT_EQ(detail::crc32c_hardware(p, len, seed_crc), detail::crc32c_software(p, len, seed_crc))
           << "align " << align << " len " << len;

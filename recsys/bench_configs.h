@@ -1,6 +1,6 @@
 // The two speed-comparison configs of the PyTorch yardstick
 // (../shared/reference/torch_recommender.py), its analytic FLOP counts, and the GEMMs of
-// one training step. Shared by `prunerec bench` (apps/cmd_bench.cc) and the kernel
+// one training step. Shared by `prunerec bench` (recsys/speed_bench.h) and the kernel
 // benchmarks (bench/bench_kernels.cc), so both time the same shapes. Header-only, no
 // dependencies: plain data and arithmetic.
 //

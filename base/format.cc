@@ -27,4 +27,22 @@ std::string format_count(double v) {
   return buf;
 }
 
+std::size_t utf8_length(std::string_view s) {
+  std::size_t n = 0;
+  for (const char c : s)
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::string ellipsize(const std::string& s, std::size_t max_chars) {
+  if (utf8_length(s) <= max_chars) return s;
+  std::string out;
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && ++chars > max_chars - 1) break;
+    out += s[i];
+  }
+  return out + "\xE2\x80\xA6";
+}
+
 }  // namespace prunerec

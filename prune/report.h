@@ -28,16 +28,16 @@
 // "NaN": a NaN in a curve or a metric reads back as NaN at its place. (Infinities read back
 // as NaN too.)
 //
-// Note [stage indices]: stage 0 is the teacher (report.stages(0)), stage k >= 1 the k-th
-// pruning stage (report.stages(k)). Each stage's normalised plan indexes the units of the
-// previous stage's model, and its kept_layers renumber the layers, so naming a unit of the
-// final model in teacher terms composes every plan from stage 1 on
-// (trace_units_to_teacher).
+// Where the code is: report_json.cc (report.json), report_markdown.cc (report.md and the
+// ledger), report_charts.cc (the charts, drawn with the kit in chart.h), report_text.h
+// (formats and helpers they share); the composition of the stage plans is in kept_units.h
+// (Note [stage indices]).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "prune/kept_units.h"
 #include "proto/report.pb.h"
 
 namespace prunerec::prune {
@@ -66,33 +66,5 @@ void write_report(const std::string& dir, const pb::Report& r);
 
 // Reads dir/report.json. IoError names the file.
 pb::Report read_report(const std::string& dir);
-
-// The units of one stage's model, each named by its index in the teacher.
-struct TeacherIndexedUnits {
-  std::vector<int> layers;              // [layer] -> teacher layer
-  std::vector<std::vector<int>> heads;  // [layer][query head] -> teacher query head (of teacher layer layers[layer])
-  std::vector<std::vector<int>> mlp;    // [layer][MLP channel] -> teacher MLP channel
-};
-
-// Composes the plans of stages 1, 2, ... (Note [stage indices]): element k lists the units
-// of stage k's model in teacher indices; element 0 is the teacher itself. Stops before the
-// first stage that has no plan (a stage still running). The teacher's sizes come from
-// stages(0).config. ConfigError (naming the stage and layer) when there is no teacher
-// config, a plan has the wrong number of layer entries, an index is out of range or not
-// ascending, or a stage's config disagrees with what its plan leaves.
-std::vector<TeacherIndexedUnits> trace_units_to_teacher(const pb::Report& r);
-
-// One teacher layer's fate: for each unit, the last stage whose model still contains it
-// (0 = teacher only, i.e. removed by stage 1; stages_composed = kept to the end).
-struct KeptUnitsLayer {
-  int layer_last_stage = 0;          // the layer itself
-  std::vector<int> head_last_stage;  // [teacher query head]
-  std::vector<int> mlp_last_stage;   // [teacher MLP channel]
-};
-
-// [teacher layer], from trace_units_to_teacher (same errors). A unit inside a layer that
-// is later removed ends with the layer. The number of composed stages is
-// trace_units_to_teacher(r).size() - 1.
-std::vector<KeptUnitsLayer> compose_kept_units(const pb::Report& r);
 
 }  // namespace prunerec::prune

@@ -916,4 +916,51 @@ pb::Report run_with_seeds(const PruneRun& run, int seeds, const std::vector<std:
   return first;
 }
 
+std::vector<pb::BudgetPoint> run_budget_curve(const PruneRun& run, const std::vector<int>& budgets) {
+  PR_CHECK_T(ConfigError, !budgets.empty(), "budget curve: no budgets");
+  std::ostream& log = run.log ? *run.log : std::cerr;
+  std::vector<pb::BudgetPoint> points;
+  for (int b : budgets) {
+    PR_CHECK_T(ConfigError, b >= 1, "budget curve: budgets must be at least 1 epoch, got ", b);
+    PruneRun r = run;
+    r.out_dir = (fs::path(run.out_dir) / "budget" / detail::str_cat("epochs-", b)).string();
+    r.command = run.command + detail::str_cat("  # budget ", b, " epochs per recovery");
+    for (auto& st : *r.schedule.mutable_stages()) st.mutable_recovery()->mutable_train()->set_epochs(b);
+    log << "budget " << b << " epochs per recovery: " << r.out_dir << "\n";
+    pb::Report report = run_schedule(r);
+    auto add = [&](const pb::StageRow& row, const std::string& path, int total_epochs) {
+      pb::BudgetPoint p;
+      p.set_epochs(b);
+      p.set_path(path);
+      p.set_total_epochs(total_epochs);
+      for (const auto& [k, v] : row.metrics()) (*p.mutable_metrics())[k] = v;
+      for (const auto& [k, v] : row.valid_metrics()) (*p.mutable_valid_metrics())[k] = v;
+      p.set_training_flops(row.path_training_flops_without_teacher());
+      p.set_checkpoint(row.checkpoint());
+      points.push_back(p);
+    };
+    int total = 0;
+    for (const auto& st : r.schedule.stages())
+      if (recovery_of(r.schedule, st).enabled()) total += recovery_train_config(r.schedule, st).epochs();
+    add(report.stages(report.stages_size() - 1), "pruned", total);
+    report.clear_controls();
+    for (const char* control : {"scratch-distill", "scratch"}) {
+      log << "budget " << b << ": control " << control << "\n";
+      *report.add_controls() = run_control(r, report, control);
+      write_report(r.out_dir, report);
+      add(report.controls(report.controls_size() - 1), control, std::max(1, total));
+    }
+  }
+  // The main run's report holds the curve (write_report draws budget_curve.svg).
+  pb::Report main;
+  if (fs::exists(fs::path(run.out_dir) / "report.json"))
+    main = read_report(run.out_dir);
+  else
+    main.set_schedule(nn::to_text_proto(run.schedule));  // so that the main run can start here later
+  main.clear_budget_curve();
+  for (const auto& p : points) *main.add_budget_curve() = p;
+  write_report(run.out_dir, main);
+  return points;
+}
+
 }  // namespace prunerec::prune

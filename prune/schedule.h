@@ -86,6 +86,15 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
 // written to out_dir/report.json.
 pb::Report run_with_seeds(const PruneRun& run, int seeds, const std::vector<std::string>& controls);
 
+// Note [student budget]: the student-budget curve. For each budget B (epochs), the
+// schedule runs again with every recovery trained for at most B epochs (early stopping as
+// configured), in out_dir/budget/epochs-<B>/, with the scratch and scratch-distill
+// controls there (trained for the recoveries' epochs together, as always). One point per
+// (budget, path): pruned (the final stage), scratch-distill, scratch. Every run is
+// resumable. The points are added to out_dir/report.json (budget_curve) and drawn in
+// out_dir/budget_curve.svg.
+std::vector<pb::BudgetPoint> run_budget_curve(const PruneRun& run, const std::vector<int>& budgets);
+
 // The seed statistics of reports of the same schedule run with different seeds.
 void add_seed_stats(pb::Report& first, const std::vector<pb::Report>& all);
 

@@ -348,6 +348,32 @@ TEST(Seeds, TwoStudentSeedsRunAndResume) {
   EXPECT_NE(again_log.str().find("stage3-depth: done"), std::string::npos) << again_log.str();
 }
 
+// Note [student budget]: two budgets, three paths each, every recovery capped at the
+// budget, the points in the main report and its chart.
+TEST(Schedule, BudgetCurveHasEveryPathAtEveryBudget) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  const PruneRun run = f.run("budget", &log);
+  const std::vector<pb::BudgetPoint> points = run_budget_curve(run, {1, 2});
+  ASSERT_EQ(points.size(), 6u) << log.str();
+  for (int b : {1, 2}) {
+    const pb::Report sub = read_report(f.dir + "/budget/budget/epochs-" + std::to_string(b));
+    for (int i = 1; i < sub.stages_size(); ++i) EXPECT_LE(sub.stages(i).recovery_epochs(), b) << b;
+    for (const char* path : {"pruned", "scratch-distill", "scratch"}) {
+      const auto it = std::find_if(points.begin(), points.end(),
+                                   [&](const pb::BudgetPoint& p) { return p.epochs() == b && p.path() == path; });
+      ASSERT_NE(it, points.end()) << b << " " << path;
+      EXPECT_TRUE(it->metrics().count("NDCG@10")) << b << " " << path;
+      EXPECT_EQ(it->total_epochs(), 3 * b) << path;
+      EXPECT_GT(it->training_flops(), 0) << path;
+    }
+  }
+  const pb::Report main = read_report(f.dir + "/budget");
+  EXPECT_EQ(main.budget_curve_size(), 6);
+  ASSERT_TRUE(fs::exists(f.dir + "/budget/budget_curve.svg"));
+  EXPECT_NE(budget_chart_svg(main).find("scratch-distill"), std::string::npos);
+}
+
 TEST(Schedule, BadSchedulesAreRefusedWithTheirSource) {
   EXPECT_THROW(parse_schedule("stages { kind: WIDTH_MLP keep_mlp_fraction: 1.5 }", "s.pbtxt"), ConfigError);
   EXPECT_THROW(parse_schedule("", "s.pbtxt"), ConfigError);

@@ -166,7 +166,8 @@ PairedResult paired_bootstrap(const std::vector<double>& a, const std::vector<do
   std::sort(means.begin(), means.end());
   r.lo = quantile(means, 0.025);
   r.hi = quantile(means, 0.975);
-  r.p_value = std::min(1.0, 2.0 * static_cast<double>(std::min(le0, ge0)) / static_cast<double>(resamples));
+  // +1 in numerator and denominator: a p-value from R resamples is never below 2 / (R + 1).
+  r.p_value = std::min(1.0, 2.0 * static_cast<double>(std::min(le0, ge0) + 1) / static_cast<double>(resamples + 1));
   return r;
 }
 

@@ -23,7 +23,7 @@
 // Each of R resamples draws n users with replacement (Rng(seed), stream "paired") and
 // takes the mean of their d; ci95 is the 2.5% and 97.5% percentiles of the R means (type-7
 // interpolation, as numpy's default), p_value the two-sided percentile-bootstrap p:
-// min(1, 2 * min(#(mean <= 0), #(mean >= 0)) / R). A file compared with itself has every
+// min(1, 2 * (min(#(mean <= 0), #(mean >= 0)) + 1) / (R + 1)), never below 2 / (R + 1). A file compared with itself has every
 // d_i = 0, hence diff 0, ci95 [0, 0] and p 1. A difference whose interval contains 0 is
 // written "no difference" (describe_difference), in reports and docs alike.
 #pragma once

@@ -100,6 +100,7 @@ TEST(PairedBootstrap, KnownShiftIsCovered) {
   // is about 0.011 wide; 0.03 leaves room for the sample and the resampling.
   EXPECT_LT(r.hi - r.lo, 0.03);
   EXPECT_LT(r.p_value, 0.01);
+  EXPECT_GE(r.p_value, 2.0 / 4001);  // the floor of a p-value from 4000 resamples
   EXPECT_EQ(describe_difference(r).rfind("b higher by", 0), 0u) << describe_difference(r);
   const PairedResult again = paired_bootstrap(a, b, 4000, 1), other = paired_bootstrap(a, b, 4000, 2);
   EXPECT_EQ(again.lo, r.lo);

@@ -42,8 +42,8 @@ struct PruneRun {
   // The random control's size matching: the real run's plan of each stage. A stage with
   // random head scores then keeps, in every layer, as many KV heads as the real plan (a
   // random set of query heads chosen within a random set of KV groups), and a random depth
-  // stage keeps layers with the real plan's KV-head counts, so the control's models have
-  // the real ones' shapes up to the order of layers.
+  // stage over whole layers (not sub-blocks) keeps layers with the real plan's KV-head
+  // counts, so the control's models have the real ones' shapes up to the order of layers.
   std::vector<pb::PrunePlan> size_match;
 };
 

@@ -6,6 +6,7 @@
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "recsys/eval/evaluator.h"
+#include "recsys/eval/paired.h"
 #include "recsys/recommender.h"
 #include "tensor/parallel.h"
 
@@ -40,6 +41,7 @@ int cmd_eval(const Args& args) {
   int negatives = 100, batch = 256, threads = 0;
   std::uint64_t seed = 0;
   bool json = false, keep_history = false;
+  std::string per_user;
   flags.add("model", &model_path, "model file (or use --baseline)");
   flags.add("baseline", &baseline, "evaluate a baseline instead of a model: popularity (training-set counts)");
   flags.add("split", &split, "valid or test");
@@ -50,6 +52,7 @@ int cmd_eval(const Args& args) {
   flags.add("batch-size", &batch, "histories scored at once");
   flags.add("threads", &threads, "worker threads (default: all cores)");
   flags.add_switch("json", &json, "print one JSON object with protocol and metrics");
+  flags.add("per-user", &per_user, "also write each user's rank of the target to FILE (for prunerec compare)");
   flags.parse(args);
   if (threads > 0) set_num_threads(threads);
   if (split != "valid" && split != "test") throw cli::UsageError("eval: --split must be valid or test, got '" + split + "'");
@@ -72,6 +75,7 @@ int cmd_eval(const Args& args) {
     LoadedData d = load_data(data, pb::DataConfig());
     eo.max_len = 200;
     r = recsys::evaluate(recsys::popularity_scorer(d.split), d.data, d.split, eo);
+    if (!per_user.empty()) recsys::write_per_user(per_user, r, d.data);
   } else {
     recsys::Recommender rec = recsys::load_recommender(model_path);
     if (data.path.empty()) {
@@ -84,6 +88,7 @@ int cmd_eval(const Args& args) {
     align_to_catalog(d.data, rec.catalog);
     eo.max_len = static_cast<int>(rec.net->config().max_len());
     r = recsys::evaluate_model(*rec.net, d.data, d.split, eo);
+    if (!per_user.empty()) recsys::write_per_user(per_user, r, d.data);
   }
   if (json) {
     std::cout << recsys::to_json(r) << "\n";

@@ -21,14 +21,16 @@ int cmd_prune(const Args& args) {
                    "prunerec prune --teacher runs/beauty/teacher.prc --data ../shared/data/amazon-beauty/s3rec/Beauty.txt --schedule schedule --out runs/beauty/prune");
   DataFlags data;
   data.add_to(flags, false);
-  std::string teacher, schedule = "schedule", out, controls;
-  int threads = 0;
+  std::string teacher, schedule = "schedule", out, controls, budgets;
+  int threads = 0, seeds = 1;
   bool redo = false, quiet = false, no_latency = false, json = false;
   flags.add("teacher", &teacher, "the teacher model", cli::Flags::kRequired);
   flags.add("schedule", &schedule, "schedule: a text-format file or the preset 'schedule'");
   flags.add("out", &out, "output folder", cli::Flags::kRequired);
-  flags.add("controls", &controls, "comma list of controls to run after the schedule: scratch, scratch-distill, random, no-recovery (or all)");
+  flags.add("controls", &controls, "comma list of controls to run after the schedule: scratch, scratch-distill, scratch-flops, random, no-recovery (or all)");
   flags.add("threads", &threads, "worker threads (default: all cores)");
+  flags.add("budgets", &budgets, "comma list of epochs per recovery, e.g. 1,3,10,30: the student-budget curve (pruned, scratch-distill, scratch at each) in OUT/budget/ and OUT/budget_curve.svg");
+  flags.add("seeds", &seeds, "student seeds: recoveries and controls run with N schedule seeds (seed k > 0 in OUT/seeds/), reported as mean and standard deviation");
   flags.add_switch("redo", &redo, "recompute finished stages instead of skipping them");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "no progress output");
@@ -53,8 +55,29 @@ int cmd_prune(const Args& args) {
       make_prune_run(d, data.path, teacher, out, sched, quiet, !no_latency, command_line("prune", args));
   prune::PruneRun resumable = run;
   resumable.redo = redo;
-  pb::Report report = prune::run_schedule(resumable);
-  run_controls(run, report, wanted_controls);
+  if (seeds < 1) throw cli::UsageError("prune: --seeds must be at least 1");
+  pb::Report report;
+  if (seeds > 1) {
+    report = prune::run_with_seeds(resumable, seeds, wanted_controls);
+  } else {
+    report = prune::run_schedule(resumable);
+    run_controls(run, report, wanted_controls);
+  }
+  if (!budgets.empty()) {
+    std::vector<int> epochs;
+    std::stringstream list(budgets);
+    for (std::string item; std::getline(list, item, ',');) {
+      try {
+        std::size_t used = 0;
+        epochs.push_back(std::stoi(item, &used));
+        if (used != item.size()) throw std::invalid_argument(item);
+      } catch (const std::exception&) {
+        throw cli::UsageError("prune: --budgets must be a comma list of epochs, got '" + budgets + "'");
+      }
+    }
+    prune::run_budget_curve(resumable, epochs);
+    report = prune::read_report(out);
+  }
   std::cout << (json ? prune::report_json(report) : prune::ledger_markdown(report));
   return 0;
 }

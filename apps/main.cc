@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"inspect", "a model's layers and parameter counts", prunerec::apps::cmd_inspect},
     {"prune", "the three-stage prune-and-distill schedule", prunerec::apps::cmd_prune},
     {"report", "rebuild report.md and the charts of a prune run from report.json", prunerec::apps::cmd_report},
+    {"compare", "paired bootstrap over users of two `eval --per-user` files", prunerec::apps::cmd_compare},
     {"export", "write a model as safetensors + config.json (Qwen2 names)", prunerec::apps::cmd_export},
     {"bench", "training and inference speed on the reference configs", prunerec::apps::cmd_bench},
 };

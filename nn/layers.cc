@@ -47,15 +47,32 @@ ag::AttentionArgs Attention::attention_args(const Tensor& pads) const {
   return args;
 }
 
+void Attention::set_query_scale(const std::vector<double>& scales) {
+  if (scales.empty()) {
+    query_scale_ = Tensor();
+    return;
+  }
+  PR_CHECK_T(ShapeError, static_cast<std::int64_t>(scales.size()) == num_heads(), "set_query_scale: ", scales.size(),
+             " scales for ", num_heads(), " heads");
+  Tensor s = Tensor::ones({num_heads() * head_dim_}, head_gate_->dtype());
+  for (std::int64_t h = 0; h < num_heads(); ++h)
+    for (std::int64_t j = 0; j < head_dim_; ++j) s.set({h * head_dim_ + j}, scales[static_cast<std::size_t>(h)]);
+  query_scale_ = s;
+}
+
+ag::Var Attention::scaled_query(const ag::Var& q) const {
+  return query_scale_.defined() ? ag::mul_channels(q, query_scale_) : q;
+}
+
 ag::Var Attention::forward(const ag::Var& x, const Tensor& pads, Tensor* heads_out) const {
-  ag::Var heads = ag::attention(q_->forward(x), k_->forward(x), v_->forward(x), attention_args(pads));
+  ag::Var heads = ag::attention(scaled_query(q_->forward(x)), k_->forward(x), v_->forward(x), attention_args(pads));
   if (heads_out) *heads_out = heads.value();
   return o_->forward(heads);
 }
 
 ag::Var Attention::forward_last(const ag::Var& x, const Tensor& pads) const {
   const ag::Var x_last(x.value().select(1, x.size(1) - 1).contiguous());  // [B, hidden]
-  return o_->forward(ag::attention_last(q_->forward(x_last), k_->forward(x), v_->forward(x), attention_args(pads)));
+  return o_->forward(ag::attention_last(scaled_query(q_->forward(x_last)), k_->forward(x), v_->forward(x), attention_args(pads)));
 }
 
 void Attention::check_own_invariants(const std::string& path) const {
@@ -80,6 +97,8 @@ void Attention::check_own_invariants(const std::string& path) const {
     PR_INVARIANT(used[g], path, "KV head ", g, " is read by no query head");
   PR_INVARIANT(head_gate_->dim() == 1 && head_gate_->size(0) == num_heads(), path, "head_gate ",
                head_gate_->shape_str(), " for ", num_heads(), " heads");
+  PR_INVARIANT(!query_scale_.defined() || query_scale_.numel() == hq, path, "query scale of ", query_scale_.numel(),
+               " columns for a q width of ", hq);
 }
 
 // ---- MLP ------------------------------------------------------------------------------------

@@ -77,6 +77,14 @@ class Attention : public Module {
   void set_kv_map(std::vector<std::int32_t> m) { kv_map_ = std::move(m); }
   Tensor& head_gate() { return *head_gate_; }
   const Tensor& head_gate() const { return *head_gate_; }
+  // Note [query-scale mask]: multiplies head h's query by scales[h] after the q bias and
+  // before RoPE (RoPE is applied inside ag::attention), the way the paper's released code
+  // masks a head while scoring it (scale 1e-4: the head's attention becomes nearly uniform
+  // over the positions it sees, its output roughly the mean of V; it is not zeroed). Not a
+  // parameter or buffer: scoring sets it and clears it, checkpoints never hold it. An empty
+  // vector (the default) is no scaling at all.
+  void set_query_scale(const std::vector<double>& scales);
+  bool has_query_scale() const { return query_scale_.defined(); }
 
   const Linear& q_proj() const { return *q_; }
   const Linear& k_proj() const { return *k_; }
@@ -90,7 +98,9 @@ class Attention : public Module {
   ag::AttentionArgs attention_args(const Tensor& pads) const;  // this layer's heads, map, gates, RoPE
 
   Linear *q_, *k_, *v_, *o_;
+  ag::Var scaled_query(const ag::Var& q) const;  // q times query_scale_ when set
   Tensor* head_gate_;
+  Tensor query_scale_;  // [Hq*dh] per-column scale, or undefined (Note [query-scale mask])
   std::vector<std::int32_t> kv_map_;
   std::int64_t head_dim_;
   double rope_theta_;

@@ -76,16 +76,13 @@ LayerScores mean_of(const Raw& r) {
   return s;
 }
 
-// Per-layer normalisation to sum 1, then the paper's optional smoothing over layers.
-LayerScores normalise_layers(LayerScores s, double alpha) {
-  for (auto& l : s) {
-    const double total = std::accumulate(l.begin(), l.end(), 0.0);
-    if (total > 0)
-      for (double& v : l) v /= total;
+// Per-layer normalisation, then smoothing over layers (both in normalise_layer and
+// smooth_layer below).
+LayerScores normalise_layers(LayerScores s, const HeadOptions& o) {
+  for (std::size_t l = 0; l < s.size(); ++l) {
+    s[l] = normalise_layer(std::move(s[l]), o.normalise);
+    s[l] = smooth_layer(s[l], l > 0 ? &s[l - 1] : nullptr, o.smoothing, o.alpha);
   }
-  for (std::size_t l = 1; l < s.size(); ++l)
-    if (alpha < 1.0 && s[l].size() == s[l - 1].size())
-      for (std::size_t h = 0; h < s[l].size(); ++h) s[l][h] = alpha * s[l][h] + (1.0 - alpha) * s[l - 1][h];
   return s;
 }
 
@@ -119,7 +116,7 @@ std::vector<std::int64_t> mlp_widths(const nn::Transformer& m) {
 class StatHooks : public nn::ForwardHooks {
  public:
   StatHooks(const std::vector<std::uint8_t>& valid, Raw& raw, std::int64_t head_dim) : valid_(valid), raw_(raw), dh_(head_dim) {}
-  std::string mode;                   // "head_norm", "mlp_topk", "mlp_magnitude", "norm_magnitude"
+  std::string mode;  // "head_norm", "mlp_topk", "mlp_topk_signed", "mlp_magnitude", "norm_magnitude"
   const std::vector<int>* topk = nullptr;
 
   void on_attention_heads(int layer, const Tensor& heads) override {
@@ -146,7 +143,8 @@ class StatHooks : public nn::ForwardHooks {
       for (std::size_t r = 0; r < valid_.size(); ++r)
         if (valid_[r])
           for (std::int64_t j = 0; j < F; ++j) raw_.sum[layer][j] += std::fabs(a.data()[r * F + j]);
-    } else if (mode == "mlp_topk") {
+    } else if (mode == "mlp_topk" || mode == "mlp_topk_signed") {
+      const bool by_value = mode == "mlp_topk_signed";
       const F32 u(up);
       const std::int64_t F = up.size(-1);
       const int k = std::clamp((*topk)[layer], 0, static_cast<int>(F));
@@ -156,9 +154,10 @@ class StatHooks : public nn::ForwardHooks {
         if (!valid_[r]) continue;
         const float* row = u.data() + r * F;
         std::iota(idx.begin(), idx.end(), 0);
-        // K largest |up|, ties to the lower channel (a total order, so deterministic).
+        // K largest |up| (or up, signed), ties to the lower channel (a total order, so
+        // deterministic).
         std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), [&](std::int32_t a, std::int32_t b) {
-          const float x = std::fabs(row[a]), y = std::fabs(row[b]);
+          const float x = by_value ? row[a] : std::fabs(row[a]), y = by_value ? row[b] : std::fabs(row[b]);
           return x > y || (x == y && a < b);
         });
         for (int i = 0; i < k; ++i) raw_.sum[layer][idx[i]] += 1.0;
@@ -316,25 +315,211 @@ double calibration_loss(const nn::Transformer& model, const Calibration& calib, 
 
 // ---- heads ----------------------------------------------------------------------------------
 
+namespace {
+
+// Masks a set of heads for the duration of one scoring pass and restores the model after:
+// "gate" sets their head gates to 0, "query_scale" scales their queries by 1e-4 (Note
+// [query-scale mask] in nn/layers.h).
+class HeadMask {
+ public:
+  HeadMask(nn::Transformer& model, const std::string& how) : model_(model), how_(how) {
+    PR_CHECK_T(ConfigError, how == "gate" || how == "query_scale", "head_mask must be gate or query_scale, got '", how,
+               "'");
+  }
+  HeadMask(const HeadMask&) = delete;
+  HeadMask& operator=(const HeadMask&) = delete;
+  ~HeadMask() { clear(); }
+
+  // masked[l][h]: whether head h of layer l is masked now.
+  void apply(const std::vector<std::vector<bool>>& masked) {
+    clear();
+    for (int l = 0; l < model_.num_layers(); ++l) {
+      nn::Attention& a = model_.block(l).attn();
+      const auto& m = masked[static_cast<std::size_t>(l)];
+      if (std::find(m.begin(), m.end(), true) == m.end()) continue;
+      if (how_ == "gate") {
+        for (std::size_t h = 0; h < m.size(); ++h)
+          if (m[h]) {
+            saved_.push_back({l, static_cast<std::int64_t>(h), a.head_gate().at({static_cast<std::int64_t>(h)})});
+            a.head_gate().set({static_cast<std::int64_t>(h)}, 0.0);
+          }
+      } else {
+        std::vector<double> scale(m.size(), 1.0);
+        for (std::size_t h = 0; h < m.size(); ++h)
+          if (m[h]) scale[h] = kQueryMaskScale;
+        a.set_query_scale(scale);
+        scaled_.push_back(l);
+      }
+    }
+  }
+  void clear() {
+    for (const auto& g : saved_) model_.block(g.layer).attn().head_gate().set({g.head}, g.value);
+    for (int l : scaled_) model_.block(l).attn().set_query_scale({});
+    saved_.clear();
+    scaled_.clear();
+  }
+
+  static constexpr double kQueryMaskScale = 1e-4;  // the released code's scale_factor
+
+ private:
+  struct Gate {
+    int layer;
+    std::int64_t head;
+    double value;
+  };
+  nn::Transformer& model_;
+  std::string how_;
+  std::vector<Gate> saved_;
+  std::vector<int> scaled_;
+};
+
+// Next-item logits at the last position of every row, [B, V] as f64, no graph.
+Tensor last_logits(const nn::Transformer& model, const recsys::Batch& b) {
+  ag::NoGradGuard ng;
+  const Tensor h = model.last_hidden(b.ids, b.pads);
+  return model.logits(ag::Var(h)).value().to(DType::f64).contiguous();
+}
+
+// Algorithm 1 of the paper as its released code runs it (paper-spec section 3.1).
+HeadScores greedy_kl_scores(nn::Transformer& model, const Calibration& calib, const HeadOptions& o) {
+  const int L = model.num_layers();
+  PR_CHECK_T(ConfigError, static_cast<int>(o.prune_per_layer.size()) == L, "greedy_kl: ", o.prune_per_layer.size(),
+             " prune counts for ", L, " layers");
+  // The unmasked model's distribution at the last position of every calibration row.
+  std::vector<Tensor> base;
+  double rows[2] = {0, 0};
+  for (std::size_t i = 0; i < calib.batches.size(); ++i) {
+    base.push_back(last_logits(model, calib.batches[i]));
+    rows[i % 2] += static_cast<double>(calib.batches[i].ids.size(0));
+  }
+  std::vector<std::vector<bool>> masked;
+  for (int l = 0; l < L; ++l) masked.emplace_back(static_cast<std::size_t>(model.block(l).attn().num_heads()), false);
+  HeadMask mask(model, o.mask);
+  LayerScores smoothed(L), half_smoothed[2] = {LayerScores(L), LayerScores(L)};
+  HeadScores out;
+  out.scores.resize(L);
+  for (int l = 0; l < L; ++l) {
+    const std::size_t H = masked[l].size();
+    std::vector<double> kl_sum[2] = {std::vector<double>(H, 0.0), std::vector<double>(H, 0.0)};
+    for (std::size_t h = 0; h < H; ++h) {
+      masked[l][h] = true;
+      mask.apply(masked);
+      for (std::size_t i = 0; i < calib.batches.size(); ++i) {
+        const Tensor q = last_logits(model, calib.batches[i]);
+        const std::int64_t B = q.size(0), V = q.size(1);
+        for (std::int64_t r = 0; r < B; ++r)
+          kl_sum[i % 2][h] += kl_eps(base[i].data<double>() + r * V, q.data<double>() + r * V, V);
+      }
+      masked[l][h] = false;
+    }
+    mask.clear();
+    // raw_i = 1 - mean KL over the whole set (and over each half, for the stability).
+    auto layer_scores = [&](const std::vector<double>& sum, double n, const LayerScores& prev_smoothed) {
+      std::vector<double> raw(H);
+      for (std::size_t h = 0; h < H; ++h) raw[h] = 1.0 - sum[h] / std::max(1.0, n);
+      return smooth_layer(normalise_layer(std::move(raw), o.normalise), l > 0 ? &prev_smoothed[l - 1] : nullptr,
+                          o.smoothing, o.alpha);
+    };
+    std::vector<double> total(H);
+    for (std::size_t h = 0; h < H; ++h) total[h] = kl_sum[0][h] + kl_sum[1][h];
+    smoothed[l] = layer_scores(total, rows[0] + rows[1], smoothed);
+    for (int half = 0; half < 2; ++half) half_smoothed[half][l] = layer_scores(kl_sum[half], rows[half], half_smoothed[half]);
+    const int k = std::clamp(o.prune_per_layer[l], 0, static_cast<int>(H));
+    for (int h : greedy_choice(smoothed[l], k)) masked[l][h] = true;
+    out.scores[l].resize(H);
+    for (std::size_t h = 0; h < H; ++h) out.scores[l][h] = -smoothed[l][h];  // higher = kept
+  }
+  out.stability = stability_of(half_smoothed[0], half_smoothed[1]);
+  return out;
+}
+
+}  // namespace
+
+std::vector<double> normalise_layer(std::vector<double> v, const std::string& how) {
+  if (v.empty()) return v;
+  if (how == "sum") {
+    const double total = std::accumulate(v.begin(), v.end(), 0.0);
+    if (total > 0)
+      for (double& x : v) x /= total;
+  } else if (how == "minmax") {
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    const double min = *lo, range = *hi - *lo;
+    for (double& x : v) x = range > 0 ? (x - min) / range : 0.0;
+  } else {
+    throw ConfigError("head_normalise must be sum or minmax, got '" + how + "'");
+  }
+  return v;
+}
+
+std::vector<double> smooth_layer(const std::vector<double>& n, const std::vector<double>* prev, const std::string& placement,
+                                 double alpha) {
+  PR_CHECK_T(ConfigError, placement == "current" || placement == "previous",
+             "head_smoothing must be current or previous, got '", placement, "'");
+  PR_CHECK_T(ConfigError, alpha >= 0 && alpha <= 1, "head_smoothing_alpha must be in [0, 1], got ", alpha);
+  const bool none = placement == "current" ? alpha == 1.0 : alpha == 0.0;
+  if (!prev || prev->size() != n.size() || none) return n;
+  std::vector<double> s(n.size());
+  for (std::size_t h = 0; h < n.size(); ++h)
+    s[h] = placement == "current" ? alpha * n[h] + (1.0 - alpha) * (*prev)[h] : alpha * (*prev)[h] + (1.0 - alpha) * n[h];
+  return s;
+}
+
+double kl_eps(const double* p_logits, const double* q_logits, std::int64_t V) {
+  constexpr double eps = 1e-12;
+  const double pm = *std::max_element(p_logits, p_logits + V), qm = *std::max_element(q_logits, q_logits + V);
+  double pz = 0, qz = 0;
+  for (std::int64_t v = 0; v < V; ++v) {
+    pz += std::exp(p_logits[v] - pm);
+    qz += std::exp(q_logits[v] - qm);
+  }
+  double kl = 0;
+  for (std::int64_t v = 0; v < V; ++v) {
+    const double p = std::exp(p_logits[v] - pm) / pz + eps, q = std::exp(q_logits[v] - qm) / qz + eps;
+    kl += p * std::log(p / q);
+  }
+  return kl;
+}
+
+std::vector<int> greedy_choice(const std::vector<double>& s, int k) {
+  std::vector<int> idx(s.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return s[a] < s[b]; });  // np.argsort, stable
+  const int n = static_cast<int>(idx.size());
+  std::vector<int> out(idx.begin() + (n - std::clamp(k, 0, n)), idx.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 HeadScores head_scores(nn::Transformer& model, const Calibration& calib, const std::string& method,
                        double smoothing_alpha, std::uint64_t seed) {
+  HeadOptions o;
+  o.method = method;
+  o.alpha = smoothing_alpha;
+  return head_scores(model, calib, o, seed);
+}
+
+HeadScores head_scores(nn::Transformer& model, const Calibration& calib, const HeadOptions& o, std::uint64_t seed) {
   const std::vector<std::int64_t> sizes = head_counts(model);
-  if (method == "random") return {random_scores(sizes, seed, hash_stream(0x4ead)), kNaN};
+  if (o.method == "random") return {random_scores(sizes, seed, hash_stream(0x4ead)), kNaN};
+  if (o.method == "greedy_kl") return greedy_kl_scores(model, calib, o);
   std::pair<Raw, Raw> halves;
-  if (method == "kl") {
-    // Silence one head at a time (gate 0) and measure KL(p || p_silenced) per position.
+  if (o.method == "kl") {
+    // Mask one head at a time and measure KL(p || p_masked) per position.
+    HeadMask mask(model, o.mask);
+    std::vector<std::vector<bool>> masked;
+    for (std::int64_t n : sizes) masked.emplace_back(static_cast<std::size_t>(n), false);
     halves = run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
       const Tensor base = batch_logits(model, b);
       const std::int64_t N = base.size(0), V = base.size(1);
       const Tensor targets = b.targets.reshape({N}).contiguous();
       std::vector<float> loss(N), kl(N);
       for (int l = 0; l < model.num_layers(); ++l) {
-        Tensor& gate = model.block(l).attn().head_gate();
-        for (std::int64_t h = 0; h < gate.numel(); ++h) {
-          const double kept = gate.at({h});
-          gate.set({h}, 0.0);
+        for (std::int64_t h = 0; h < sizes[l]; ++h) {
+          masked[l][h] = true;
+          mask.apply(masked);
           const Tensor silenced = batch_logits(model, b);
-          gate.set({h}, kept);
+          mask.clear();
+          masked[l][h] = false;
           kernels::distill_rows<float>(N, V, silenced.data<float>(), base.data<float>(), targets.data<std::int32_t>(),
                                        0.0f, 1.0f, loss.data(), nullptr, kl.data(), nullptr, 0.0f);
           double total = 0;
@@ -344,16 +529,15 @@ HeadScores head_scores(nn::Transformer& model, const Calibration& calib, const s
       }
       raw.count += static_cast<double>(b.positions);
     });
-  } else if (method == "activation") {
+  } else if (o.method == "activation") {
     halves = stat_pass(model, calib, sizes, "head_norm");
   } else {
-    throw ConfigError("head_score must be kl, activation or random, got '" + method + "'");
+    throw ConfigError("head_score must be kl, greedy_kl, activation or random, got '" + o.method + "'");
   }
   Raw all = halves.first;
   all += halves.second;
-  return {normalise_layers(mean_of(all), smoothing_alpha),
-          stability_of(normalise_layers(mean_of(halves.first), smoothing_alpha),
-                       normalise_layers(mean_of(halves.second), smoothing_alpha))};
+  return {normalise_layers(mean_of(all), o),
+          stability_of(normalise_layers(mean_of(halves.first), o), normalise_layers(mean_of(halves.second), o))};
 }
 
 // ---- hidden channels -----------------------------------------------------------------------
@@ -392,10 +576,39 @@ HiddenScores hidden_scores(const nn::Transformer& model, const Calibration& cali
       raw.count += static_cast<double>(b.positions);
       const_cast<nn::Transformer&>(model).zero_grad();
     });
+  } else if (method == "top_logit") {
+    // The released code's |g * h| on the final post-norm hidden state, g the gradient of
+    // the top logit at the last position: g is E[y] there and zero elsewhere, so the
+    // score of channel c is |h_T,c * E[y,c]| (paper-spec section 3.2). Squares are summed
+    // over the calibration rows (the code's L2 norm over its batch).
+    const Tensor E = model.output_weight().value().to(DType::f64).contiguous();
+    halves = run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
+      ag::NoGradGuard ng;
+      const Tensor hm = model.last_hidden(b.ids, b.pads);
+      const Tensor h = hm.to(DType::f64).contiguous();
+      const Tensor logits = model.logits(ag::Var(hm)).value().to(DType::f64).contiguous();
+      const std::int64_t B = h.size(0), d = h.size(1), V = logits.size(1);
+      for (std::int64_t r = 0; r < B; ++r) {
+        const double* row = logits.data<double>() + r * V;
+        const std::int64_t y = std::max_element(row, row + V) - row;  // first maximum, as torch.argmax
+        for (std::int64_t c = 0; c < d; ++c) {
+          const double v = h.data<double>()[r * d + c] * E.data<double>()[y * d + c];
+          raw.sum[0][c] += v * v;
+        }
+      }
+      raw.count += static_cast<double>(B);
+    });
+    Raw all = halves.first;
+    all += halves.second;
+    auto rms = [](std::vector<double> v) {
+      for (double& x : v) x = std::sqrt(x);
+      return v;
+    };
+    return {rms(mean_of(all)[0]), spearman(mean_of(halves.first)[0], mean_of(halves.second)[0])};
   } else if (method == "magnitude") {
     halves = stat_pass(model, calib, sizes, "norm_magnitude");
   } else {
-    throw ConfigError("hidden_score must be act_grad, magnitude or random, got '" + method + "'");
+    throw ConfigError("hidden_score must be act_grad, top_logit, magnitude or random, got '" + method + "'");
   }
   Raw all = halves.first;
   all += halves.second;
@@ -411,10 +624,12 @@ MlpScores mlp_scores(const nn::Transformer& model, const Calibration& calib, con
   std::string mode;
   if (method == "topk")
     mode = "mlp_topk";
+  else if (method == "topk_signed")
+    mode = "mlp_topk_signed";
   else if (method == "magnitude")
     mode = "mlp_magnitude";
   else
-    throw ConfigError("mlp_score must be topk, magnitude or random, got '" + method + "'");
+    throw ConfigError("mlp_score must be topk, topk_signed, magnitude or random, got '" + method + "'");
   PR_CHECK_T(ConfigError, static_cast<int>(keep_per_layer.size()) == model.num_layers(), "mlp_scores: ",
              keep_per_layer.size(), " keep counts for ", model.num_layers(), " layers");
   const auto halves = stat_pass(model, calib, sizes, mode, &keep_per_layer);

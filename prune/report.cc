@@ -24,6 +24,8 @@ void write_report(const std::string& dir, const pb::Report& r) {
                                                                   {"kept_units.svg", kept_units_svg(r)},
                                                                   {"curves.svg", curves_svg(r)}};
   for (const auto& [name, content] : files) write_file_atomic((std::filesystem::path(dir) / name).string(), content);
+  if (r.budget_curve_size() > 0)
+    write_file_atomic((std::filesystem::path(dir) / "budget_curve.svg").string(), budget_chart_svg(r));
 }
 
 pb::Report read_report(const std::string& dir) {

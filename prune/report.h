@@ -60,6 +60,10 @@ std::string ledger_markdown(const pb::Report& r);
 std::string quality_chart_svg(const pb::Report& r);
 std::string kept_units_svg(const pb::Report& r);
 std::string curves_svg(const pb::Report& r);
+// The student-budget curve (Note [student budget] in prune/schedule.h): test NDCG@10
+// against epochs per recovery (log x) for pruned, scratch-distill and scratch, with the
+// teacher's level; empty when the report has no budget_curve.
+std::string budget_chart_svg(const pb::Report& r);
 
 // Writes dir/report.json, report.md, quality_vs_params.svg, kept_units.svg and curves.svg,
 // each atomically; creates dir if needed. IoError names the file.

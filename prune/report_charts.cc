@@ -396,4 +396,65 @@ std::string curves_svg(const pb::Report& r) {
   return svg.finish();
 }
 
+std::string budget_chart_svg(const pb::Report& r) {
+  if (r.budget_curve_size() == 0) return "";
+  Svg svg(800, 500, report_title(r, "Quality against the student's budget"));
+  svg.text(400, 42, "test NDCG@10; x: epochs per recovery (from scratch: the recoveries' epochs together)", 11,
+           "middle", "#666666");
+  const Frame f{78, 78, 760, 400};
+  const std::vector<std::pair<std::string, std::string>> paths = {
+      {"pruned", "#0072B2"}, {"scratch-distill", "#D55E00"}, {"scratch", "#009E73"}};
+  std::vector<double> values, budgets;
+  for (const auto& p : r.budget_curve()) {
+    const auto v = lookup(p.metrics(), "NDCG@10");
+    if (v && std::isfinite(*v)) values.push_back(*v);
+    budgets.push_back(p.epochs());
+  }
+  const double teacher_level =
+      r.stages_size() > 0 ? lookup(r.stages(0).metrics(), "NDCG@10").value_or(std::nan("")) : std::nan("");
+  if (std::isfinite(teacher_level)) values.push_back(teacher_level);
+  if (values.empty()) {
+    svg.centred_message(400, 240, "no budget points recorded yet", 40);
+    return svg.finish();
+  }
+  const auto [lo_it, hi_it] = std::minmax_element(values.begin(), values.end());
+  const double pad = std::max(0.05 * (*hi_it - *lo_it), 1e-4);
+  const LinearAxis y_axis = LinearAxis::fit(*lo_it - pad, *hi_it + pad, 5);
+  const auto [b_lo, b_hi] = std::minmax_element(budgets.begin(), budgets.end());
+  const double x_lo = std::log10(std::max(1.0, *b_lo)) - 0.1, x_hi = std::log10(std::max(1.0, *b_hi)) + 0.1;
+  const auto px = [&](double epochs) { return f.x0 + (std::log10(epochs) - x_lo) / (x_hi - x_lo) * (f.x1 - f.x0); };
+  const auto py = [&](double v) { return f.y1 - (v - y_axis.lo) / (y_axis.hi - y_axis.lo) * (f.y1 - f.y0); };
+  draw_y_axis(svg, f, y_axis, "test NDCG@10");
+  svg.line(f.x0, f.y1, f.x1, f.y1, kAxisColour);
+  std::vector<double> ticks = budgets;
+  std::sort(ticks.begin(), ticks.end());
+  ticks.erase(std::unique(ticks.begin(), ticks.end()), ticks.end());
+  for (const double t : ticks) {
+    svg.line(px(t), f.y1, px(t), f.y1 + 4, kAxisColour);
+    svg.text(px(t), f.y1 + 16, printf_str("%.0f", t), 10, "middle");
+  }
+  svg.text((f.x0 + f.x1) / 2, f.y1 + 34, "epochs per recovery (log scale)", 11, "middle");
+  if (std::isfinite(teacher_level)) {
+    svg.line(f.x0, py(teacher_level), f.x1, py(teacher_level), kTeacherColour, 1, "4,3");
+    svg.text(f.x1 - 4, py(teacher_level) - 4, "teacher", 10, "end", kTeacherColour);
+  }
+  std::vector<LegendItem> legend;
+  int shape = 0;
+  for (const auto& [path, colour] : paths) {
+    std::vector<std::pair<double, double>> line;
+    for (const auto& p : r.budget_curve()) {
+      const auto v = lookup(p.metrics(), "NDCG@10");
+      if (p.path() == path && v && std::isfinite(*v)) line.push_back({px(p.epochs()), py(*v)});
+    }
+    std::sort(line.begin(), line.end());
+    svg.polyline(line, colour, 2);
+    for (const auto& [x, y] : line) svg.marker(shape, x, y, 5, colour);
+    legend.push_back({LegendItem::Kind::kLineMarker, colour, shape, path});
+    ++shape;
+  }
+  if (std::isfinite(teacher_level)) legend.push_back({LegendItem::Kind::kDashedLine, kTeacherColour, 0, "teacher"});
+  draw_legend(svg, 40, 450, 780, legend);
+  return svg.finish();
+}
+
 }  // namespace prunerec::prune

@@ -234,6 +234,16 @@ void md_stage_details(std::string& out, const pb::Report& r, int k, const pb::St
   if (row.has_kind()) heading += " (" + md_text(row.kind()) + ")";
   out += heading + "\n\n";
   if (row.has_note()) out += md_text(row.note()) + "\n\n";
+  if (row.has_estimator() && !row.estimator().empty()) out += "Estimators: `" + row.estimator() + "`\n\n";
+  if (row.grid_size() > 0) {
+    out += "Recipes tried (the best validation NDCG@10 is the control):\n\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& gp : row.grid())
+      rows.push_back({printf_str("%g", gp.weight_decay()), printf_str("%g", gp.dropout()), printf_str("%g", gp.lr()),
+                      fmt_metric(gp.valid_ndcg10()), std::to_string(gp.best_epoch()), gp.chosen() ? "chosen" : ""});
+    md_table(out, {"weight decay", "dropout", "lr", "valid NDCG@10", "best epoch", ""}, rows, 0);
+    out += '\n';
+  }
   if (row.has_plan()) {
     out +=
         control
@@ -310,6 +320,11 @@ void md_stage_details(std::string& out, const pb::Report& r, int k, const pb::St
     for (std::size_t i = 0; i < times.size(); ++i) s += (i ? ", " : "") + times[i];
     facts.push_back(s);
   }
+  // Note [training FLOPs] in prune/schedule.cc.
+  if (row.has_training_flops())
+    facts.push_back("training " + format_count(row.training_flops()) + " FLOPs, path " + format_count(row.path_training_flops()) +
+                    " FLOPs (" + format_count(row.path_training_flops_without_teacher()) +
+                    " FLOPs without the teacher's training)");
   if (!facts.empty()) {
     std::string line;
     for (std::size_t i = 0; i < facts.size(); ++i) line += (i ? "; " : "") + facts[i];
@@ -370,6 +385,23 @@ std::string ledger_markdown(const pb::Report& r) {
     md_table(out, header, rows);
     out += '\n';
   }
+
+  if (r.seed_stats_size() > 0) {
+    // Note [student seeds] in prune/schedule.h.
+    out += "## Student seeds\n\n";
+    std::string seeds;
+    for (auto s : r.student_seeds()) seeds += (seeds.empty() ? "" : ", ") + std::to_string(s);
+    out += "Recoveries and controls run with schedule seeds " + seeds +
+           "; test metrics as mean and sample standard deviation over the seeds.\n\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& st : r.seed_stats()) {
+      std::string values;
+      for (double v : st.values()) values += (values.empty() ? "" : ", ") + fmt_metric(v);
+      rows.push_back({md_text(st.row()), md_text(st.metric()), fmt_metric(st.mean()), fmt_metric(st.sd()), values});
+    }
+    md_table(out, {"row", "metric", "mean", "sd", "per seed"}, rows, 2);
+    out += '\n';
+  }
   return out;
 }
 
@@ -380,6 +412,17 @@ std::string report_markdown(const pb::Report& r) {
   out += "![Test NDCG@10 and HR@10 against non-embedding parameters](quality_vs_params.svg)\n\n";
   out += "![Teacher heads and MLP channels kept by each stage](kept_units.svg)\n\n";
   out += "![Recovery loss and validation NDCG@10 per stage](curves.svg)\n\n";
+  if (r.budget_curve_size() > 0) {
+    // Note [student budget] in prune/schedule.h.
+    out += "![Test NDCG@10 against the student's budget](budget_curve.svg)\n\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : r.budget_curve())
+      rows.push_back({std::to_string(p.epochs()), md_text(p.path()), std::to_string(p.total_epochs()),
+                      fmt_metric(lookup(p.metrics(), "NDCG@10")), fmt_metric(lookup(p.metrics(), "HR@10")),
+                      format_count(p.training_flops()) + " FLOPs"});
+    md_table(out, {"epochs per recovery", "path", "epochs given", "NDCG@10", "HR@10", "training (no teacher)"}, rows, 2);
+    out += '\n';
+  }
 
   // Teacher-index names of each stage's layers (for the plan tables); a report whose plans
   // do not compose still renders, with the reason.

@@ -2,6 +2,7 @@
 
 #include "proto/train.pb.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <numeric>
 
 #include "nn/checkpoint.h"
+#include "nn/checkpoint_file.h"
 #include "nn/text_proto.h"
 #include "prune/distill.h"
 #include "prune/importance.h"
@@ -19,6 +21,7 @@
 #include "recsys/recommender.h"
 #include "recsys/trainer.h"
 #include "tensor/parallel.h"
+#include "tensor/rng.h"
 #include "base/atomic_file.h"
 #include "base/json.h"
 
@@ -93,6 +96,48 @@ class ScoreFile {
   Json j_;
 };
 
+HeadOptions head_options(const pb::StageConfig& st) {
+  HeadOptions o;
+  o.method = st.head_score();
+  o.mask = st.head_mask();
+  o.normalise = st.head_normalise();
+  o.smoothing = st.head_smoothing();
+  o.alpha = st.head_smoothing_alpha();
+  return o;
+}
+
+// The head estimator with the options it depends on, e.g. "greedy_kl (mask query_scale,
+// minmax, smoothing previous 0.7)"; random and activation take no options.
+std::string head_estimator_name(const pb::StageConfig& st) {
+  if (st.head_score() == "random") return "random";
+  std::string s = st.head_score() + " (";
+  if (st.head_score() != "activation") s += "mask " + st.head_mask() + ", ";
+  const bool none = st.head_smoothing() == "current" ? st.head_smoothing_alpha() == 1.0 : st.head_smoothing_alpha() == 0.0;
+  s += st.head_normalise() + ", smoothing " +
+       (none ? std::string("none") : detail::str_cat(st.head_smoothing(), " ", st.head_smoothing_alpha())) + ")";
+  return s;
+}
+
+}  // namespace
+
+std::string estimator_name(const pb::StageConfig& st) {
+  switch (st.kind()) {
+    case pb::StageConfig::WIDTH_ATTENTION: {
+      std::string s;
+      if (st.has_keep_heads() || st.has_keep_heads_fraction()) s = "heads " + head_estimator_name(st);
+      if (st.has_keep_hidden() || st.has_keep_hidden_fraction())
+        s += (s.empty() ? "" : "; ") + std::string("hidden ") + st.hidden_score();
+      return s;
+    }
+    case pb::StageConfig::WIDTH_MLP: return "mlp " + st.mlp_score();
+    case pb::StageConfig::DEPTH:
+      return "layers " + st.layer_score() + (st.sub_blocks() ? " (sub-blocks)" : "");
+  }
+  return "?";
+}
+
+namespace {
+
 // The plan of one stage, from importance scores on the current model.
 struct StagePlan {
   pb::PrunePlan plan;
@@ -100,8 +145,38 @@ struct StagePlan {
   std::string scores_json;
 };
 
+// Random query heads of one layer that read exactly `kv_count` KV heads: a random set of
+// KV groups, one random head from each, then random further heads from those groups.
+std::vector<int> random_heads_matching(const std::vector<std::int32_t>& kv_map, int keep, int kv_count, Rng& rng) {
+  std::vector<std::int32_t> groups;
+  for (std::int32_t g : kv_map)
+    if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+  std::sort(groups.begin(), groups.end());
+  PR_CHECK_T(ConfigError, kv_count >= 0 && kv_count <= static_cast<int>(groups.size()) && keep >= kv_count,
+             "size-matched random heads: cannot keep ", keep, " heads reading ", kv_count, " of ", groups.size(),
+             " KV heads");
+  rng.shuffle(groups);
+  groups.resize(static_cast<std::size_t>(kv_count));
+  std::vector<int> chosen, rest;
+  for (std::int32_t g : groups) {
+    std::vector<int> members;
+    for (std::size_t h = 0; h < kv_map.size(); ++h)
+      if (kv_map[h] == g) members.push_back(static_cast<int>(h));
+    rng.shuffle(members);
+    chosen.push_back(members[0]);
+    rest.insert(rest.end(), members.begin() + 1, members.end());
+  }
+  PR_CHECK_T(ConfigError, keep <= static_cast<int>(chosen.size() + rest.size()), "size-matched random heads: ", keep,
+             " heads do not fit in ", kv_count, " KV groups");
+  std::sort(rest.begin(), rest.end());
+  rng.shuffle(rest);
+  chosen.insert(chosen.end(), rest.begin(), rest.begin() + (keep - static_cast<int>(chosen.size())));
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
 StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Calibration& calib, std::uint64_t seed,
-                     std::ostream& log) {
+                     std::ostream& log, const pb::PrunePlan* match) {
   StagePlan out;
   ScoreFile scores;
   scores.text("stage_kind", kind_name(st.kind()));
@@ -116,18 +191,34 @@ StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Ca
     const bool hidden = st.has_keep_hidden() || st.has_keep_hidden_fraction();
     PR_CHECK_T(ConfigError, heads || hidden, "schedule: width-attention stage sets neither head nor hidden targets");
     if (heads) {
-      const HeadScores hs = head_scores(model, calib, st.head_score(), st.head_smoothing_alpha(), seed);
-      scores.text("head_score", st.head_score());
-      scores.layers("heads", hs.scores);
-      stab["heads"] = hs.stability;
+      HeadOptions ho = head_options(st);
+      std::vector<int> keep;
       for (int l = 0; l < L; ++l) {
         const int n = static_cast<int>(model.block(l).attn().num_heads());
-        const int k = resolve_keep(st.has_keep_heads(), st.keep_heads(), st.has_keep_heads_fraction(),
-                                   st.keep_heads_fraction(), n, 1);
+        keep.push_back(resolve_keep(st.has_keep_heads(), st.keep_heads(), st.has_keep_heads_fraction(),
+                                    st.keep_heads_fraction(), n, 1));
+        ho.prune_per_layer.push_back(n - keep.back());
+      }
+      const HeadScores hs = head_scores(model, calib, ho, seed);
+      scores.text("head_score", st.head_score());
+      scores.text("head_estimator", head_estimator_name(st));
+      scores.layers("heads", hs.scores);
+      stab["heads"] = hs.stability;
+      const bool matched = st.head_score() == "random" && match && match->layers_size() == L;
+      Rng rng(seed, hash_stream(0x5173, 0x4ead));
+      for (int l = 0; l < L; ++l) {
         pb::LayerPlan& lp = *out.plan.mutable_layers(l);
         lp.set_keep_all_heads(false);
-        add_range(lp.mutable_kept_heads(), top_indices(hs.scores[l], k));
+        if (matched && !match->layers(l).keep_all_heads()) {
+          PR_CHECK_T(ConfigError, match->layers(l).kept_heads_size() == keep[l], "size matching: layer ", l,
+                     " keeps ", match->layers(l).kept_heads_size(), " heads in the real plan, ", keep[l], " here");
+          add_range(lp.mutable_kept_heads(), random_heads_matching(model.block(l).attn().kv_map(), keep[l],
+                                                                   match->layers(l).kept_kv_heads_size(), rng));
+        } else {
+          add_range(lp.mutable_kept_heads(), top_indices(hs.scores[l], keep[l]));
+        }
       }
+      if (matched) scores.text("size_match", "heads chosen at random within the real plan's KV-head counts");
       log << "  heads (" << st.head_score() << "): split-half Spearman " << hs.stability << "\n";
     }
     if (hidden) {
@@ -166,7 +257,31 @@ StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Ca
     PR_CHECK_T(ConfigError, keep_layers >= 1, "schedule: the depth target keeps no layer");
     const int units = st.sub_blocks() ? 2 * L : L;
     const int keep_units = st.sub_blocks() ? 2 * keep_layers : keep_layers;
-    const DepthScores ds = depth_scores(model, calib, st.layer_score(), st.sub_blocks(), units - keep_units, seed);
+    DepthScores ds = depth_scores(model, calib, st.layer_score(), st.sub_blocks(), units - keep_units, seed);
+    if (st.layer_score() == "random" && match && !st.sub_blocks() && match->kept_layers_size() == keep_layers &&
+        match->layers_size() == L) {
+      // Size matching: in the order of the random scores, keep layers whose KV-head count
+      // the real plan's kept layers still need.
+      std::map<int, int> needed;  // KV heads -> kept layers with that many
+      for (int l : match->kept_layers()) ++needed[match->layers(l).kept_kv_heads_size()];
+      std::vector<int> order(L);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return ds.unit_scores[a] > ds.unit_scores[b]; });
+      std::vector<bool> kept(L, false);
+      for (int l : order) {
+        auto it = needed.find(static_cast<int>(model.block(l).attn().num_kv_heads()));
+        if (it != needed.end() && it->second > 0) {
+          --it->second;
+          kept[l] = true;
+        }
+      }
+      for (const auto& [kv, n] : needed)
+        PR_CHECK_T(ConfigError, n == 0, "size matching: no layer left with ", kv, " KV heads");
+      ds.removal_order.clear();
+      for (int l : order)  // lowest scores first, as depth_scores orders removals
+        if (!kept[l]) ds.removal_order.insert(ds.removal_order.begin(), l);
+      scores.text("size_match", "layers chosen at random among those with the real plan's KV-head counts");
+    }
     scores.text("layer_score", st.layer_score());
     scores.text("units", st.sub_blocks() ? "sub-blocks (2l = attention, 2l+1 = MLP)" : "layers");
     scores.vector("unit_scores", ds.unit_scores);
@@ -201,6 +316,49 @@ StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Ca
   }
   out.scores_json = scores.finish();
   return out;
+}
+
+// Note [training FLOPs]
+// ~~~~~~~~~~~~~~~~~~~~~
+// Multiply-adds count 2 FLOPs, as flops_per_recommendation does. A training position costs
+// 3x its forward FLOPs (the backward is about twice the forward): every layer's
+// projections and MLP, causal attention over the prefix (counted at the full max_len
+// window, an upper bound: a query reads (max_len + 1) / 2 keys on average), and the
+// output layer over the whole catalogue. Distillation adds, per position and step, the
+// teacher's output layer (forward only), and once per window position the teacher's
+// layers (Note [teacher cache]). Positions are the trainer's own count (the training
+// state in the checkpoint); validation passes are not counted. The teacher's training is
+// read from its checkpoint the same way (0 when the file does not record it).
+double forward_flops_per_position(const pb::ModelConfig& c, bool output_layer) {
+  const double d = c.hidden(), dh = c.head_dim(), keys = (c.max_len() + 1) / 2.0;
+  double f = 0;
+  for (const auto& L : c.layers()) {
+    const double q = L.num_heads() * dh, kv = L.num_kv_heads() * dh;
+    f += 2 * (2 * d * kv + d * q + q * d + 3 * d * L.mlp_width());
+    f += L.num_heads() * 2.0 * 2.0 * dh * keys;
+  }
+  if (output_layer) f += 2 * d * c.vocab_size();
+  return f;
+}
+
+// Positions a finished training recorded in its checkpoint, and its epochs.
+std::pair<std::int64_t, int> trained_positions(const std::string& checkpoint) {
+  if (!fs::exists(checkpoint)) return {0, 0};
+  const pb::Manifest m = nn::read_checkpoint_manifest(checkpoint);
+  return {m.state().positions(), m.state().epoch()};
+}
+
+// Training FLOPs of `positions` positions of a model of `student`, distilled from
+// `teacher` (or plain cross-entropy when null) over `epochs` epochs.
+double training_flops(const pb::ModelConfig& student, std::int64_t positions, int epochs,
+                      const pb::ModelConfig* teacher) {
+  const double p = static_cast<double>(positions);
+  double f = 3 * p * forward_flops_per_position(student, true);
+  if (teacher) {
+    f += p * 2 * teacher->hidden() * teacher->vocab_size();
+    f += (epochs > 0 ? p / epochs : p) * forward_flops_per_position(*teacher, false);
+  }
+  return f;
 }
 
 pb::TrainConfig recovery_train_config(const pb::Schedule& s, const pb::StageConfig& st) {
@@ -277,9 +435,14 @@ void check_schedule_fits(const pb::Schedule& s, const pb::ModelConfig& teacher) 
       }
       throw ConfigError(detail::str_cat(where, ": ", field, " must be one of ", names, "; got '", value, "'"));
     };
-    check_method("head_score", st.head_score(), {"kl", "activation", "random"});
-    check_method("hidden_score", st.hidden_score(), {"act_grad", "magnitude", "random"});
-    check_method("mlp_score", st.mlp_score(), {"topk", "magnitude", "random"});
+    check_method("head_score", st.head_score(), {"kl", "greedy_kl", "activation", "random"});
+    check_method("head_mask", st.head_mask(), {"gate", "query_scale"});
+    check_method("head_normalise", st.head_normalise(), {"sum", "minmax"});
+    check_method("head_smoothing", st.head_smoothing(), {"current", "previous"});
+    PR_CHECK_T(ConfigError, st.head_smoothing_alpha() >= 0 && st.head_smoothing_alpha() <= 1, where,
+               ": head_smoothing_alpha must be in [0, 1], got ", st.head_smoothing_alpha());
+    check_method("hidden_score", st.hidden_score(), {"act_grad", "top_logit", "magnitude", "random"});
+    check_method("mlp_score", st.mlp_score(), {"topk", "topk_signed", "magnitude", "random"});
     check_method("layer_score", st.layer_score(), {"greedy", "block_influence", "random"});
   }
 }
@@ -343,6 +506,11 @@ pb::Report run_schedule(const PruneRun& run) {
     log << "teacher: measuring " << run.teacher_path << "\n";
     pb::StageRow row = measure_model(teacher, "teacher", "teacher", teacher_non_emb, *run.data, *run.split, row_options);
     row.set_checkpoint(run.teacher_path);
+    const auto [positions, epochs] = trained_positions(run.teacher_path);
+    row.set_trained_positions(positions);
+    row.set_training_flops(training_flops(row.config(), positions, epochs, nullptr));
+    row.set_path_training_flops(row.training_flops());
+    row.set_path_training_flops_without_teacher(0);
     *report.add_stages() = row;
     write_report(run.out_dir, report);
   }
@@ -383,9 +551,11 @@ pb::Report run_schedule(const PruneRun& run) {
     } else {
       model = load_net(previous_path);
       const auto t_score = Clock::now();
-      StagePlan sp = plan_stage(*model, st, calib, run.schedule.seed() + static_cast<std::uint64_t>(i), log);
+      StagePlan sp = plan_stage(*model, st, calib, run.schedule.seed() + static_cast<std::uint64_t>(i), log,
+                                i < static_cast<int>(run.size_match.size()) ? &run.size_match[i] : nullptr);
       scoring_seconds = seconds_since(t_score);
       plan = apply_plan(*model, sp.plan);
+      plan.set_estimator(estimator_name(st));
       stability = sp.stability;
       write_file_atomic((dir / (name + ".scores.json")).string(), sp.scores_json);
       write_file_atomic(plan_path, nn::to_text_proto(plan));
@@ -404,11 +574,13 @@ pb::Report run_schedule(const PruneRun& run) {
     recsys::TrainResult tr;
     std::unique_ptr<nn::Transformer> previous_teacher;
     double resumed_seconds = 0;  // recovery time spent by earlier, interrupted runs
+    pb::ModelConfig distill_teacher_config = teacher.config();
     if (rc.enabled()) {
       const nn::Transformer* distill_teacher = &teacher;
       if (rc.teacher() == pb::RecoveryConfig::PREVIOUS && previous_path != run.teacher_path) {
         previous_teacher = load_net(previous_path);
         distill_teacher = previous_teacher.get();
+        distill_teacher_config = previous_teacher->config();
       }
       recsys::TrainSpec spec;
       spec.data = run.data;
@@ -441,6 +613,7 @@ pb::Report run_schedule(const PruneRun& run) {
     pb::StageRow row = measure_model(*model, name, kind_name(st.kind()), teacher_non_emb, *run.data, *run.split, row_options);
     row.set_checkpoint(stage_path);
     *row.mutable_plan() = plan;
+    row.set_estimator(plan.has_estimator() ? plan.estimator() : estimator_name(st));
     *row.mutable_stability() = stability;
     for (const auto& [k, v] : before.metrics) (*row.mutable_metrics_before_recovery())[k] = v;
     row.set_scoring_seconds(scoring_seconds);
@@ -449,6 +622,14 @@ pb::Report run_schedule(const PruneRun& run) {
     row.set_recovery_best_epoch(tr.best_epoch);
     for (double v : tr.loss_curve) row.add_loss_curve(v);
     for (double v : tr.valid_curve) row.add_valid_curve(v);
+    if (rc.enabled()) {
+      const auto [positions, epochs] = trained_positions(stage_path);
+      row.set_trained_positions(positions);
+      row.set_training_flops(training_flops(row.config(), positions, epochs, &distill_teacher_config));
+    }
+    const pb::StageRow& prev_row = report.stages(report.stages_size() - 1);
+    row.set_path_training_flops(prev_row.path_training_flops() + row.training_flops());
+    row.set_path_training_flops_without_teacher(prev_row.path_training_flops_without_teacher() + row.training_flops());
     row.set_wall_seconds(resumed_seconds + seconds_since(t_stage));
     *report.add_stages() = row;
     report.set_total_seconds(report.total_seconds() + row.wall_seconds());
@@ -482,7 +663,7 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
   RowOptions row_options;
   row_options.latency = main_run.latency;
 
-  if (control == "scratch" || control == "scratch-distill") {
+  if (control == "scratch" || control == "scratch-distill" || control == "scratch-flops") {
     // Both start from random weights in the final stage's config and train for as many
     // epochs as all recoveries together. "scratch" uses plain cross-entropy and the
     // teacher's own recipe (the fairest recipe for a model without a teacher: the
@@ -509,43 +690,124 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     }
     tc.set_epochs(std::max(1, total_epochs));
     tc.set_seed(main_run.schedule.seed());
-    nn::Transformer model(final_config, DType::f32, main_run.schedule.seed());
-    recsys::TrainSpec spec;
-    spec.data = main_run.data;
-    spec.split = main_run.split;
-    spec.config = tc;
-    spec.out_path = (fs::path(dir) / (control + ".prc")).string();
-    spec.catalog = &teacher_rec.catalog;
-    spec.metadata = main_run.metadata;
-    spec.stop = main_run.stop;
-    spec.phase = "control " + control;
-    spec.log = &log;
-    spec.progress = main_run.progress;
+    std::string budget_note;
+    if (control == "scratch-flops") {
+      // As many epochs as give the training FLOPs of the main path's recoveries (Note
+      // [training FLOPs]), at least one.
+      const double budget = main_report.stages(main_report.stages_size() - 1).path_training_flops_without_teacher();
+      const recsys::TrainBatcher batcher(main_run.split->train, static_cast<int>(final_config.max_len()),
+                                         std::max(1, tc.batch_size()), tc.all_windows());
+      const double per_epoch = training_flops(final_config, batcher.num_positions(), 1, nullptr);
+      const int epochs = std::max(1, static_cast<int>(std::lround(budget / std::max(1.0, per_epoch))));
+      tc.set_epochs(epochs);
+      budget_note = detail::str_cat(" (", epochs, " epochs: the FLOPs of the pruned path's recoveries, ",
+                                    format_count(budget), ")");
+    }
+    // The recipe grid (Schedule.scratch_grid): every combination, each from the same
+    // random weights; the best validation NDCG@10 is the control.
+    const pb::ScratchGrid& grid = main_run.schedule.scratch_grid();
+    auto values = [](const google::protobuf::RepeatedField<double>& v, double recipe_value) {
+      return v.empty() ? std::vector<double>{recipe_value} : std::vector<double>(v.begin(), v.end());
+    };
+    const bool searching = grid.weight_decay_size() + grid.dropout_size() + grid.lr_size() > 0;
+    std::vector<pb::TrainConfig> recipes;
+    for (double wd : values(grid.weight_decay(), tc.optimizer().weight_decay()))
+      for (double dropout : values(grid.dropout(), tc.dropout()))
+        for (double lr : values(grid.lr(), tc.optimizer().lr())) {
+          pb::TrainConfig t = tc;
+          t.mutable_optimizer()->set_weight_decay(wd);
+          t.set_dropout(dropout);
+          t.mutable_optimizer()->set_lr(lr);
+          recipes.push_back(t);
+        }
     TeacherCache cache(*teacher_rec.net);  // Note [teacher cache]
     const pb::RecoveryConfig rc = recovery_of(main_run.schedule, last_stage);
-    if (distill) {
-      spec.loss = distillation_loss(*teacher_rec.net, rc.alpha(), rc.temperature(), &cache);
-      spec.on_start = distillation_on_start(&cache);
+    std::vector<pb::GridPoint> points;
+    std::vector<recsys::TrainResult> results;
+    double resumed_seconds = 0;  // earlier runs' part of the training time
+    for (const pb::TrainConfig& t : recipes) {
+      nn::Transformer model(final_config, DType::f32, main_run.schedule.seed());
+      recsys::TrainSpec spec;
+      spec.data = main_run.data;
+      spec.split = main_run.split;
+      spec.config = t;
+      const std::string point_name = detail::str_cat("wd", t.optimizer().weight_decay(), "-do", t.dropout(), "-lr",
+                                                     t.optimizer().lr());
+      spec.out_path = searching ? (fs::path(dir) / "grid" / (control + "-" + point_name + ".prc")).string()
+                                : (fs::path(dir) / (control + ".prc")).string();
+      if (searching) fs::create_directories(fs::path(dir) / "grid");
+      spec.catalog = &teacher_rec.catalog;
+      spec.metadata = main_run.metadata;
+      spec.stop = main_run.stop;
+      spec.phase = "control " + control + (searching ? " " + point_name : "");
+      spec.log = &log;
+      spec.progress = main_run.progress;
+      if (distill) {
+        spec.loss = distillation_loss(*teacher_rec.net, rc.alpha(), rc.temperature(), &cache);
+        spec.on_start = distillation_on_start(&cache);
+      }
+      const auto t_train = Clock::now();
+      results.push_back(recsys::train_model(model, spec));
+      resumed_seconds += std::max(0.0, results.back().seconds - seconds_since(t_train));
+      pb::GridPoint gp;
+      gp.set_weight_decay(t.optimizer().weight_decay());
+      gp.set_dropout(t.dropout());
+      gp.set_lr(t.optimizer().lr());
+      gp.set_valid_ndcg10(results.back().best_valid_ndcg10);
+      gp.set_best_epoch(results.back().best_epoch);
+      gp.set_checkpoint(spec.out_path);
+      points.push_back(gp);
     }
-    const auto t_train = Clock::now();
-    const recsys::TrainResult tr = recsys::train_model(model, spec);
-    const double resumed_seconds = std::max(0.0, tr.seconds - seconds_since(t_train));  // earlier runs' part
-    auto best = load_net(spec.out_path);
-    pb::StageRow row = measure_model(*best, distill ? "from scratch, distilled" : "from scratch", "control", teacher_non_emb,
+    std::size_t chosen = 0;
+    for (std::size_t k = 1; k < points.size(); ++k)
+      if (points[k].valid_ndcg10() > points[chosen].valid_ndcg10()) chosen = k;  // ties: the first listed
+    points[chosen].set_chosen(true);
+    const recsys::TrainResult& tr = results[chosen];
+    double all_seconds = 0;
+    for (const auto& r : results) all_seconds += r.seconds;
+    auto best = load_net(points[chosen].checkpoint());
+    pb::StageRow row = measure_model(*best,
+                                     distill                         ? "from scratch, distilled"
+                                     : control == "scratch-flops" ? "from scratch, same FLOPs"
+                                                                  : "from scratch",
+                                     "control", teacher_non_emb,
                                      *main_run.data, *main_run.split, row_options);
-    row.set_checkpoint(spec.out_path);
-    row.set_recovery_seconds(tr.seconds);
+    row.set_checkpoint(points[chosen].checkpoint());
+    row.set_recovery_seconds(all_seconds);
     row.set_recovery_epochs(tr.epochs_run);
     row.set_recovery_best_epoch(tr.best_epoch);
     for (double v : tr.loss_curve) row.add_loss_curve(v);
     for (double v : tr.valid_curve) row.add_valid_curve(v);
+    if (searching)
+      for (const auto& gp : points) *row.add_grid() = gp;
+    // Note [training FLOPs]: every recipe of the grid counts.
+    const pb::ModelConfig teacher_config = teacher_rec.net->config();
+    double flops = 0;
+    std::int64_t all_positions = 0;
+    for (const auto& gp : points) {
+      const auto [positions, epochs] = trained_positions(gp.checkpoint());
+      all_positions += positions;
+      flops += training_flops(final_config, positions, epochs, distill ? &teacher_config : nullptr);
+    }
+    row.set_trained_positions(all_positions);
+    row.set_training_flops(flops);
+    row.set_path_training_flops(flops + (distill ? main_report.stages(0).training_flops() : 0.0));
+    row.set_path_training_flops_without_teacher(flops);
+    const pb::TrainConfig& ct = recipes[chosen];
+    const std::string grid_note =
+        searching ? detail::str_cat("; recipe chosen on validation NDCG@10 among ", points.size(), " (weight decay ",
+                                    ct.optimizer().weight_decay(), ", dropout ", ct.dropout(), ", lr ",
+                                    ct.optimizer().lr(), ")")
+                  : std::string();
     if (distill) {
       row.set_note(detail::str_cat("final-stage config trained from scratch by distillation from the teacher (alpha ",
                                    rc.alpha(), ", T ", rc.temperature(), ") with ", recipe_source, " for ", tc.epochs(),
-                                   " epochs (all recoveries together), patience ", tc.patience()));
+                                   " epochs (all recoveries together), patience ", tc.patience(), grid_note));
     } else {
       row.set_note(detail::str_cat("final-stage config trained from scratch with cross-entropy and ", recipe_source,
-                                   " for ", tc.epochs(), " epochs (all recoveries together)"));
+                                   " for ", tc.epochs(),
+                                   budget_note.empty() ? " epochs (all recoveries together)" : " epochs" + budget_note,
+                                   grid_note));
     }
     row.set_wall_seconds(resumed_seconds + seconds_since(t0));
     return row;
@@ -562,7 +824,9 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
       st.set_mlp_score("random");
       st.set_layer_score("random");
     }
-    note = "the same schedule with random importance scores";
+    for (int i = 1; i < main_report.stages_size(); ++i) sub.size_match.push_back(main_report.stages(i).plan());
+    note = "the same schedule with random importance scores, matched in size to the real plans (KV heads per layer, "
+           "widths, layers)";
   } else if (control == "no-recovery") {
     const int n = sub.schedule.stages_size();
     for (int i = 0; i + 1 < n; ++i) sub.schedule.mutable_stages(i)->mutable_recovery()->set_enabled(false);
@@ -593,6 +857,110 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
   for (int i = 1; i < r.stages_size(); ++i) wall += r.stages(i).wall_seconds();
   row.set_wall_seconds(wall);
   return row;
+}
+
+void add_seed_stats(pb::Report& first, const std::vector<pb::Report>& all) {
+  first.clear_student_seeds();
+  first.clear_seed_stats();
+  for (const auto& r : all) first.add_student_seeds(r.seed());
+  auto rows_of = [](const pb::Report& r) {
+    std::vector<const pb::StageRow*> rows;
+    for (const auto& row : r.stages()) rows.push_back(&row);
+    for (const auto& row : r.controls()) rows.push_back(&row);
+    return rows;
+  };
+  for (const pb::StageRow* row : rows_of(first)) {
+    for (const char* metric : {"NDCG@10", "HR@10", "NDCG@20", "HR@20"}) {
+      pb::SeedStat st;
+      st.set_row(row->name());
+      st.set_metric(metric);
+      for (const auto& r : all)
+        for (const pb::StageRow* other : rows_of(r))
+          if (other->name() == row->name() && other->metrics().count(metric)) {
+            st.add_values(other->metrics().at(metric));
+            break;
+          }
+      if (st.values_size() == 0) continue;
+      const double n = st.values_size();
+      double mean = 0, ss = 0;
+      for (double v : st.values()) mean += v / n;
+      for (double v : st.values()) ss += (v - mean) * (v - mean);
+      st.set_mean(mean);
+      st.set_sd(n > 1 ? std::sqrt(ss / (n - 1)) : 0.0);
+      *first.add_seed_stats() = st;
+    }
+  }
+}
+
+pb::Report run_with_seeds(const PruneRun& run, int seeds, const std::vector<std::string>& controls) {
+  PR_CHECK_T(ConfigError, seeds >= 1, "prune: --seeds must be at least 1, got ", seeds);
+  std::ostream& log = run.log ? *run.log : std::cerr;
+  std::vector<pb::Report> reports;
+  for (int k = 0; k < seeds; ++k) {
+    PruneRun r = run;
+    r.schedule.set_seed(run.schedule.seed() + static_cast<std::uint64_t>(k));
+    if (k > 0) r.out_dir = (fs::path(run.out_dir) / "seeds" / detail::str_cat("seed-", r.schedule.seed())).string();
+    log << "student seed " << r.schedule.seed() << " (" << k + 1 << " of " << seeds << "): " << r.out_dir << "\n";
+    pb::Report report = run_schedule(r);
+    report.clear_controls();
+    for (const auto& name : controls) {
+      log << "control " << name << " (seed " << r.schedule.seed() << "):\n";
+      *report.add_controls() = run_control(r, report, name);
+      write_report(r.out_dir, report);
+    }
+    reports.push_back(report);
+  }
+  pb::Report first = reports.front();
+  add_seed_stats(first, reports);
+  write_report(run.out_dir, first);
+  return first;
+}
+
+std::vector<pb::BudgetPoint> run_budget_curve(const PruneRun& run, const std::vector<int>& budgets) {
+  PR_CHECK_T(ConfigError, !budgets.empty(), "budget curve: no budgets");
+  std::ostream& log = run.log ? *run.log : std::cerr;
+  std::vector<pb::BudgetPoint> points;
+  for (int b : budgets) {
+    PR_CHECK_T(ConfigError, b >= 1, "budget curve: budgets must be at least 1 epoch, got ", b);
+    PruneRun r = run;
+    r.out_dir = (fs::path(run.out_dir) / "budget" / detail::str_cat("epochs-", b)).string();
+    r.command = run.command + detail::str_cat("  # budget ", b, " epochs per recovery");
+    for (auto& st : *r.schedule.mutable_stages()) st.mutable_recovery()->mutable_train()->set_epochs(b);
+    log << "budget " << b << " epochs per recovery: " << r.out_dir << "\n";
+    pb::Report report = run_schedule(r);
+    auto add = [&](const pb::StageRow& row, const std::string& path, int total_epochs) {
+      pb::BudgetPoint p;
+      p.set_epochs(b);
+      p.set_path(path);
+      p.set_total_epochs(total_epochs);
+      for (const auto& [k, v] : row.metrics()) (*p.mutable_metrics())[k] = v;
+      for (const auto& [k, v] : row.valid_metrics()) (*p.mutable_valid_metrics())[k] = v;
+      p.set_training_flops(row.path_training_flops_without_teacher());
+      p.set_checkpoint(row.checkpoint());
+      points.push_back(p);
+    };
+    int total = 0;
+    for (const auto& st : r.schedule.stages())
+      if (recovery_of(r.schedule, st).enabled()) total += recovery_train_config(r.schedule, st).epochs();
+    add(report.stages(report.stages_size() - 1), "pruned", total);
+    report.clear_controls();
+    for (const char* control : {"scratch-distill", "scratch"}) {
+      log << "budget " << b << ": control " << control << "\n";
+      *report.add_controls() = run_control(r, report, control);
+      write_report(r.out_dir, report);
+      add(report.controls(report.controls_size() - 1), control, std::max(1, total));
+    }
+  }
+  // The main run's report holds the curve (write_report draws budget_curve.svg).
+  pb::Report main;
+  if (fs::exists(fs::path(run.out_dir) / "report.json"))
+    main = read_report(run.out_dir);
+  else
+    main.set_schedule(nn::to_text_proto(run.schedule));  // so that the main run can start here later
+  main.clear_budget_curve();
+  for (const auto& p : points) *main.add_budget_curve() = p;
+  write_report(run.out_dir, main);
+  return points;
 }
 
 }  // namespace prunerec::prune

@@ -63,6 +63,8 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
   result.protocol = protocol;
   result.metrics = acc.result();
   result.num_examples = n;
+  result.ranks = ranks;
+  for (std::int64_t i = 0; i < n; ++i) result.users.push_back(all[i].user);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }

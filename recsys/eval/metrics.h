@@ -144,6 +144,10 @@ struct EvalResult {
   std::map<std::string, double> metrics;  // MetricAccumulator::result()
   std::int64_t num_examples = 0;
   double seconds = 0;
+  // Per example, in example order: the 0-based rank of the target and the user's index
+  // (evaluate() fills them; per-user files and paired comparisons read them).
+  std::vector<std::int64_t> ranks;
+  std::vector<std::int32_t> users;
 };
 
 // One JSON object on one line:

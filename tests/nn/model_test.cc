@@ -173,6 +173,53 @@ TEST(Transformer, LastHiddenEqualsFullForwardAtTheLastPosition) {
   }
 }
 
+// Note [query-scale mask]: scales of 1 change no bit; a head whose query is scaled by 1e-4
+// attends almost uniformly, so in layer 0 its output at position i is the mean of its V
+// rows over the visible prefix; the last-position shortcut applies the scale too.
+TEST(Attention, QueryScaleMasksAHeadTowardsUniformAttention) {
+  Transformer m(small_config(), DType::f64, 3);
+  const Data d = random_batch(50, {12, 7, 1}, 12, 5);
+  ag::NoGradGuard ng;
+  const Tensor plain = m.hidden(d.ids, d.pads).value();
+  m.block(0).attn().set_query_scale({1, 1, 1, 1});
+  EXPECT_TRUE(bit_equal(m.hidden(d.ids, d.pads).value(), plain));
+
+  struct Heads : ForwardHooks {
+    Tensor layer0;
+    void on_attention_heads(int layer, const Tensor& h) override {
+      if (layer == 0) layer0 = h.contiguous();
+    }
+  } hooks;
+  ForwardOptions fo;
+  fo.hooks = &hooks;
+  m.block(0).attn().set_query_scale({1, 1e-4, 1, 1});  // head 1 reads KV head 0
+  const Tensor masked = m.hidden(d.ids, d.pads, fo).value();
+  EXPECT_GT(max_abs_diff(masked, plain), 1e-6);  // the mask does change the model
+  // V of layer 0 from its input (the embeddings), head 1's KV group = columns [0, 4).
+  const Block& b0 = m.block(0);
+  const Tensor v = b0.attn().v_proj().forward(b0.attn_norm().forward(m.embed().forward(d.ids))).value().contiguous();
+  double worst = 0, scale = 0;
+  for (std::int64_t b = 0; b < 3; ++b) {
+    const std::int64_t pad = static_cast<std::int64_t>(d.pads.at({b}));
+    for (std::int64_t i = pad; i < 12; ++i)
+      for (std::int64_t j = 0; j < 4; ++j) {
+        double mean = 0;
+        for (std::int64_t t = pad; t <= i; ++t) mean += v.at({b, t, j});
+        mean /= static_cast<double>(i - pad + 1);
+        worst = std::max(worst, std::fabs(hooks.layer0.at({b, i, 4 + j}) - mean));
+        scale = std::max(scale, std::fabs(mean));
+      }
+  }
+  // Scores q.k / sqrt(dh) shrink by 1e-4 to about 1e-4 here, so each softmax weight is
+  // 1/n * (1 + O(1e-4)) and the output is the mean up to about 1e-4 of |V|.
+  EXPECT_LT(worst, 1e-3 * scale);
+  const Tensor last = m.last_hidden(d.ids, d.pads);
+  EXPECT_LT(max_abs_diff(last, masked.select(1, 11).contiguous()), 1e-12);  // f64, as above
+  m.block(0).attn().set_query_scale({});
+  EXPECT_TRUE(bit_equal(m.hidden(d.ids, d.pads).value(), plain));
+  EXPECT_THROW(m.block(0).attn().set_query_scale({1, 1}), ShapeError);
+}
+
 TEST(Transformer, FusedLossEqualsLogitsThenCrossEntropy) {
   Transformer m(small_config(), DType::f64, 3);
   const Data d = random_batch(50, {12, 7, 1}, 12, 5);

@@ -7,6 +7,7 @@
 #include "nn/text_proto.h"
 #include "prune/importance.h"
 #include "tensor/rng.h"
+#include "tests/common/golden.h"
 
 namespace prunerec::prune {
 namespace {
@@ -112,6 +113,194 @@ TEST(HeadScores, SmoothingMixesTheLayerAbove) {
     EXPECT_NEAR(smooth.scores[0][h], raw.scores[0][h], 1e-12);
     EXPECT_NEAR(smooth.scores[1][h], 0.7 * raw.scores[1][h] + 0.3 * smooth.scores[0][h], 1e-12);
   }
+}
+
+// ---- the paper's estimators as its released code computes them (docs/pruning.md) -----
+
+// Min-max per layer on hand-made scores; an all-equal layer becomes zeros (the released
+// code would divide by zero); sum normalisation divides by the total.
+TEST(PaperHeads, MinMaxNormalisationOnHandMadeScores) {
+  EXPECT_EQ(normalise_layer({2, 4, 3}, "minmax"), (std::vector<double>{0, 1, 0.5}));
+  EXPECT_EQ(normalise_layer({-1, 1}, "minmax"), (std::vector<double>{0, 1}));
+  EXPECT_EQ(normalise_layer({0.3, 0.3, 0.3}, "minmax"), (std::vector<double>{0, 0, 0}));
+  EXPECT_EQ(normalise_layer({1, 3}, "sum"), (std::vector<double>{0.25, 0.75}));
+  EXPECT_THROW(normalise_layer({1}, "l2"), ConfigError);
+}
+
+// Where alpha goes: the released code weights the previous layer's smoothed vector by
+// alpha; ours weights the current layer. Chained over three layers, the code's recursion
+// carries layer 0 into layer 2 with weight alpha^2.
+TEST(PaperHeads, AlphaPlacementOnHandMadeScores) {
+  const std::vector<double> n0{0, 1}, n1{1, 0}, n2{0, 0};
+  const std::vector<double> prev = smooth_layer(n0, nullptr, "previous", 0.7);
+  EXPECT_EQ(prev, n0);  // s_0 = n_0
+  const std::vector<double> p1 = smooth_layer(n1, &prev, "previous", 0.7);
+  EXPECT_NEAR(p1[0], 0.3, 1e-15);  // 0.7 * 0 + 0.3 * 1
+  EXPECT_NEAR(p1[1], 0.7, 1e-15);  // 0.7 * 1 + 0.3 * 0
+  const std::vector<double> p2 = smooth_layer(n2, &p1, "previous", 0.7);
+  EXPECT_NEAR(p2[0], 0.21, 1e-15);
+  EXPECT_NEAR(p2[1], 0.49, 1e-15);  // alpha^2 of layer 0
+  const std::vector<double> c1 = smooth_layer(n1, &prev, "current", 0.7);
+  EXPECT_NEAR(c1[0], 0.7, 1e-15);  // 0.7 * 1 + 0.3 * 0
+  EXPECT_NEAR(c1[1], 0.3, 1e-15);
+  // "None" is alpha 1 for ours and alpha 0 for the code's placement; sizes that differ
+  // (an uneven model) are not smoothed.
+  EXPECT_EQ(smooth_layer(n1, &prev, "current", 1.0), n1);
+  EXPECT_EQ(smooth_layer(n1, &prev, "previous", 0.0), n1);
+  const std::vector<double> three{1, 2, 3};
+  EXPECT_EQ(smooth_layer(n1, &three, "previous", 0.7), n1);
+  EXPECT_THROW(smooth_layer(n1, &prev, "next", 0.7), ConfigError);
+}
+
+TEST(PaperHeads, KlWithEpsilonAndTheArgsortChoice) {
+  // softmax(0, 0) = (.5, .5), softmax(log 3, 0) = (.75, .25): KL = .5 log(4/3) (the eps
+  // terms move it by about 1e-12).
+  const double p[2] = {0, 0}, q[2] = {std::log(3.0), 0};
+  EXPECT_NEAR(kl_eps(p, q, 2), 0.5 * std::log(4.0 / 3.0), 1e-11);
+  EXPECT_EQ(kl_eps(p, p, 2), 0.0);
+  // np.argsort(s)[-k:]: the largest, and among equal values the higher index.
+  EXPECT_EQ(greedy_choice({0.5, 0.1, 0.5, 0.9}, 2), (std::vector<int>{2, 3}));
+  EXPECT_EQ(greedy_choice({0.2, 0.2, 0.2}, 1), (std::vector<int>{2}));
+  EXPECT_TRUE(greedy_choice({1, 2}, 0).empty());
+  // The scores greedy_kl returns are -s, so the heads top_indices keeps are exactly the
+  // ones greedy_choice does not choose, ties included.
+  const std::vector<double> s{0.5, 0.1, 0.5, 0.5};
+  std::vector<double> neg;
+  for (double v : s) neg.push_back(-v);
+  EXPECT_EQ(top_indices(neg, 2), (std::vector<int>{0, 1}));
+  EXPECT_EQ(greedy_choice(s, 2), (std::vector<int>{2, 3}));
+}
+
+// The fixture of tools/paper_heads_reference.py: a direct PyTorch implementation of
+// Algorithm 1 as the released code runs it, on a 3-layer model with 4 heads per layer.
+TEST(PaperHeads, GreedyKlChoosesTheHeadsOfTheReference) {
+  const prunerec::testing::Golden g = prunerec::testing::load_golden("paper_heads.txt");
+  pb::ModelConfig c;
+  nn::parse_text_proto(g.meta_value("config"), "paper_heads config", &c);
+  nn::Transformer m(c, DType::f64, 1);
+  for (auto& [name, var] : m.named_parameters()) {
+    const Tensor& ref = g.tensor(name);
+    ASSERT_EQ(ref.shape(), var.shape()) << name;
+    Tensor v = var.value();
+    v.copy_from(ref);
+  }
+  Calibration calib;
+  const int batches = std::stoi(g.meta_value("batches"));
+  for (int b = 0; b < batches; ++b) {
+    recsys::Batch batch;
+    batch.ids = g.tensor("calib." + std::to_string(b)).to(DType::i32);
+    batch.pads = nn::pads_from_ids(batch.ids);
+    const std::int64_t B = batch.ids.size(0), T = batch.ids.size(1);
+    batch.targets = Tensor::full({B, T}, -1, DType::i32);
+    for (std::int64_t r = 0; r < B; ++r) batch.targets.set({r, T - 1}, 0.0);
+    batch.positions = B;
+    calib.sequences += B;
+    calib.positions += B;
+    calib.batches.push_back(batch);
+  }
+  HeadOptions o;
+  o.method = "greedy_kl";
+  o.mask = "query_scale";
+  o.normalise = "minmax";
+  o.smoothing = "previous";
+  o.alpha = g.meta_numbers("alpha").at(0);
+  const int k = std::stoi(g.meta_value("prune_per_layer"));
+  o.prune_per_layer.assign(3, k);
+  const HeadScores hs = head_scores(m, calib, o, 0);
+  ASSERT_EQ(hs.scores.size(), 3u);
+  for (int l = 0; l < 3; ++l) {
+    const std::vector<double> want = g.tensor("smoothed." + std::to_string(l)).to_vector<double>();
+    std::vector<double> s;
+    for (double v : hs.scores[l]) s.push_back(-v);
+    // f64 on both sides; the KLs (about 1e-3) differ in summation order only, and min-max
+    // divides by a range of the same order, so 1e-9 is far above rounding and far below
+    // the fixture's margin between chosen and unchosen heads (meta "margin", > 1e-3).
+    for (std::size_t h = 0; h < want.size(); ++h) EXPECT_NEAR(s[h], want[h], 1e-9) << "layer " << l << " head " << h;
+    std::vector<int> chosen;
+    for (std::int64_t h : g.tensor("chosen." + std::to_string(l)).to_vector<std::int64_t>())
+      chosen.push_back(static_cast<int>(h));
+    EXPECT_EQ(greedy_choice(s, k), chosen) << "layer " << l;
+    // The plan keeps the others.
+    std::vector<int> kept;
+    for (int h = 0; h < 4; ++h)
+      if (std::find(chosen.begin(), chosen.end(), h) == chosen.end()) kept.push_back(h);
+    EXPECT_EQ(top_indices(hs.scores[l], 4 - k), kept) << "layer " << l;
+  }
+  // Scoring leaves the model as it was: no query scale, gates untouched.
+  for (int l = 0; l < 3; ++l) {
+    EXPECT_FALSE(m.block(l).attn().has_query_scale());
+    EXPECT_EQ(m.block(l).attn().head_gate().to_vector<double>(), std::vector<double>(4, 1.0));
+  }
+}
+
+// The released code's hidden score in closed form, |h_T,c * E[y,c]|, equals |g * h| with g
+// the autograd gradient of the top logit at the last position (zero elsewhere), RMS over rows.
+TEST(PaperHidden, TopLogitEqualsAutogradGradientTimesHidden) {
+  nn::Transformer m(config(), DType::f64, 21);
+  const Calibration calib = calibration(22);
+  const HiddenScores top = hidden_scores(m, calib, "top_logit", 0);
+  const std::int64_t d = 16;
+  std::vector<double> sum(d, 0.0);
+  double rows = 0;
+  for (const auto& b : calib.batches) {
+    const Tensor hv = m.hidden(b.ids, b.pads).value();
+    ag::Var h(hv, /*requires_grad=*/true);
+    ag::Var logits = m.logits(h);  // [B,T,V]
+    const std::int64_t B = hv.size(0), T = hv.size(1), V = logits.size(-1);
+    Tensor seed = Tensor::zeros({B, T, V}, DType::f64);
+    for (std::int64_t r = 0; r < B; ++r) {
+      std::int64_t y = 0;
+      for (std::int64_t v = 1; v < V; ++v)
+        if (logits.value().at({r, T - 1, v}) > logits.value().at({r, T - 1, y})) y = v;
+      seed.set({r, T - 1, y}, 1.0);
+    }
+    logits.backward(seed);
+    for (std::int64_t r = 0; r < B; ++r)
+      for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t c = 0; c < d; ++c) {
+          const double x = h.grad().at({r, t, c}) * hv.at({r, t, c});
+          sum[c] += x * x;
+        }
+    rows += static_cast<double>(B);
+  }
+  for (std::int64_t c = 0; c < d; ++c) {
+    const double want = std::sqrt(sum[c] / rows);
+    EXPECT_NEAR(top.scores[c], want, 1e-12 * std::max(1.0, want)) << c;  // f64, same products
+    EXPECT_GT(want, 0.0);
+  }
+}
+
+// Channels j+ and j- with up-projection rows w and -w, every other row zero: their up
+// values are always opposite and the only non-zero ones. Ranked by |up| (ours) both are in
+// every position's top 2; ranked by signed value (the released code) exactly one is.
+TEST(PaperMlp, SignedAndAbsoluteTopKDifferWhereTheyShould) {
+  nn::Transformer m(config(), DType::f64, 23);
+  Tensor up = m.parameter("blocks.0.mlp.up_proj.weight").value();  // [12, 16]
+  for (std::int64_t r = 0; r < up.size(0); ++r)
+    for (std::int64_t c = 0; c < up.size(1); ++c) {
+      if (r != 3 && r != 7) up.set({r, c}, 0.0);
+    }
+  for (std::int64_t c = 0; c < up.size(1); ++c) up.set({7, c}, -up.at({3, c}));
+  const Calibration calib = calibration(24);
+  const std::vector<int> keep{2, 2, 2};
+  const MlpScores abs_k = mlp_scores(m, calib, "topk", keep, 0);
+  const MlpScores signed_k = mlp_scores(m, calib, "topk_signed", keep, 0);
+  // Scores are the mean count per position.
+  EXPECT_NEAR(abs_k.scores[0][3], 1.0, 1e-12);
+  EXPECT_NEAR(abs_k.scores[0][7], 1.0, 1e-12);
+  EXPECT_NEAR(signed_k.scores[0][3] + signed_k.scores[0][7], 1.0, 1e-12);
+  EXPECT_GT(signed_k.scores[0][3], 0.0);
+  EXPECT_GT(signed_k.scores[0][7], 0.0);
+  // The second signed slot goes to a zero channel (0 beats the negative one), which |up|
+  // never picks.
+  double small_signed = 0, small_abs = 0;
+  for (int j = 0; j < 12; ++j)
+    if (j != 3 && j != 7) {
+      small_signed += signed_k.scores[0][j];
+      small_abs += abs_k.scores[0][j];
+    }
+  EXPECT_NEAR(small_signed, 1.0, 1e-12);
+  EXPECT_EQ(small_abs, 0.0);
 }
 
 // A hidden channel that is zero in the embedding and written by no layer carries nothing:

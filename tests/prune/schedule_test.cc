@@ -3,8 +3,11 @@
 // interrupted run that resumes to the same weights, bit for bit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -96,6 +99,19 @@ TEST(Schedule, RunsEndToEndAndWritesTheLedger) {
   EXPECT_EQ(r.stages(0).name(), "teacher");
   EXPECT_EQ(r.stages(1).name(), "stage1-width-attention");
   EXPECT_EQ(r.stages(3).kind(), "depth");
+  EXPECT_EQ(r.stages(1).estimator(), "heads kl (mask gate, sum, smoothing none); hidden act_grad");
+  EXPECT_EQ(r.stages(2).estimator(), "mlp topk");
+  // Note [training FLOPs]: the teacher's training is read from its checkpoint; each
+  // recovery adds its own to the path.
+  EXPECT_GT(r.stages(0).training_flops(), 0);
+  EXPECT_EQ(r.stages(0).path_training_flops_without_teacher(), 0);
+  for (int i = 1; i < 4; ++i) {
+    EXPECT_GT(r.stages(i).training_flops(), 0) << i;
+    EXPECT_GT(r.stages(i).trained_positions(), 0) << i;
+    EXPECT_DOUBLE_EQ(r.stages(i).path_training_flops(), r.stages(i - 1).path_training_flops() + r.stages(i).training_flops());
+    EXPECT_DOUBLE_EQ(r.stages(i).path_training_flops() - r.stages(i).path_training_flops_without_teacher(),
+                     r.stages(0).training_flops());
+  }
   const std::int64_t teacher_params = r.stages(0).non_embedding_params();
   for (int i = 1; i < 4; ++i) {
     const pb::StageRow& row = r.stages(i);
@@ -136,6 +152,35 @@ TEST(Schedule, RunsEndToEndAndWritesTheLedger) {
   EXPECT_EQ(fs::last_write_time(r.stages(2).checkpoint()), mtime);
 }
 
+// The `paper` preset (apps/presets/paper.pbtxt) with the paper's estimators runs end to
+// end (recoveries shortened for the test) and every row and plan names its estimators.
+TEST(Schedule, ThePaperPresetRunsAndNamesItsEstimators) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  PruneRun run = f.run("paper", &log);
+  std::ifstream in(std::string(PRUNEREC_SOURCE_DIR) + "/apps/presets/paper.pbtxt");
+  std::stringstream text;
+  text << in.rdbuf();
+  run.schedule = parse_schedule(text.str(), "apps/presets/paper.pbtxt");
+  run.schedule.mutable_calibration()->set_sequences(64);
+  run.schedule.mutable_calibration()->set_batch_size(16);
+  nn::parse_text_proto("epochs: 1 batch_size: 32 dropout: 0.1 optimizer { lr: 2e-3 }", "train",
+                       run.schedule.mutable_recovery_defaults()->mutable_train());
+  const pb::Report r = run_schedule(run);
+  ASSERT_EQ(r.stages_size(), 4) << log.str();
+  EXPECT_EQ(r.stages(1).estimator(), "heads greedy_kl (mask query_scale, minmax, smoothing previous 0.7); hidden top_logit");
+  EXPECT_EQ(r.stages(2).estimator(), "mlp topk_signed");
+  EXPECT_EQ(r.stages(3).estimator(), "layers greedy");
+  for (int i = 1; i < 4; ++i) EXPECT_EQ(r.stages(i).plan().estimator(), r.stages(i).estimator());
+  // Budgets: half the heads (2 of 4) and hidden channels (16 of 32), round(64 * 448/4864)
+  // = 6 MLP channels, round(4 * 4/24) = 1 layer.
+  const recsys::Recommender final_model = recsys::load_recommender(f.dir + "/paper/final.prc");
+  EXPECT_EQ(final_model.net->num_layers(), 1);
+  EXPECT_EQ(final_model.net->hidden_size(), 16);
+  EXPECT_EQ(final_model.net->block(0).attn().num_heads(), 2);
+  EXPECT_EQ(final_model.net->block(0).mlp().width(), 6);
+}
+
 TEST(Schedule, AnInterruptedRunResumesToTheSameWeights) {
   const Fixture& f = fixture();
   std::ostringstream log;
@@ -162,20 +207,47 @@ TEST(Schedule, ControlsRunAndReportAgainstTheFinalStage) {
   const pb::Report main = run_schedule(run);
   const pb::StageRow& final_row = main.stages(main.stages_size() - 1);
   std::map<std::string, std::string> checkpoints;
-  for (const std::string control : {"scratch", "scratch-distill", "random", "no-recovery"}) {
+  for (const std::string control : {"scratch", "scratch-distill", "scratch-flops", "random", "no-recovery"}) {
     const pb::StageRow row = run_control(run, main, control);
     checkpoints[control] = row.checkpoint();
     EXPECT_EQ(row.kind(), "control") << control;
     EXPECT_FALSE(row.note().empty()) << control;
     EXPECT_TRUE(row.metrics().count("NDCG@10")) << control;
+    EXPECT_GT(row.training_flops(), 0) << control;
+    EXPECT_GE(row.path_training_flops(), row.path_training_flops_without_teacher()) << control;
+    if (control == "scratch-flops") {
+      EXPECT_NE(row.note().find("the FLOPs of the pruned path's recoveries"), std::string::npos) << row.note();
+    }
     // Every control ends at the final stage's size: same hidden width, layers, query heads
-    // and MLP widths (the KV heads a layer keeps follow from which query heads it keeps,
-    // so random scores may keep one more or fewer).
+    // and MLP widths. The random control is matched in size: its layers keep the real
+    // plan's KV-head counts (possibly in another layer order), so its parameter count is
+    // the final stage's exactly.
     ASSERT_EQ(row.config().layers_size(), final_row.config().layers_size()) << control;
     EXPECT_EQ(row.config().hidden(), final_row.config().hidden()) << control;
+    std::vector<int> kv, final_kv;
     for (int l = 0; l < row.config().layers_size(); ++l) {
       EXPECT_EQ(row.config().layers(l).num_heads(), final_row.config().layers(l).num_heads()) << control;
       EXPECT_EQ(row.config().layers(l).mlp_width(), final_row.config().layers(l).mlp_width()) << control;
+      kv.push_back(row.config().layers(l).num_kv_heads());
+      final_kv.push_back(final_row.config().layers(l).num_kv_heads());
+    }
+    if (control == "random") {
+      std::sort(kv.begin(), kv.end());
+      std::sort(final_kv.begin(), final_kv.end());
+      EXPECT_EQ(kv, final_kv);
+      EXPECT_EQ(row.non_embedding_params(), final_row.non_embedding_params());
+      EXPECT_EQ(row.estimator(), "layers random");
+      // After stage 1 (heads chosen, no layer removed yet) every layer matches exactly.
+      const pb::Report sub = read_report(run.out_dir + "/controls/random");
+      ASSERT_GE(sub.stages_size(), 2);
+      const pb::ModelConfig& got = sub.stages(1).config();
+      const pb::ModelConfig& want = main.stages(1).config();
+      ASSERT_EQ(got.layers_size(), want.layers_size());
+      for (int l = 0; l < got.layers_size(); ++l) {
+        EXPECT_EQ(got.layers(l).num_kv_heads(), want.layers(l).num_kv_heads()) << "layer " << l;
+        EXPECT_EQ(got.layers(l).num_heads(), want.layers(l).num_heads()) << "layer " << l;
+      }
+      EXPECT_EQ(sub.stages(1).non_embedding_params(), main.stages(1).non_embedding_params());
     }
     EXPECT_TRUE(fs::exists(row.checkpoint())) << row.checkpoint();
     // Run again: nothing is retrained, and the wall time still counts the first run's
@@ -195,6 +267,111 @@ TEST(Schedule, ControlsRunAndReportAgainstTheFinalStage) {
     differ = differ || !bit_equal(var.value(), kd.model->parameter(name).value());
   EXPECT_TRUE(differ) << "scratch-distill trained exactly like scratch";
   EXPECT_THROW(run_control(run, main, "bogus"), ConfigError);
+}
+
+// The from-scratch control with a recipe grid: every recipe is trained, the best on
+// validation is the control, and the grid and the choice are in the row.
+TEST(Schedule, ScratchRecipeIsChosenOnValidationFromTheGrid) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  PruneRun run = f.run("grid", &log);
+  nn::parse_text_proto("lr: [1e-3, 3e-3] weight_decay: 0.01", "grid", run.schedule.mutable_scratch_grid());
+  const pb::Report main = run_schedule(run);
+  const pb::StageRow row = run_control(run, main, "scratch");
+  ASSERT_EQ(row.grid_size(), 2) << log.str();
+  int chosen = -1;
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(row.grid(k).weight_decay(), 0.01);
+    EXPECT_TRUE(fs::exists(row.grid(k).checkpoint())) << row.grid(k).checkpoint();
+    if (row.grid(k).chosen()) chosen = k;
+  }
+  ASSERT_GE(chosen, 0);
+  EXPECT_GE(row.grid(chosen).valid_ndcg10(), row.grid(1 - chosen).valid_ndcg10());
+  EXPECT_EQ(row.checkpoint(), row.grid(chosen).checkpoint());
+  EXPECT_EQ(row.grid(0).lr(), 1e-3);
+  EXPECT_EQ(row.grid(1).lr(), 3e-3);
+  EXPECT_NE(row.note().find("chosen on validation NDCG@10 among 2"), std::string::npos) << row.note();
+  // Resumed: nothing retrained, the same choice.
+  const pb::StageRow again = run_control(run, main, "scratch");
+  EXPECT_EQ(again.checkpoint(), row.checkpoint());
+  EXPECT_EQ(again.recovery_seconds(), row.recovery_seconds());
+}
+
+// Note [student seeds]: hand-made reports give exact means and sample deviations.
+TEST(Seeds, StatsAreMeanAndSampleDeviationPerRow) {
+  std::vector<pb::Report> all(3);
+  const double ndcg[3] = {0.1, 0.2, 0.6};
+  for (int k = 0; k < 3; ++k) {
+    all[k].set_seed(42 + k);
+    pb::StageRow* row = all[k].add_stages();
+    row->set_name("stage1");
+    (*row->mutable_metrics())["NDCG@10"] = ndcg[k];
+  }
+  pb::Report first = all[0];
+  add_seed_stats(first, all);
+  EXPECT_EQ(std::vector<std::uint64_t>(first.student_seeds().begin(), first.student_seeds().end()),
+            (std::vector<std::uint64_t>{42, 43, 44}));
+  ASSERT_EQ(first.seed_stats_size(), 1);  // only the metric the rows have
+  const pb::SeedStat& st = first.seed_stats(0);
+  EXPECT_EQ(st.row(), "stage1");
+  EXPECT_EQ(st.metric(), "NDCG@10");
+  EXPECT_NEAR(st.mean(), 0.3, 1e-15);
+  EXPECT_NEAR(st.sd(), std::sqrt((0.04 + 0.01 + 0.09) / 2), 1e-15);
+  EXPECT_EQ(st.values_size(), 3);
+}
+
+// Two student seeds end to end: the second runs in OUT/seeds/seed-<seed>, the recoveries
+// differ, stage 1's plan (scored on the teacher) does not, and a second call resumes.
+TEST(Seeds, TwoStudentSeedsRunAndResume) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  const PruneRun run = f.run("seeds", &log);
+  const pb::Report r = run_with_seeds(run, 2, {});
+  ASSERT_EQ(r.student_seeds_size(), 2);
+  EXPECT_EQ(r.student_seeds(0), 5u);
+  EXPECT_EQ(r.student_seeds(1), 6u);
+  const pb::Report second = read_report(f.dir + "/seeds/seeds/seed-6");
+  EXPECT_EQ(second.seed(), 6u);
+  EXPECT_EQ(second.stages(1).plan().SerializeAsString(), r.stages(1).plan().SerializeAsString());
+  EXPECT_NE(second.stages(3).metrics().at("NDCG@10"), r.stages(3).metrics().at("NDCG@10"));
+  int found = 0;
+  for (const auto& st : r.seed_stats())
+    if (st.row() == r.stages(3).name() && st.metric() == "NDCG@10") {
+      ++found;
+      EXPECT_EQ(st.values(0), r.stages(3).metrics().at("NDCG@10"));
+      EXPECT_EQ(st.values(1), second.stages(3).metrics().at("NDCG@10"));
+    }
+  EXPECT_EQ(found, 1);
+  std::ostringstream again_log;
+  PruneRun again = f.run("seeds", &again_log);
+  run_with_seeds(again, 2, {});
+  EXPECT_NE(again_log.str().find("stage3-depth: done"), std::string::npos) << again_log.str();
+}
+
+// Note [student budget]: two budgets, three paths each, every recovery capped at the
+// budget, the points in the main report and its chart.
+TEST(Schedule, BudgetCurveHasEveryPathAtEveryBudget) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  const PruneRun run = f.run("budget", &log);
+  const std::vector<pb::BudgetPoint> points = run_budget_curve(run, {1, 2});
+  ASSERT_EQ(points.size(), 6u) << log.str();
+  for (int b : {1, 2}) {
+    const pb::Report sub = read_report(f.dir + "/budget/budget/epochs-" + std::to_string(b));
+    for (int i = 1; i < sub.stages_size(); ++i) EXPECT_LE(sub.stages(i).recovery_epochs(), b) << b;
+    for (const char* path : {"pruned", "scratch-distill", "scratch"}) {
+      const auto it = std::find_if(points.begin(), points.end(),
+                                   [&](const pb::BudgetPoint& p) { return p.epochs() == b && p.path() == path; });
+      ASSERT_NE(it, points.end()) << b << " " << path;
+      EXPECT_TRUE(it->metrics().count("NDCG@10")) << b << " " << path;
+      EXPECT_EQ(it->total_epochs(), 3 * b) << path;
+      EXPECT_GT(it->training_flops(), 0) << path;
+    }
+  }
+  const pb::Report main = read_report(f.dir + "/budget");
+  EXPECT_EQ(main.budget_curve_size(), 6);
+  ASSERT_TRUE(fs::exists(f.dir + "/budget/budget_curve.svg"));
+  EXPECT_NE(budget_chart_svg(main).find("scratch-distill"), std::string::npos);
 }
 
 TEST(Schedule, BadSchedulesAreRefusedWithTheirSource) {

@@ -20,6 +20,8 @@ int cmd_report(const Args& args);   // rebuild report.md and charts from report.
 int cmd_run(const Args& args);      // the whole pipeline: data, teacher, schedule, ledger
 int cmd_bench(const Args& args);    // training / inference speed on the reference configs
 int cmd_export(const Args& args);   // safetensors + config.json
+int cmd_import(const Args& args);   // a Hugging Face checkpoint as a model file
+int cmd_forward(const Args& args);  // logits of one token sequence
 
 // Human-readable metric table (NDCG/HR/MRR by K) used by several commands.
 std::string metrics_table(const std::map<std::string, double>& metrics);

@@ -25,6 +25,8 @@ const Command kCommands[] = {
     {"prune", "the three-stage prune-and-distill schedule", prunerec::apps::cmd_prune},
     {"report", "rebuild report.md and the charts of a prune run from report.json", prunerec::apps::cmd_report},
     {"export", "write a model as safetensors + config.json (Qwen2 names)", prunerec::apps::cmd_export},
+    {"import", "read a Hugging Face Qwen2 / Llama checkpoint into a model file", prunerec::apps::cmd_import},
+    {"forward", "a model's logits for a token sequence (JSON)", prunerec::apps::cmd_forward},
     {"bench", "training and inference speed on the reference configs", prunerec::apps::cmd_bench},
 };
 

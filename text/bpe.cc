@@ -152,6 +152,11 @@ ByteLevelBpe::ByteLevelBpe(const std::string& name, std::string_view json) : nam
     std::stable_sort(added_.begin(), added_.end(),
                      [](const Added& x, const Added& y) { return x.content.size() > y.content.size(); });
   }
+  // Ids are dense in every real tokenizer; a file whose largest id is far beyond its number
+  // of tokens would size the id tables from one number, so it is refused.
+  const std::int64_t entries = static_cast<std::int64_t>(vocab_.size() + added_.size());
+  if (max_id >= 2 * entries + 1024)
+    fail(name, "the largest token id ", max_id, " is far beyond the ", entries, " tokens the file defines");
   vocab_size_ = max_id + 1;
   id_to_token_.assign(static_cast<std::size_t>(vocab_size_), std::string());
   has_token_.assign(static_cast<std::size_t>(vocab_size_), false);

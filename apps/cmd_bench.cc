@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_llm.h"
 #include "apps/cli.h"
 #include "apps/commands.h"
 #include "bench/bench_configs.h"
@@ -410,6 +411,7 @@ int cmd_bench(const Args& args) {
   flags.add_switch("json", &json, "print one JSON object instead of the table");
   flags.parse(args);
 
+  if (preset == "qwen2-0.5b") return bench_llm_preset(threads, seed, json);  // apps/bench_llm.h
   const bench::Config* config = bench::find_config(preset);
   if (!config) throw cli::UsageError("bench: --preset must be small or medium, got '" + preset + "'");
   if (steps < 1 || warmup < 0 || infer_reps < 1 || eval_reps < 1 || eval_users < 1 || floor_reps < 0)

@@ -1,27 +1,23 @@
 #include "api/hf_export.h"
 
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <random>
 #include <set>
 
-#include "recsys/batching.h"
+#include "api/hf_names.h"
 #include "base/atomic_file.h"
 #include "base/json.h"
+#include "recsys/batching.h"
 
 namespace prunerec::hf {
 namespace fs = std::filesystem;
 namespace {
 
-const char* const kExportFiles[] = {"model.safetensors", "config.json", "items.tsv", "check.json"};
+const char* const kExportFiles[] = {"model.safetensors", "config.json",           "items.tsv",      "check.json",
+                                    "tokenizer.json",    "tokenizer_config.json", "tokenizer.model"};
 
 // w [out, in] with column block c (width `group`) scaled by gate[c], as f32. Returns w
 // itself (converted) when every gate is 1, so ungated weights export bit for bit.
@@ -45,13 +41,6 @@ std::string float_text(float v) {
   return std::string(buf, end);
 }
 
-template <class T>
-std::string int_list(const std::vector<T>& values) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < values.size(); ++i) s.append(i ? ", " : "").append(std::to_string(values[i]));
-  return s + "]";
-}
-
 std::string tsv_escape(const std::string& s) {
   std::string o;
   o.reserve(s.size());
@@ -65,34 +54,6 @@ std::string tsv_escape(const std::string& s) {
     }
   }
   return o;
-}
-
-std::string number_text(double v) {
-  Json j;
-  j.value(v);
-  return j.str();
-}
-
-// Removes a staging folder unless released (the export failed before publishing).
-class StagingGuard {
- public:
-  explicit StagingGuard(fs::path p) : path_(std::move(p)) {}
-  ~StagingGuard() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  void release() { path_.clear(); }
-
- private:
-  fs::path path_;
-};
-
-void fsync_dir(const fs::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;  // best effort: the files themselves were fsynced by AtomicFile
-  (void)::fsync(fd);
-  ::close(fd);
 }
 
 // Checks that `dir` is absent, an empty folder or an earlier export.
@@ -110,76 +71,48 @@ void check_replaceable(const fs::path& dir) {
   }
 }
 
-// Moves the finished staging folder to `dir`: a plain rename when `dir` is absent, else an
-// atomic exchange (renameat2 RENAME_EXCHANGE) and removal of the old export; where the file
-// system cannot exchange, the old export is renamed aside first (a crash between the two
-// renames leaves it under <dir>.old.<pid>, never a half-written `dir`).
-void publish(const fs::path& staging, const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(dir, ec))) {
-    if (::rename(staging.c_str(), dir.c_str()) != 0)
-      throw IoError(detail::str_cat(dir.string(), ": rename from ", staging.string(), ": ", std::strerror(errno)));
-    return;
-  }
-  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
-    fs::remove_all(staging, ec);  // now holds the old export
-    return;
-  }
-  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-    throw IoError(detail::str_cat(dir.string(), ": exchange with ", staging.string(), ": ", std::strerror(errno)));
-  const fs::path old = dir.string() + ".old." + std::to_string(::getpid());
-  if (::rename(dir.c_str(), old.c_str()) != 0)
-    throw IoError(detail::str_cat(dir.string(), ": rename to ", old.string(), ": ", std::strerror(errno)));
-  if (::rename(staging.c_str(), dir.c_str()) != 0) {
-    const int err = errno;
-    (void)::rename(old.c_str(), dir.c_str());
-    throw IoError(detail::str_cat(dir.string(), ": rename from ", staging.string(), ": ", std::strerror(err)));
-  }
-  fs::remove_all(old, ec);
-}
-
 }  // namespace
 
-std::vector<NamedTensor> qwen2_tensors(const nn::Transformer& net) {
+std::vector<NamedTensor> hf_tensors(const nn::Transformer& net, HfArchitecture arch) {
+  const bool llama = arch == HfArchitecture::kLlama;
+  PR_CHECK_T(ConfigError, !llama || !net.config().qkv_bias(),
+             "export: a model with q/k/v biases cannot be written as Llama (it has none)");
   std::vector<NamedTensor> out;
   std::int64_t exported_params = 0;  // elements that are model parameters (not zero biases)
-  auto add = [&](std::string name, const Tensor& t, bool is_parameter = true) {
-    if (is_parameter) exported_params += t.numel();
-    out.emplace_back(std::move(name), t.to(DType::f32).contiguous());
-  };
-  add("model.embed_tokens.weight", net.embed().weight().value());
-  for (int l = 0; l < net.num_layers(); ++l) {
-    const nn::Block& b = net.block(l);
-    const nn::Attention& a = b.attn();
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + "input_layernorm.weight", b.attn_norm().weight().value());
-    const std::pair<const char*, const nn::Linear*> qkv[] = {
-        {"q_proj", &a.q_proj()}, {"k_proj", &a.k_proj()}, {"v_proj", &a.v_proj()}};
-    for (const auto& [name, lin] : qkv) {
-      add(p + "self_attn." + name + ".weight", lin->weight().value());
-      if (lin->has_bias()) {
-        add(p + "self_attn." + name + ".bias", lin->bias().value());
-      } else {
-        add(p + "self_attn." + name + ".bias", Tensor::zeros({lin->out_features()}), false);  // Qwen2 always has them
-      }
+  for (const auto& [name, var] : net.named_parameters()) {
+    const std::string hf = to_hf_name(name);
+    PR_CHECK_T(InternalError, !hf.empty(), "export: parameter '", name, "' has no Hugging Face name");
+    Tensor t = var.value().to(DType::f32).contiguous();
+    // Gates fold into the projection that follows them (Note [Qwen2 names]).
+    const std::string suffix_o = "attn.o_proj.weight", suffix_down = "mlp.down_proj.weight";
+    if (name.size() > suffix_o.size() && name.compare(name.size() - suffix_o.size(), suffix_o.size(), suffix_o) == 0) {
+      const nn::Attention& a = net.block(std::stoi(name.substr(7))).attn();
+      t = fold_column_gates(var.value(), a.head_gate(), a.head_dim());
+    } else if (name.size() > suffix_down.size() &&
+               name.compare(name.size() - suffix_down.size(), suffix_down.size(), suffix_down) == 0) {
+      t = fold_column_gates(var.value(), net.block(std::stoi(name.substr(7))).mlp().channel_gate(), 1);
     }
-    const Tensor o = fold_column_gates(a.o_proj().weight().value(), a.head_gate(), a.head_dim());
-    exported_params += o.numel();
-    out.emplace_back(p + "self_attn.o_proj.weight", o);
-    add(p + "post_attention_layernorm.weight", b.mlp_norm().weight().value());
-    add(p + "mlp.gate_proj.weight", b.mlp().gate_proj().weight().value());
-    add(p + "mlp.up_proj.weight", b.mlp().up_proj().weight().value());
-    const Tensor down = fold_column_gates(b.mlp().down_proj().weight().value(), b.mlp().channel_gate(), 1);
-    exported_params += down.numel();
-    out.emplace_back(p + "mlp.down_proj.weight", down);
+    exported_params += t.numel();
+    out.emplace_back(hf, std::move(t));
   }
-  add("model.norm.weight", net.final_norm().weight().value());
-  if (!net.tied()) add("lm_head.weight", net.output_weight().value());
-  // Every parameter went somewhere: a parameter added to the model later must be mapped here.
+  if (!llama && !net.config().qkv_bias()) {
+    // Stock Qwen2 always has q/k/v biases: a model without them exports zero biases.
+    for (int l = 0; l < net.num_layers(); ++l) {
+      const nn::Attention& a = net.block(l).attn();
+      const std::pair<const char*, const nn::Linear*> qkv[] = {
+          {"q_proj", &a.q_proj()}, {"k_proj", &a.k_proj()}, {"v_proj", &a.v_proj()}};
+      for (const auto& [proj, lin] : qkv)
+        out.emplace_back(to_hf_name("blocks." + std::to_string(l) + ".attn." + proj + ".bias"),
+                         Tensor::zeros({lin->out_features()}));
+    }
+  }
+  // Every parameter went somewhere: a parameter added to the model later must be mapped.
   PR_CHECK_T(InternalError, exported_params == net.num_parameters(), "export: mapped ", exported_params,
              " parameter elements, the model has ", net.num_parameters());
   return out;
 }
+
+std::vector<NamedTensor> qwen2_tensors(const nn::Transformer& net) { return hf_tensors(net, HfArchitecture::kQwen2); }
 
 bool stock_qwen2_compatible(const nn::Transformer& net) {
   for (int l = 0; l < net.num_layers(); ++l) {
@@ -195,75 +128,87 @@ bool stock_qwen2_compatible(const nn::Transformer& net) {
   return net.num_layers() > 0;
 }
 
-std::string qwen2_config_json(const nn::Transformer& net, const std::string& source) {
+std::string hf_config_json(const nn::Transformer& net, const std::string& source, HfArchitecture arch,
+                           const pb::Pretrained* pretrained, bool item_tokens) {
+  const bool llama = arch == HfArchitecture::kLlama;
   const pb::ModelConfig c = net.config();
-  std::vector<std::int64_t> heads, kv_heads, widths;
-  std::vector<std::string> kv_maps;
+  std::int64_t heads = 0, kv_heads = 0, widths = 0;  // the widest layer's
   for (int l = 0; l < net.num_layers(); ++l) {
     const nn::Block& b = net.block(l);
-    heads.push_back(b.attn().num_heads());
-    kv_heads.push_back(b.attn().num_kv_heads());
-    widths.push_back(b.mlp().width());
-    kv_maps.push_back(int_list(b.attn().kv_map()));
+    heads = std::max(heads, b.attn().num_heads());
+    kv_heads = std::max(kv_heads, b.attn().num_kv_heads());
+    widths = std::max(widths, b.mlp().width());
   }
-  auto max_of = [](const std::vector<std::int64_t>& v) {
-    return v.empty() ? std::int64_t{0} : *std::max_element(v.begin(), v.end());
-  };
-  std::string kv_map_json = "[";
-  for (std::size_t l = 0; l < kv_maps.size(); ++l) kv_map_json.append(l ? ", " : "").append(kv_maps[l]);
-  kv_map_json += "]";
   bool gated = false;
   for (const auto& [name, buffer] : net.named_buffers()) {
     const std::vector<double> g = buffer->to(DType::f64).to_vector<double>();
     gated = gated || std::any_of(g.begin(), g.end(), [](double v) { return v != 1.0; });
   }
-
-  Json prunerec_info;
-  prunerec_info.begin_object()
-      .key("format_version").value(1)
-      .key("name").value(c.name())
-      .key("source").value(source)
-      .key("mode").value("item-token")
-      .key("items_file").value("items.tsv")
-      .key("padding").value("left; padded positions are masked and embed to zero")
-      .key("positions").value("RoPE position of step t in row b is t - pad_b (counted from the first real item)")
-      .key("qkv_bias").value(c.qkv_bias())
-      .key("gates_folded").value(gated)
-      .key("non_embedding_parameters").value(net.non_embedding_parameters())
-      .end_object();
-
-  // One field per line, Qwen2's own fields first.
-  const std::vector<std::pair<std::string, std::string>> fields = {
-      {"architectures", "[\"Qwen2ForCausalLM\"]"},
-      {"model_type", "\"qwen2\""},
-      {"hidden_size", std::to_string(net.hidden_size())},
-      {"num_hidden_layers", std::to_string(net.num_layers())},
-      {"num_attention_heads", std::to_string(max_of(heads))},
-      {"num_key_value_heads", std::to_string(max_of(kv_heads))},
-      {"intermediate_size", std::to_string(max_of(widths))},
-      {"head_dim", std::to_string(c.head_dim())},
-      {"hidden_act", "\"silu\""},
-      {"rope_theta", number_text(c.rope_theta())},
-      {"rms_norm_eps", number_text(c.norm_eps())},
-      {"vocab_size", std::to_string(net.vocab_size())},
-      {"tie_word_embeddings", c.tie_embeddings() ? "true" : "false"},
-      {"max_position_embeddings", std::to_string(c.max_len())},
-      {"initializer_range", number_text(c.init_std())},
-      {"attention_dropout", "0.0"},
-      {"use_sliding_window", "false"},
-      {"use_cache", "true"},
-      {"torch_dtype", "\"float32\""},
-      {"uniform_layers", stock_qwen2_compatible(net) ? "true" : "false"},
-      {"layer_num_attention_heads", int_list(heads)},
-      {"layer_num_key_value_heads", int_list(kv_heads)},
-      {"layer_intermediate_size", int_list(widths)},
-      {"layer_kv_map", kv_map_json},
-      {"prunerec", prunerec_info.str()},
+  auto per_layer = [&](Json& j, const char* key, auto width_of) {
+    j.key(key).begin_array();
+    for (int l = 0; l < net.num_layers(); ++l) j.value(static_cast<std::int64_t>(width_of(net.block(l))));
+    j.end_array();
   };
-  std::string s = "{\n";
-  for (std::size_t i = 0; i < fields.size(); ++i)
-    s += "  " + Json::quote(fields[i].first) + ": " + fields[i].second + (i + 1 < fields.size() ? ",\n" : "\n");
-  return s + "}\n";
+
+  // Qwen2's (or Llama's) own fields first, then the per-layer lists, then prunerec's.
+  Json j;
+  j.begin_object();
+  j.key("architectures").begin_array().value(llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM").end_array();
+  j.key("model_type").value(llama ? "llama" : "qwen2");
+  j.key("hidden_size").value(net.hidden_size());
+  j.key("num_hidden_layers").value(net.num_layers());
+  j.key("num_attention_heads").value(heads);
+  j.key("num_key_value_heads").value(kv_heads);
+  j.key("intermediate_size").value(widths);
+  j.key("head_dim").value(static_cast<std::int64_t>(c.head_dim()));
+  j.key("hidden_act").value("silu");
+  j.key("rope_theta").value(c.rope_theta());
+  j.key("rms_norm_eps").value(c.norm_eps());
+  j.key("vocab_size").value(net.vocab_size());
+  j.key("tie_word_embeddings").value(c.tie_embeddings());
+  j.key("max_position_embeddings").value(static_cast<std::int64_t>(c.max_len()));
+  j.key("initializer_range").value(c.init_std());
+  j.key("attention_dropout").value(0.0);
+  if (llama) {
+    j.key("attention_bias").value(false);
+    j.key("mlp_bias").value(false);
+  } else {
+    j.key("use_sliding_window").value(false);
+  }
+  if (pretrained && pretrained->bos_token_id() >= 0) j.key("bos_token_id").value(pretrained->bos_token_id());
+  if (pretrained && pretrained->eos_token_id() >= 0) j.key("eos_token_id").value(pretrained->eos_token_id());
+  j.key("use_cache").value(true);
+  j.key("torch_dtype").value("float32");
+  j.key("uniform_layers").value(stock_qwen2_compatible(net));
+  per_layer(j, "layer_num_attention_heads", [](const nn::Block& b) { return b.attn().num_heads(); });
+  per_layer(j, "layer_num_key_value_heads", [](const nn::Block& b) { return b.attn().num_kv_heads(); });
+  per_layer(j, "layer_intermediate_size", [](const nn::Block& b) { return b.mlp().width(); });
+  j.key("layer_kv_map").begin_array();
+  for (int l = 0; l < net.num_layers(); ++l) {
+    j.begin_array();
+    for (std::int32_t g : net.block(l).attn().kv_map()) j.value(g);
+    j.end_array();
+  }
+  j.end_array();
+  j.key("prunerec").begin_object();
+  j.key("format_version").value(1).key("name").value(c.name()).key("source").value(source);
+  if (item_tokens) {
+    j.key("mode").value("item-token").key("items_file").value("items.tsv");
+    j.key("padding").value("left; padded positions are masked and embed to zero");
+    j.key("positions").value("RoPE position of step t in row b is t - pad_b (counted from the first real item)");
+  } else {
+    j.key("mode").value("language-model");
+  }
+  j.key("qkv_bias").value(c.qkv_bias()).key("gates_folded").value(gated);
+  j.key("non_embedding_parameters").value(net.non_embedding_parameters());
+  if (pretrained) j.key("imported_from").value(pretrained->source());
+  j.end_object();
+  j.end_object();
+  return j.str() + "\n";
+}
+
+std::string qwen2_config_json(const nn::Transformer& net, const std::string& source) {
+  return hf_config_json(net, source, HfArchitecture::kQwen2, nullptr, true);
 }
 
 std::string items_tsv(const recsys::ItemCatalog& catalog) {
@@ -313,28 +258,35 @@ std::string check_json(const recsys::Recommender& rec, const std::vector<std::ve
   const Tensor scores = recsys::next_item_scores(*rec.net, b.ids, b.pads).to(DType::f32).contiguous();  // [N, V]
   const std::int64_t V = scores.size(1);
 
-  std::string s = "{\"format\": \"prunerec-export-check/1\", \"num_items\": " + std::to_string(V) +
-                  ", \"max_len\": " + std::to_string(max_len) + ",\n \"histories\": [";
-  for (std::size_t i = 0; i < fed.size(); ++i) s.append(i ? ", " : "").append(int_list(fed[i]));
-  s += "],\n \"history_ids\": [";
-  for (std::size_t i = 0; i < fed.size(); ++i) {
-    s += i ? ", [" : "[";
-    for (std::size_t j = 0; j < fed[i].size(); ++j)
-      s.append(j ? ", " : "").append(Json::quote(rec.catalog.raw_ids[static_cast<std::size_t>(fed[i][j])]));
-    s += "]";
+  Json j;
+  j.begin_object().key("format").value("prunerec-export-check/1").key("num_items").value(V).key("max_len").value(max_len);
+  j.key("histories").begin_array();
+  for (const auto& h : fed) {
+    j.begin_array();
+    for (std::int32_t item : h) j.value(item);
+    j.end_array();
   }
-  s += "],\n \"logits\": [";
+  j.end_array().key("history_ids").begin_array();
+  for (const auto& h : fed) {
+    j.begin_array();
+    for (std::int32_t item : h) j.value(rec.catalog.raw_ids[static_cast<std::size_t>(item)]);
+    j.end_array();
+  }
+  j.end_array().key("logits").begin_array();
   const float* p = scores.data<float>();
   for (std::size_t i = 0; i < fed.size(); ++i) {
-    s += i ? ",\n  [" : "\n  [";
+    j.begin_array();
     const float* row = p + static_cast<std::int64_t>(i) * V;
-    for (std::int64_t v = 0; v < V; ++v) s.append(v ? ", " : "").append(float_text(row[v]));
-    s += "]";
+    for (std::int64_t v = 0; v < V; ++v) j.raw(float_text(row[v]));  // shortest text that reads back to the float
+    j.end_array();
   }
-  return s + "]}\n";
+  j.end_array().end_object();
+  return j.str() + "\n";
 }
 
-ExportSummary export_qwen2(const recsys::Recommender& rec, const std::string& dir_text, const ExportOptions& options) {
+ExportSummary export_model(const nn::Transformer& net, const recsys::ItemCatalog* catalog,
+                           const pb::Pretrained* pretrained, const std::string& dir_text, const ExportOptions& options,
+                           const recsys::Recommender* rec) {
   PR_CHECK_T(ConfigError, !dir_text.empty(), "export: no output folder given");
   const fs::path dir = fs::path(dir_text).lexically_normal();
   PR_CHECK_T(ConfigError, dir.has_filename() && dir.filename() != "." && dir.filename() != "..", "export: '",
@@ -342,31 +294,45 @@ ExportSummary export_qwen2(const recsys::Recommender& rec, const std::string& di
   check_replaceable(dir);
   std::error_code ec;
   if (dir.has_parent_path()) fs::create_directories(dir.parent_path(), ec);
-  const fs::path staging = dir.string() + ".tmp." + std::to_string(::getpid());
-  fs::remove_all(staging, ec);
-  if (!fs::create_directory(staging, ec) || ec)
-    throw IoError(detail::str_cat(staging.string(), ": cannot create the staging folder: ", ec.message()));
-  StagingGuard guard(staging);
+  const HfArchitecture arch = pretrained && pretrained->architecture() == "LlamaForCausalLM" && !net.config().qkv_bias()
+                                  ? HfArchitecture::kLlama
+                                  : HfArchitecture::kQwen2;
+  AtomicDirectory out(dir.string());
 
   ExportSummary summary;
   summary.dir = dir.string();
-  const std::vector<NamedTensor> tensors = qwen2_tensors(*rec.net);
+  summary.architecture = arch == HfArchitecture::kLlama ? "LlamaForCausalLM" : "Qwen2ForCausalLM";
+  const std::vector<NamedTensor> tensors = hf_tensors(net, arch);
   summary.tensors = static_cast<std::int64_t>(tensors.size());
-  summary.safetensors_bytes =
-      write_safetensors((staging / "model.safetensors").string(), tensors,
-                        {{"format", "pt"}, {"producer", "prunerec"}, {"items", std::to_string(rec.catalog.size())}});
-  write_file_atomic((staging / "config.json").string(), qwen2_config_json(*rec.net, options.source));
-  write_file_atomic((staging / "items.tsv").string(), items_tsv(rec.catalog));
+  std::map<std::string, std::string> metadata = {{"format", "pt"}, {"producer", "prunerec"}};
+  if (catalog) metadata["items"] = std::to_string(catalog->size());
+  summary.safetensors_bytes = write_safetensors(out.path("model.safetensors"), tensors, metadata);
+  write_file_atomic(out.path("config.json"), hf_config_json(net, options.source, arch, pretrained, catalog != nullptr));
+  if (catalog) {
+    write_file_atomic(out.path("items.tsv"), items_tsv(*catalog));
+    summary.wrote_items = true;
+  }
   if (!options.check_histories.empty()) {
-    write_file_atomic((staging / "check.json").string(), check_json(rec, options.check_histories));
+    PR_CHECK_T(ConfigError, rec, "export: check histories need an item-token model (one with a catalogue)");
+    write_file_atomic(out.path("check.json"), check_json(*rec, options.check_histories));
     summary.wrote_check = true;
   }
-  summary.uniform_layers = stock_qwen2_compatible(*rec.net);
-  fsync_dir(staging);
-  publish(staging, dir);
-  guard.release();
-  fsync_dir(dir.parent_path());
+  if (pretrained) {
+    for (const pb::StoredFile& f : pretrained->tokenizer_files()) {
+      PR_CHECK_T(IoError, std::count(std::begin(kExportFiles), std::end(kExportFiles), f.name()) == 1,
+                 "export: the model stores a tokenizer file named '", f.name(), "', which an export never writes");
+      write_file_atomic(out.path(f.name()), f.data());
+      summary.tokenizer_files.push_back(f.name());
+    }
+  }
+  summary.uniform_layers = stock_qwen2_compatible(net);
+  out.commit();
   return summary;
+}
+
+ExportSummary export_qwen2(const recsys::Recommender& rec, const std::string& dir, const ExportOptions& options) {
+  return export_model(*rec.net, &rec.catalog, rec.manifest.has_pretrained() ? &rec.manifest.pretrained() : nullptr,
+                      dir, options, &rec);
 }
 
 }  // namespace prunerec::hf

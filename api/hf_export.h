@@ -59,8 +59,8 @@
 // All histories are scored in one left-padded batch, as recommend_batch does. Floats are
 // written in the shortest form that reads back to the same float.
 //
-// The export is written into a staging folder next to `dir` and renamed into place at the
-// end (swapped atomically with an existing export), so `dir` is never left half-written.
+// The export is published as a whole folder through AtomicDirectory (base/atomic_file.h,
+// Note [atomic folder]), so `dir` is never left half-written.
 #pragma once
 
 #include <cstdint>
@@ -72,10 +72,19 @@
 
 namespace prunerec::hf {
 
-// The model's tensors under Qwen2 names (Note [Qwen2 names]), gates folded, in f32.
-std::vector<NamedTensor> qwen2_tensors(const nn::Transformer& net);
+enum class HfArchitecture { kQwen2, kLlama };
 
-// config.json (Note [uneven config]); `source` is recorded as prunerec.source.
+// The model's tensors under Hugging Face names (api/hf_names.h, Note [Qwen2 names]),
+// gates folded, in f32. Qwen2 always has q/k/v biases (zeros for a model without them);
+// Llama has none (ConfigError for a model that has them).
+std::vector<NamedTensor> hf_tensors(const nn::Transformer& net, HfArchitecture arch);
+std::vector<NamedTensor> qwen2_tensors(const nn::Transformer& net);  // hf_tensors(net, kQwen2)
+
+// config.json (Note [uneven config]); `source` is recorded as prunerec.source. An imported
+// model's token ids (bos, eos) come from `pretrained` (may be null); `item_tokens` says
+// whether ids are items (a recommender with items.tsv) or a tokenizer's tokens.
+std::string hf_config_json(const nn::Transformer& net, const std::string& source, HfArchitecture arch,
+                           const pb::Pretrained* pretrained, bool item_tokens);
 std::string qwen2_config_json(const nn::Transformer& net, const std::string& source);
 
 // True when stock transformers Qwen2 computes the same function as the model.
@@ -99,15 +108,27 @@ struct ExportOptions {
 
 struct ExportSummary {
   std::string dir;
+  std::string architecture;  // "Qwen2ForCausalLM" or "LlamaForCausalLM"
+  std::vector<std::string> tokenizer_files;
   std::int64_t tensors = 0;
   std::uint64_t safetensors_bytes = 0;
   bool uniform_layers = false;
   bool wrote_check = false;
+  bool wrote_items = false;
 };
 
 // Writes the export folder. `dir` may exist only as an empty folder or an earlier export
 // (holding nothing but the files above); anything else is a ConfigError, so a wrong --out
 // never deletes a user's files.
 ExportSummary export_qwen2(const recsys::Recommender& rec, const std::string& dir, const ExportOptions& options = {});
+
+// The general form: any model; `catalog` (may be null) adds items.tsv; `pretrained` (may be
+// null; an imported model's, pb::Manifest::pretrained) chooses the architecture (a model
+// imported from Llama exports as Llama) and adds its tokenizer files and token ids, so
+// export -> import gives the same model and import -> export the source's tensors
+// (docs/export.md). check.json needs `rec`.
+ExportSummary export_model(const nn::Transformer& net, const recsys::ItemCatalog* catalog,
+                           const pb::Pretrained* pretrained, const std::string& dir, const ExportOptions& options,
+                           const recsys::Recommender* rec = nullptr);
 
 }  // namespace prunerec::hf

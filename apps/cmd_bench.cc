@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_llm.h"
 #include "apps/cli.h"
 #include "apps/commands.h"
 #include "base/format.h"
@@ -41,7 +42,7 @@ int cmd_bench(const Args& args) {
   double infer_seconds = 1.0;
   std::uint64_t seed = 0;
   bool json = false;
-  flags.add("preset", &preset, "small or medium (the reference's SMALL and MEDIUM)");
+  flags.add("preset", &preset, "small or medium (the reference's SMALL and MEDIUM), or qwen2-0.5b (forward-only LLM)");
   flags.add("threads", &threads, "worker threads (default: all cores, or $PRUNEREC_THREADS)");
   flags.add("steps", &steps, "timed training steps (the median is reported)");
   flags.add("warmup", &warmup, "untimed training steps before them");
@@ -54,8 +55,9 @@ int cmd_bench(const Args& args) {
   flags.add_switch("json", &json, "print one JSON object instead of the table");
   flags.parse(args);
 
+  if (preset == "qwen2-0.5b") return bench_llm_preset(threads, seed, json);  // apps/bench_llm.h
   const bench::Config* config = bench::find_config(preset);
-  if (!config) throw cli::UsageError("bench: --preset must be small or medium, got '" + preset + "'");
+  if (!config) throw cli::UsageError("bench: --preset must be small, medium or qwen2-0.5b, got '" + preset + "'");
   if (steps < 1 || warmup < 0 || infer_reps < 1 || eval_reps < 1 || eval_users < 1 || floor_reps < 0)
     throw cli::UsageError("bench: --steps, --infer-reps, --eval-reps and --eval-users must be >= 1, --warmup and "
                           "--floor-reps >= 0");

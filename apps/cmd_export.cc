@@ -9,6 +9,7 @@
 #include "apps/cli.h"
 #include "apps/commands.h"
 #include "base/json.h"
+#include "nn/checkpoint.h"
 
 namespace prunerec::apps {
 namespace {
@@ -42,7 +43,9 @@ int cmd_export(const Args& args) {
                    "DIR is replaced atomically; it must be new, empty or an earlier export. "
                    "With --check-histories or --check-random, DIR/check.json also holds prunerec's logits for "
                    "some histories, which tools/check_export.py compares with a plain PyTorch model.",
-                   "prunerec export --model runs/ml1m/teacher.prc --format safetensors --out runs/ml1m/hf");
+                   "prunerec export --model runs/ml1m/teacher.prc --format safetensors --out runs/ml1m/hf\n"
+                   "  prunerec export --model runs/qwen2.prc --out runs/qwen2-hf   (an imported model: its "
+                   "architecture, tokenizer files and token ids come back out)");
   std::string model_path, format = "safetensors", out, check_file;
   int check_random = 0;
   std::uint64_t seed = 1;
@@ -61,19 +64,30 @@ int cmd_export(const Args& args) {
   if (check_random > 0 && !check_file.empty())
     throw cli::UsageError("export: give --check-histories or --check-random, not both");
 
-  const recsys::Recommender rec = recsys::load_recommender(model_path);
   hf::ExportOptions options;
   options.source = model_path;
-  if (!check_file.empty()) options.check_histories = read_histories(check_file);
-  if (check_random > 0)
-    options.check_histories =
-        hf::random_histories(rec.catalog, check_random, static_cast<int>(rec.net->config().max_len()), seed);
-  const hf::ExportSummary s = hf::export_qwen2(rec, out, options);
+  hf::ExportSummary s;
+  if (nn::read_checkpoint_manifest(model_path).has_catalog()) {
+    const recsys::Recommender rec = recsys::load_recommender(model_path);
+    if (!check_file.empty()) options.check_histories = read_histories(check_file);
+    if (check_random > 0)
+      options.check_histories =
+          hf::random_histories(rec.catalog, check_random, static_cast<int>(rec.net->config().max_len()), seed);
+    s = hf::export_qwen2(rec, out, options);
+  } else {
+    // A language model (imported, or trained on tokens): no items.tsv or check.json.
+    if (!check_file.empty() || check_random > 0)
+      throw cli::UsageError("export: --check-histories / --check-random need an item-token model with a catalogue");
+    const nn::LoadedModel m = nn::load_model(model_path, {.mmap = true, .with_optimizer = false});
+    s = hf::export_model(*m.model, nullptr, m.manifest.has_pretrained() ? &m.manifest.pretrained() : nullptr, out,
+                         options);
+  }
 
   if (json) {
     Json j;
     j.begin_object()
         .key("dir").value(s.dir)
+        .key("architecture").value(s.architecture)
         .key("tensors").value(s.tensors)
         .key("safetensors_bytes").value(static_cast<std::int64_t>(s.safetensors_bytes))
         .key("uniform_layers").value(s.uniform_layers)
@@ -82,8 +96,10 @@ int cmd_export(const Args& args) {
     std::cout << j.str() << "\n";
     return 0;
   }
-  std::cout << "wrote " << s.dir << "/: model.safetensors (" << s.tensors << " tensors, " << s.safetensors_bytes
-            << " bytes), config.json, items.tsv" << (s.wrote_check ? ", check.json" : "") << "\n";
+  std::cout << "wrote " << s.dir << "/: model.safetensors (" << s.architecture << ", " << s.tensors << " tensors, "
+            << s.safetensors_bytes << " bytes), config.json" << (s.wrote_items ? ", items.tsv" : "");
+  for (const auto& f : s.tokenizer_files) std::cout << ", " << f;
+  std::cout << (s.wrote_check ? ", check.json" : "") << "\n";
   if (!s.uniform_layers)
     std::cout << "note: the layers are uneven (or use a custom KV-head map); stock transformers Qwen2 cannot load "
                  "this model as is. Use tools/check_export.py (load_export, build_model); see docs/export.md.\n";

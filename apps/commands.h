@@ -21,6 +21,9 @@ int cmd_run(const Args& args);      // the whole pipeline: data, teacher, schedu
 int cmd_bench(const Args& args);    // training / inference speed on the reference configs
 int cmd_export(const Args& args);   // safetensors + config.json
 int cmd_compare(const Args& args);  // paired bootstrap of two per-user rank files
+int cmd_import(const Args& args);   // a Hugging Face checkpoint as a model file
+int cmd_forward(const Args& args);  // logits of one token sequence
+int cmd_tokenize(const Args& args); // encode / decode with a tokenizer file
 
 // Human-readable metric table (NDCG/HR/MRR by K) used by several commands.
 std::string metrics_table(const std::map<std::string, double>& metrics);

@@ -26,6 +26,9 @@ const Command kCommands[] = {
     {"report", "rebuild report.md and the charts of a prune run from report.json", prunerec::apps::cmd_report},
     {"compare", "paired bootstrap over users of two `eval --per-user` files", prunerec::apps::cmd_compare},
     {"export", "write a model as safetensors + config.json (Qwen2 names)", prunerec::apps::cmd_export},
+    {"import", "read a Hugging Face Qwen2 / Llama checkpoint into a model file", prunerec::apps::cmd_import},
+    {"forward", "a model's logits for a token sequence (JSON)", prunerec::apps::cmd_forward},
+    {"tokenize", "encode text or decode ids with a tokenizer file", prunerec::apps::cmd_tokenize},
     {"bench", "training and inference speed on the reference configs", prunerec::apps::cmd_bench},
 };
 

@@ -1,6 +1,7 @@
 #include "base/atomic_file.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 
 #include "base/error.h"
 
@@ -88,15 +90,66 @@ void AtomicFile::commit() {
     throw_errno(target_, detail::str_cat("rename from ", temp_path_), errno);
   committed_ = true;  // the target now holds the new content; nothing left to clean up
 
-  // Make the rename durable. Some file systems cannot fsync a directory (EINVAL); the data
-  // itself is already on disk then, so that case is not an error.
-  const std::string dir = parent_directory(target_);
+  // Make the rename durable.
+  fsync_directory(parent_directory(target_), target_);
+}
+
+void fsync_directory(const std::string& dir, const std::string& what) {
+  // Some file systems cannot fsync a directory (EINVAL); the data itself is already on disk
+  // then, so that case is not an error.
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) throw_errno(target_, detail::str_cat("open of directory ", dir, " for fsync"), errno);
+  if (dir_fd < 0) throw_errno(what, detail::str_cat("open of directory ", dir, " for fsync"), errno);
   const int rc = ::fsync(dir_fd);
   const int err = errno;
   ::close(dir_fd);
-  if (rc != 0 && err != EINVAL) throw_errno(target_, detail::str_cat("fsync of directory ", dir), err);
+  if (rc != 0 && err != EINVAL) throw_errno(what, detail::str_cat("fsync of directory ", dir), err);
+}
+
+// ---- AtomicDirectory --------------------------------------------------------------------
+
+AtomicDirectory::AtomicDirectory(std::string target) : target_(std::move(target)) {
+  while (target_.size() > 1 && target_.back() == '/') target_.pop_back();
+  if (target_.empty()) throw IoError("AtomicDirectory: empty path");
+  static std::atomic<std::uint64_t> counter{0};
+  staging_ = detail::str_cat(target_, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
+  if (::mkdir(staging_.c_str(), 0777) != 0)
+    throw_errno(target_, detail::str_cat("cannot create the staging folder ", staging_), errno);
+}
+
+AtomicDirectory::~AtomicDirectory() {
+  std::error_code ec;
+  if (!staging_.empty()) std::filesystem::remove_all(staging_, ec);
+}
+
+std::string AtomicDirectory::path(const std::string& name) const { return staging_ + "/" + name; }
+
+void AtomicDirectory::commit() {
+  if (committed_) throw IoError(detail::str_cat(target_, ": commit called twice"));
+  fsync_directory(staging_, target_);
+  struct stat st {};
+  if (::lstat(target_.c_str(), &st) != 0) {
+    if (::rename(staging_.c_str(), target_.c_str()) != 0)
+      throw_errno(target_, detail::str_cat("rename from ", staging_), errno);
+    staging_.clear();
+  } else if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) == 0) {
+    // staging_ now holds the old folder; the destructor removes it.
+  } else {
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+      throw_errno(target_, detail::str_cat("exchange with ", staging_), errno);
+    const std::string old = detail::str_cat(target_, ".old.", ::getpid());
+    if (::rename(target_.c_str(), old.c_str()) != 0) throw_errno(target_, detail::str_cat("rename to ", old), errno);
+    if (::rename(staging_.c_str(), target_.c_str()) != 0) {
+      const int err = errno;
+      (void)::rename(old.c_str(), target_.c_str());
+      throw_errno(target_, detail::str_cat("rename from ", staging_), err);
+    }
+    staging_ = old;  // removed by the destructor
+  }
+  committed_ = true;
+  fsync_directory(parent_directory(target_), target_);
+  std::error_code ec;
+  if (!staging_.empty()) std::filesystem::remove_all(staging_, ec);
+  staging_.clear();
 }
 
 void write_file_atomic(const std::string& path, std::string_view content) {

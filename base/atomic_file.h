@@ -60,6 +60,44 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// A folder published like a file: written into a staging folder next to `target`, then
+// moved into place in one step, so `target` is either absent, the whole old folder or the
+// whole new one (Note [atomic folder]).
+//
+//   AtomicDirectory out("runs/export");                  // creates runs/export.tmp.<pid>.<n>
+//   write_file_atomic(out.path("config.json"), text);    // files inside as usual
+//   out.commit();                                        // replaces runs/export
+//
+// Note [atomic folder]: commit() fsyncs the staging folder (each file in it was fsynced by
+// its own AtomicFile), then renames it to `target` when that does not exist, or exchanges
+// the two atomically (renameat2 RENAME_EXCHANGE) and removes the old folder. Where the
+// file system cannot exchange, the old folder is renamed aside first; a crash between the
+// two renames leaves it under `<target>.old.<pid>`, never a half-written `target`. Then the
+// parent folder is fsynced. Whether an existing `target` may be replaced is the caller's
+// decision (check it before writing). If commit() is never reached, the destructor
+// removes the staging folder.
+class AtomicDirectory {
+ public:
+  explicit AtomicDirectory(std::string target);
+  ~AtomicDirectory();
+  AtomicDirectory(const AtomicDirectory&) = delete;
+  AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+
+  // `name` inside the staging folder.
+  std::string path(const std::string& name) const;
+  void commit();
+
+  const std::string& target() const { return target_; }
+
+ private:
+  std::string target_, staging_;
+  bool committed_ = false;
+};
+
+// fsyncs a folder so renames in it survive a power cut; IoError starting with `what`
+// unless the file system cannot fsync folders (EINVAL).
+void fsync_directory(const std::string& dir, const std::string& what);
+
 // Replaces `path` with `content` through an AtomicFile.
 void write_file_atomic(const std::string& path, std::string_view content);
 

@@ -26,6 +26,7 @@ struct SaveOptions {
   const pb::TrainingState* state = nullptr;   // resume position, early-stopping state
   const pb::ItemCatalog* catalog = nullptr;   // raw item ids and titles
   std::map<std::string, std::string> metadata;
+  const pb::Pretrained* pretrained = nullptr;  // an imported model's source and tokenizer
 };
 
 void save_model(const std::string& path, const Transformer& model, const SaveOptions& options = {});

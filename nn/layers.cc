@@ -75,6 +75,10 @@ ag::Var Attention::forward_last(const ag::Var& x, const Tensor& pads) const {
   return o_->forward(ag::attention_last(scaled_query(q_->forward(x_last)), k_->forward(x), v_->forward(x), attention_args(pads)));
 }
 
+ag::Var Attention::forward_cached(const ag::Var& x_last, const Tensor& k, const Tensor& v, const Tensor& pads) const {
+  return o_->forward(ag::attention_last(q_->forward(x_last), ag::Var(k), ag::Var(v), attention_args(pads)));
+}
+
 void Attention::check_own_invariants(const std::string& path) const {
   const std::int64_t hq = q_->out_features(), hkv = k_->out_features();
   PR_INVARIANT(head_dim_ > 0 && head_dim_ % 2 == 0, path, "head_dim ", head_dim_, " must be positive and even");

@@ -431,7 +431,7 @@ std::string budget_chart_svg(const pb::Report& r) {
   ticks.erase(std::unique(ticks.begin(), ticks.end()), ticks.end());
   for (const double t : ticks) {
     svg.line(px(t), f.y1, px(t), f.y1 + 4, kAxisColour);
-    svg.text(px(t), f.y1 + 16, printf_str("%.0f", t), 10, "middle");
+    svg.text(px(t), f.y1 + 16, format_fixed(t, 0), 10, "middle");
   }
   svg.text((f.x0 + f.x1) / 2, f.y1 + 34, "epochs per recovery (log scale)", 11, "middle");
   if (std::isfinite(teacher_level)) {

@@ -239,7 +239,7 @@ void md_stage_details(std::string& out, const pb::Report& r, int k, const pb::St
     out += "Recipes tried (the best validation NDCG@10 is the control):\n\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& gp : row.grid())
-      rows.push_back({printf_str("%g", gp.weight_decay()), printf_str("%g", gp.dropout()), printf_str("%g", gp.lr()),
+      rows.push_back({format_significant(gp.weight_decay()), format_significant(gp.dropout()), format_significant(gp.lr()),
                       fmt_metric(gp.valid_ndcg10()), std::to_string(gp.best_epoch()), gp.chosen() ? "chosen" : ""});
     md_table(out, {"weight decay", "dropout", "lr", "valid NDCG@10", "best epoch", ""}, rows, 0);
     out += '\n';

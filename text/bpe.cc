@@ -323,9 +323,13 @@ void ByteLevelBpe::encode_text(std::string_view raw, std::vector<std::int32_t>& 
   std::string normal;
   std::string_view s = raw;
   if (nfc_) {
-    utf8proc_uint8_t* n = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(std::string(raw).c_str()));
-    if (!n) throw ConfigError(detail::str_cat(name_, ": the text is not valid UTF-8"));
-    normal.assign(reinterpret_cast<const char*>(n));
+    // utf8proc_NFC would stop at a NUL byte; the explicit length keeps NULs as text.
+    utf8proc_uint8_t* n = nullptr;
+    const utf8proc_ssize_t len =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(raw.data()), static_cast<utf8proc_ssize_t>(raw.size()),
+                     &n, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    if (len < 0) throw ConfigError(detail::str_cat(name_, ": the text is not valid UTF-8"));
+    normal.assign(reinterpret_cast<const char*>(n), static_cast<std::size_t>(len));
     std::free(n);
     s = normal;
   }

@@ -90,6 +90,15 @@ TEST(ByteLevelBpeTest, HandWorkedIds) {
   EXPECT_TRUE(tok->encode("").empty());
 }
 
+TEST(ByteLevelBpeTest, NfcKeepsNulBytesAndComposes) {
+  std::string json = tiny_tokenizer_json();
+  json.replace(json.find("\"normalizer\": null"), 18, "\"normalizer\": {\"type\": \"NFC\"}");
+  const auto tok = text::tokenizer_from_bytes("tiny-nfc.json", json);
+  const std::string with_nul("a\0b", 3);
+  EXPECT_EQ(tok->decode(tok->encode(with_nul)), with_nul);
+  EXPECT_EQ(tok->decode(tok->encode("e\xcc\x81")), "\xc3\xa9");  // e + U+0301 -> U+00E9
+}
+
 TEST(ByteLevelBpeTest, BadInputIsRefusedByName) {
   auto expect_error = [](auto fn, const std::string& part) {
     try {

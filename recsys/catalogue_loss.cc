@@ -106,19 +106,23 @@ void validate(const pb::LossConfig& c, std::int64_t num_items) {
 }
 
 LossFn catalogue_loss(const pb::LossConfig& config, const DataSplit& split, std::uint64_t seed) {
-  const std::int64_t V = split.num_items;
+  std::vector<double> counts;
+  if (config.sampler() == pb::LossConfig::POPULARITY && loss_samples(config, split.num_items)) {
+    counts.assign(static_cast<std::size_t>(split.num_items), 0.0);
+    for (const auto& seq : split.train)
+      for (std::int32_t item : seq) counts[item] += 1.0;
+  }
+  return catalogue_loss(config, split.num_items, counts, seed);
+}
+
+LossFn catalogue_loss(const pb::LossConfig& config, std::int64_t V, const std::vector<double>& counts,
+                      std::uint64_t seed) {
   validate(config, V);
   const pb::LossConfig::Kind kind = resolve_loss_kind(config, V);
   if (kind == pb::LossConfig::FULL)
     return [](const nn::Transformer& m, const Batch& b, const nn::ForwardOptions& fo) {
       return m.loss(b.ids, b.pads, b.targets, fo);
     };
-  std::vector<double> counts;
-  if (config.sampler() == pb::LossConfig::POPULARITY) {
-    counts.assign(static_cast<std::size_t>(V), 0.0);
-    for (const auto& seq : split.train)
-      for (std::int32_t item : seq) counts[item] += 1.0;
-  }
   auto sampler = std::make_shared<const NegativeSampler>(V, config.sampler(), config.negatives(),
                                                          config.logq_correction(), counts, seed);
   const double beta = kind == pb::LossConfig::GBCE ? ag::gbce_beta(config.negatives(), V, config.gbce_t()) : 0.0;

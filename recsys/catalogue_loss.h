@@ -62,5 +62,9 @@ void validate(const pb::LossConfig& config, std::int64_t num_items);
 
 // The loss function for the trainer (model.loss for FULL).
 LossFn catalogue_loss(const pb::LossConfig& config, const DataSplit& split, std::uint64_t seed);
+// The same from the item count and per-item training counts (popularity sampler only;
+// may be empty otherwise), for callers without a DataSplit (the catalogue benchmark).
+LossFn catalogue_loss(const pb::LossConfig& config, std::int64_t num_items, const std::vector<double>& counts,
+                      std::uint64_t seed);
 
 }  // namespace prunerec::recsys

@@ -6,14 +6,17 @@
 //   //             negatives, log S q = sampler.draw(step, targets)   i32 [S], f64 [S]
 //   //             loss = sampled_softmax_loss(h, E, targets, negatives, log S q)
 //
-// Note [full softmax below 200,000 items]: AUTO picks the full softmax below
-// auto_full_below items (default 200,000) and sampled softmax above. The full softmax is
-// exact and, on this machine, still cheap enough there: `prunerec bench --preset
-// catalogue` (docs/perf.md, "Large catalogues") measures it against sampled training at
-// 10,000 and 100,000 items; its cost per position grows linearly with V and overtakes the
-// rest of a small model's step around 10^5 items, and its dense [V, d] gradient and
-// full-table AdamW update grow likewise. Below that point the quality of the exact loss
-// is worth the time; above it, sampling keeps a step's cost flat.
+// Note [full softmax below 50,000 items]: AUTO picks the full softmax below
+// auto_full_below items (default 50,000) and sampled softmax above. Measured with
+// `prunerec bench --preset catalogue` (docs/perf.md, "Large catalogues"; width-64 model,
+// shared machine): full-softmax training ran at 686 positions/s at 10,000 items and 144
+// at 100,000, sampled softmax (1,024 negatives) at about 5,900 and 2,900; the full loss's
+// output layer is already most of a small model's step at 10,000 items and grows
+// linearly, and its dense [V, d] gradient and full-table AdamW update grow with it. The
+// threshold sits above every shared data set (3,000 to 17,000 items), whose published
+// results all use the exact loss (so the default changes nothing for them), and below
+// 100,000, where full training was measured 20x slower than sampled. Whether sampling
+// costs quality there is the open quality run of issue 17 (ML-1M, Beauty).
 //
 // Note [negatives from the seed]: the negatives of a step are a pure function of (seed,
 // step) through the counter-based RNG (Note [counter-based RNG] in tensor/rng.h), so a

@@ -16,32 +16,41 @@ namespace {
 constexpr std::int64_t kItemBlock = 512;  // 512 x d f32 rows: 128 KiB at d = 64 (L2)
 constexpr int kGroup = 4;                 // users scored together per item row
 
-inline float combine(const float* l) { return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])); }
+// Eight float lanes as a GCC/Clang vector: element-wise arithmetic, no reassociation, so a
+// lane's sum is the same sequence of roundings wherever it is computed.
+using Lanes = float __attribute__((vector_size(32)));
+
+inline Lanes load8(const float* p) {
+  Lanes v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The lanes (plus the width's tail, lane by lane) combined in a fixed tree.
+inline float finish(Lanes acc, const float* h, const float* w, std::int64_t c, std::int64_t d) {
+  float l[8];
+  std::memcpy(l, &acc, sizeof l);
+  for (int k = 0; c < d; ++c, ++k) l[k] += h[c] * w[c];
+  return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+}
 
 // Four users (rows of h, stride d) against one item row: four dot8 results, the same
-// instructions per user as dot8 (Note [blocked ranking]).
+// arithmetic per user as dot8 (Note [blocked ranking]).
 inline void dot8x4(const float* h, const float* w, std::int64_t d, float* out) {
-  float a0[8] = {}, a1[8] = {}, a2[8] = {}, a3[8] = {};
+  Lanes a0{}, a1{}, a2{}, a3{};
   const float *h0 = h, *h1 = h + d, *h2 = h + 2 * d, *h3 = h + 3 * d;
   std::int64_t c = 0;
-  for (; c + 8 <= d; c += 8)
-    for (int l = 0; l < 8; ++l) {
-      const float wl = w[c + l];
-      a0[l] += h0[c + l] * wl;
-      a1[l] += h1[c + l] * wl;
-      a2[l] += h2[c + l] * wl;
-      a3[l] += h3[c + l] * wl;
-    }
-  for (int l = 0; c < d; ++c, ++l) {
-    a0[l] += h0[c] * w[c];
-    a1[l] += h1[c] * w[c];
-    a2[l] += h2[c] * w[c];
-    a3[l] += h3[c] * w[c];
+  for (; c + 8 <= d; c += 8) {
+    const Lanes wl = load8(w + c);
+    a0 += load8(h0 + c) * wl;
+    a1 += load8(h1 + c) * wl;
+    a2 += load8(h2 + c) * wl;
+    a3 += load8(h3 + c) * wl;
   }
-  out[0] = combine(a0);
-  out[1] = combine(a1);
-  out[2] = combine(a2);
-  out[3] = combine(a3);
+  out[0] = finish(a0, h0, w, c, d);
+  out[1] = finish(a1, h1, w, c, d);
+  out[2] = finish(a2, h2, w, c, d);
+  out[3] = finish(a3, h3, w, c, d);
 }
 
 struct Scored {
@@ -152,12 +161,10 @@ float bf16_to_f32(std::uint16_t x) {
 }
 
 float dot8(const float* h, const float* w, std::int64_t d) {
-  float a[8] = {};
+  Lanes a{};
   std::int64_t c = 0;
-  for (; c + 8 <= d; c += 8)
-    for (int l = 0; l < 8; ++l) a[l] += h[c + l] * w[c + l];
-  for (int l = 0; c < d; ++c, ++l) a[l] += h[c] * w[c];
-  return combine(a);
+  for (; c + 8 <= d; c += 8) a += load8(h + c) * load8(w + c);
+  return finish(a, h, w, c, d);
 }
 
 ServingTable::ServingTable(const Tensor& weight, TableFormat format) : format_(format) {
@@ -185,8 +192,18 @@ void ServingTable::rows_f32(std::int64_t j0, std::int64_t j1, float* out) const 
   if (format_ == TableFormat::kF32) {
     std::memcpy(out, f32_.data<float>() + j0 * dim_, static_cast<std::size_t>(n) * sizeof(float));
   } else {
+    // Widen eight at a time: bf16 is the high half of an f32 (exact).
+    using Half8 = std::uint16_t __attribute__((vector_size(16)));
+    using Word8 = std::uint32_t __attribute__((vector_size(32)));
     const std::uint16_t* src = bf16_.data() + j0 * dim_;
-    for (std::int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(src[i]);
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      Half8 h;
+      std::memcpy(&h, src + i, sizeof h);
+      const Word8 w = __builtin_convertvector(h, Word8) << 16;
+      std::memcpy(out + i, &w, sizeof w);
+    }
+    for (; i < n; ++i) out[i] = bf16_to_f32(src[i]);
   }
 }
 

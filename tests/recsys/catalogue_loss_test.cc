@@ -64,8 +64,8 @@ TEST(CatalogueLoss, SampledLossesTrainAndSaveLazyRowSteps) {
 
 TEST(CatalogueLoss, AutoPicksFullBelowTheThresholdAndRefusesBadSettings) {
   pb::LossConfig c;
-  EXPECT_EQ(resolve_loss_kind(c, 199999), pb::LossConfig::FULL);
-  EXPECT_EQ(resolve_loss_kind(c, 200000), pb::LossConfig::SAMPLED);
+  EXPECT_EQ(resolve_loss_kind(c, 49999), pb::LossConfig::FULL);
+  EXPECT_EQ(resolve_loss_kind(c, 50000), pb::LossConfig::SAMPLED);
   c.set_kind(pb::LossConfig::GBCE);
   c.set_sampler(pb::LossConfig::POPULARITY);
   EXPECT_THROW(validate(c, 1000), ConfigError);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_catalogue.h"
 #include "apps/bench_llm.h"
 #include "apps/cli.h"
 #include "apps/commands.h"
@@ -31,6 +32,7 @@ Json& array(Json& j, const std::vector<double>& values, int decimals) {
 }  // namespace
 
 int cmd_bench(const Args& args) {
+  if (is_catalogue_preset(args)) return cmd_bench_catalogue(args);  // apps/bench_catalogue.cc
   cli::Flags flags("bench",
                    "Training and inference speed on the configs of the PyTorch reference "
                    "(shared/reference/torch_recommender.py): ms per step, positions/s, GFLOP/s, the GEMM-only "

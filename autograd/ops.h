@@ -77,6 +77,27 @@ Var linear_cross_entropy(const Var& h, const Var& weight, const Tensor& targets)
 Var linear_distill_loss(const Var& h, const Var& weight, const Tensor& teacher_h, const Tensor& teacher_weight,
                         const Tensor& targets, double alpha, double temperature);
 
+// Sampled output losses (Note [sampled output loss] in ops/loss.cc): only each position's
+// target and S negatives shared by all positions are scored, so the cost does not grow
+// with V; the weight's gradient is row-sparse (Note [row-sparse gradients], var.h).
+// h [N, d], weight [V, d], targets i32 [N] (negative = ignore), negatives i32 [S] in [0, V).
+//
+// Sampled softmax with the log-Q correction: per row, cross-entropy over the logits
+// [s_target, s_j - neg_log_count[j] for each negative j != target]; neg_log_count [S] is
+// log(S q_j), the log of the expected number of draws of j (q = the sampling
+// distribution). Uniform negatives with S = V and every item once: exactly the full
+// softmax. Mean over non-ignored rows.
+Var sampled_softmax_loss(const Var& h, const Var& weight, const Tensor& targets, const Tensor& negatives,
+                         const Tensor& neg_log_count);
+// gSASRec's gBCE (Petrov and Macdonald, RecSys 2023): per row
+//   (beta * softplus(-s_target) + sum over negatives j != target of softplus(s_j)) / (S + 1),
+// i.e. -(log(sigmoid(s_target)^beta) + sum log(1 - sigmoid(s_j))) / (S + 1); mean over
+// non-ignored rows.
+Var gbce_loss(const Var& h, const Var& weight, const Tensor& targets, const Tensor& negatives, double beta);
+// gBCE's calibrated beta = alpha (t (1 - 1/alpha) + 1/alpha) with the sampling rate
+// alpha = S / (V - 1) (capped at 1); t = 0 gives plain BCE (beta 1), t = 1 beta = alpha.
+double gbce_beta(std::int64_t num_negatives, std::int64_t num_items, double t);
+
 // Parts of the last loss computed by linear_distill_loss / distill_loss on this thread:
 // the mean CE and mean KL (for logging).
 struct LossParts {

@@ -26,9 +26,27 @@ namespace prunerec::ag {
 
 class Node;
 
+// Note [row-sparse gradients]: an op whose gradient for a [V, d] table touches only a few
+// rows (the embedding gather; the sampled output losses for the item table) may hand it
+// back as rows + values instead of a dense [V, d] tensor. A leaf keeps such pieces as they
+// come (rows may repeat; contributions add) until someone asks: grad() scatter-adds them
+// into a dense tensor (so every existing reader sees the usual gradient), row_grad() merges
+// them into sorted unique rows, summing repeated rows in arrival order (deterministic).
+// A dense contribution arriving while pieces are held, or pieces arriving once the
+// gradient is dense, are scatter-added into the dense one. Only leaves hold pieces: a
+// row-sparse gradient for a non-leaf input is made dense before it is passed on. The
+// optimizer (nn/optim.h, Note [lazy AdamW rows]) reads row_grad() so that a 1,000,000-row
+// item table never gets a dense gradient when the loss samples.
+struct RowGrad {
+  Tensor rows;    // i32 [R], each in [0, V)
+  Tensor values;  // [R, d], the table's dtype
+  bool defined() const { return rows.defined(); }
+};
+
 struct VarImpl {
   Tensor value;
   Tensor grad;                     // accumulated gradient (leaves, and retained non-leaves)
+  std::vector<RowGrad> row_grads;  // pending row-sparse pieces (leaves only; see above)
   bool requires_grad = false;
   bool retain_grad = false;        // keep .grad on a non-leaf after backward
   std::shared_ptr<Node> grad_fn;   // null for leaves
@@ -52,7 +70,14 @@ class Var {
   bool is_leaf() const { return impl_ && impl_->grad_fn == nullptr; }
   const std::shared_ptr<Node>& grad_fn() const;
 
-  const Tensor& grad() const;      // undefined until a backward reached this Var
+  // Undefined until a backward reached this Var. Row-sparse pieces are made dense here
+  // (Note [row-sparse gradients]).
+  const Tensor& grad() const;
+  // True when the gradient is held as row-sparse pieces only (no dense tensor yet).
+  bool has_row_grad() const;
+  // The pieces merged into sorted unique rows (also replaces the pieces with the merged
+  // one). Only when has_row_grad().
+  RowGrad row_grad() const;
   void zero_grad();                // drops the gradient (the next backward allocates anew)
   void set_grad(Tensor g);
   void retain_grad();              // keep the gradient of a non-leaf
@@ -83,8 +108,12 @@ class Node {
   virtual void backward(const Tensor& grad_out, std::vector<Tensor>& grad_inputs) = 0;
   // Drops saved tensors (called once backward has run).
   virtual void release() {}
+  // For backward(): gives input `i` a row-sparse gradient (Note [row-sparse gradients])
+  // instead of a dense slot in grad_inputs. rows i32 [R], values [R, d].
+  void set_row_grad(std::size_t i, Tensor rows, Tensor values);
 
   std::vector<Var> inputs;
+  std::vector<RowGrad> row_grads_out;  // filled by set_row_grad, consumed by Var::backward
   bool used = false;  // backward already ran through this node (graphs are used once)
   std::weak_ptr<VarImpl> output;  // for retain_grad
 };

@@ -9,6 +9,7 @@ namespace {
 
 constexpr const char* kExpAvg = "optim.exp_avg.";
 constexpr const char* kExpAvgSq = "optim.exp_avg_sq.";
+constexpr const char* kRowStep = "optim.row_step.";  // lazy rows only (Note [lazy AdamW rows])
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -32,6 +33,7 @@ void save_model(const std::string& path, const Transformer& model, const SaveOpt
     for (const auto& [name, st] : options.optimizer->state()) {
       tensors.push_back({kExpAvg + name, st.exp_avg});
       tensors.push_back({kExpAvgSq + name, st.exp_avg_sq});
+      if (st.row_step.defined()) tensors.push_back({kRowStep + name, st.row_step});
     }
   }
   write_checkpoint(path, std::move(manifest), tensors);
@@ -65,7 +67,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
                                          dtype_name(dtype), shape_str(spec.shape)));
   }
   for (const auto& nt : ckpt.tensors) {
-    if (starts_with(nt.name, kExpAvg) || starts_with(nt.name, kExpAvgSq)) continue;
+    if (starts_with(nt.name, kExpAvg) || starts_with(nt.name, kExpAvgSq) || starts_with(nt.name, kRowStep)) continue;
     if (!expected.count(nt.name)) problems.push_back(detail::str_cat("unexpected tensor '", nt.name, "' ", nt.tensor.shape_str()));
   }
   if (!problems.empty()) {
@@ -89,6 +91,11 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
       PR_CHECK_T(IoError, m && v && m->shape() == var.shape() && v->shape() == var.shape(), path,
                  ": optimizer state of '", name, "' is incomplete or has the wrong shape");
       out.optimizer[name] = {*m, *v};
+      if (const Tensor* rs = ckpt.find(kRowStep + name)) {
+        PR_CHECK_T(IoError, rs->dtype() == DType::i64 && rs->dim() == 1 && var.dim() == 2 && rs->size(0) == var.size(0),
+                   path, ": lazy row steps of '", name, "' are ", rs->shape_str(), ", expected i64[", var.shape()[0], "]");
+        out.optimizer[name].row_step = *rs;
+      }
     }
   }
   // A model with NaN or Inf weights or gates is damaged even when its checksums hold (it
@@ -114,7 +121,8 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
 }
 
 void restore_optimizer(AdamW& optimizer, const LoadedModel& loaded) {
-  for (const auto& [name, st] : loaded.optimizer) optimizer.state()[name] = {st.exp_avg.clone(), st.exp_avg_sq.clone()};
+  for (const auto& [name, st] : loaded.optimizer) optimizer.state()[name] = {st.exp_avg.clone(), st.exp_avg_sq.clone(),
+                                                                 st.row_step.defined() ? st.row_step.clone() : Tensor()};
   optimizer.set_steps(loaded.manifest.state().step());
 }
 

@@ -27,6 +27,45 @@ void adamw_update(std::int64_t n, T* p, const T* g, T* m, T* v, double lr, doubl
   });
 }
 
+// The rows of a row-sparse gradient (Note [lazy AdamW rows]): catch up the skipped steps
+// of each row, then the usual update on that row. Rows are unique, so each has one writer.
+template <class T>
+void lazy_adamw_rows(std::int64_t R, std::int64_t d, const std::int32_t* rows, const T* g, T* p, T* m, T* v,
+                     std::int64_t* row_step, std::int64_t step, double lr, double b1, double b2, double eps, double wd,
+                     double bc1, double bc2, double grad_scale) {
+  parallel_for(0, R, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(d, 1)), [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      const std::int64_t r = rows[i];
+      const std::int64_t skipped = step - 1 - row_step[r];
+      T* pr = p + r * d;
+      T* mr = m + r * d;
+      T* vr = v + r * d;
+      if (skipped > 0) {
+        const double k = static_cast<double>(skipped);
+        const T m_decay = static_cast<T>(std::pow(b1, k)), v_decay = static_cast<T>(std::pow(b2, k));
+        const T p_decay = static_cast<T>(std::pow(1.0 - lr * wd, k));
+        for (std::int64_t c = 0; c < d; ++c) {
+          mr[c] *= m_decay;
+          vr[c] *= v_decay;
+          pr[c] *= p_decay;
+        }
+      }
+      row_step[r] = step;
+      // The same arithmetic as adamw_update, element by element.
+      const T decay = static_cast<T>(1.0 - lr * wd), st = static_cast<T>(lr / bc1);
+      const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
+      const T tb1 = static_cast<T>(b1), tb2 = static_cast<T>(b2), te = static_cast<T>(eps), gs = static_cast<T>(grad_scale);
+      const T* gr = g + i * d;
+      for (std::int64_t c = 0; c < d; ++c) {
+        const T gi = gr[c] * gs;
+        mr[c] = tb1 * mr[c] + (T(1) - tb1) * gi;
+        vr[c] = tb2 * vr[c] + (T(1) - tb2) * gi * gi;
+        pr[c] = pr[c] * decay - st * mr[c] / (std::sqrt(vr[c]) * inv_sqrt_bc2 + te);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 AdamW::AdamW(const Module& model, AdamWOptions options) : model_(model), options_(options) {}
@@ -37,6 +76,7 @@ AdamWOptions adamw_options(const pb::OptimizerConfig& c) {
   o.beta2 = c.beta2();
   o.eps = c.eps();
   o.weight_decay = c.weight_decay();
+  o.lazy_rows = false;  // turned on by the caller when the loss samples (recsys/catalogue_loss.h)
   PR_CHECK_T(ConfigError, o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "optimizer: betas ", o.beta1, ", ",
              o.beta2, " must be in [0, 1)");
   PR_CHECK_T(ConfigError, o.eps > 0 && o.weight_decay >= 0 && std::isfinite(o.eps) && std::isfinite(o.weight_decay),
@@ -53,6 +93,14 @@ AdamWOptions adamw_options(const pb::OptimizerConfig& c) {
 double AdamW::grad_norm() const {
   double ss = 0;
   for (const auto& [name, var] : model_.named_parameters()) {
+    if (options_.lazy_rows && var.has_row_grad()) {
+      const ag::RowGrad rg = var.row_grad();
+      dispatch_floating(rg.values.dtype(), "grad_norm", [&](auto tag) {
+        using T = decltype(tag);
+        ss += kernels::sum_squares<T>(rg.values.numel(), rg.values.data<T>());
+      });
+      continue;
+    }
     const Tensor& g = var.grad();
     if (!g.defined()) continue;
     dispatch_floating(g.dtype(), "grad_norm", [&](auto tag) {
@@ -75,16 +123,47 @@ void AdamW::step_with_norm(double lr, double max_norm, double norm) {
   const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
   const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
   for (const auto& [name, var] : model_.named_parameters()) {
-    const Tensor& g = var.grad();
-    if (!g.defined()) continue;
+    const bool lazy = options_.lazy_rows && var.has_row_grad();
     const Tensor& p = var.value();
-    PR_ASSERT(p.is_contiguous() && g.is_contiguous() && g.shape() == p.shape());
+    if (!lazy && !var.grad().defined()) continue;
     State& s = state_[name];
     if (!s.exp_avg.defined() || s.exp_avg.shape() != p.shape()) {
       s.exp_avg = Tensor::zeros(p.shape(), p.dtype());
       s.exp_avg_sq = Tensor::zeros(p.shape(), p.dtype());
+      s.row_step = Tensor();
     }
     const double wd = p.dim() >= 2 ? options_.weight_decay : 0.0;
+    if (lazy) {
+      PR_ASSERT(p.dim() == 2 && p.is_contiguous());
+      if (!s.row_step.defined() || s.row_step.numel() != p.size(0)) {
+        // Rows so far were updated at every step that had a gradient (dense steps).
+        s.row_step = Tensor::full({p.size(0)}, static_cast<double>(steps_ - 1), DType::i64);
+      }
+      const ag::RowGrad rg = var.row_grad();
+      dispatch_floating(p.dtype(), "AdamW", [&](auto tag) {
+        using T = decltype(tag);
+        lazy_adamw_rows<T>(rg.rows.numel(), p.size(1), rg.rows.data<std::int32_t>(), rg.values.data<T>(), p.data<T>(),
+                           s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), s.row_step.data<std::int64_t>(), steps_, lr,
+                           options_.beta1, options_.beta2, options_.eps, wd, bc1, bc2, scale);
+      });
+      continue;
+    }
+    const Tensor& g = var.grad();
+    PR_ASSERT(p.is_contiguous() && g.is_contiguous() && g.shape() == p.shape());
+    if (s.row_step.defined()) {
+      // A dense step after lazy ones: first bring every row up to date (an all-rows
+      // "update" with the dense gradient through the lazy path keeps one arithmetic).
+      const std::int64_t R = p.size(0);
+      Tensor all_rows = Tensor::empty({R}, DType::i32);
+      for (std::int64_t r = 0; r < R; ++r) all_rows.data<std::int32_t>()[r] = static_cast<std::int32_t>(r);
+      dispatch_floating(p.dtype(), "AdamW", [&](auto tag) {
+        using T = decltype(tag);
+        lazy_adamw_rows<T>(R, p.size(1), all_rows.data<std::int32_t>(), g.data<T>(), p.data<T>(), s.exp_avg.data<T>(),
+                           s.exp_avg_sq.data<T>(), s.row_step.data<std::int64_t>(), steps_, lr, options_.beta1,
+                           options_.beta2, options_.eps, wd, bc1, bc2, scale);
+      });
+      continue;
+    }
     dispatch_floating(p.dtype(), "AdamW", [&](auto tag) {
       using T = decltype(tag);
       adamw_update<T>(p.numel(), p.data<T>(), g.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), lr,

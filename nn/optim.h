@@ -8,6 +8,25 @@
 //   loss.backward();
 //   const double norm = opt.clip_and_step(lr_at(schedule, opt.steps()), /*max_norm=*/1.0);
 //   model.zero_grad();
+//
+// Note [lazy AdamW rows]: when a loss samples (autograd/ops.h, sampled_softmax_loss and
+// gbce_loss), the item table's gradient is row-sparse (Note [row-sparse gradients] in
+// autograd/var.h), and with lazy_rows the optimizer reads and writes only those rows of the
+// table and of its two moments: a step costs O(rows touched x d), not O(V d). Each row
+// remembers the step at which it was last updated (row_step). When a row comes back
+// after k skipped steps, the skipped steps are treated as steps with a zero gradient for
+// what has a closed form: the moments decay by beta1^k and beta2^k (exactly what dense
+// AdamW does to them), and the decoupled weight decay is applied as (1 - lr wd)^k with the
+// current lr (exact for a constant rate; the schedule's lr moves little over the skipped
+// steps). What is NOT replayed is the parameter's motion during the skipped steps,
+// lr m_hat / (sqrt(v_hat) + eps) with the decaying moments: it has no closed form (eps),
+// and replaying it would cost O(k) per row. Leaving it out is the known LazyAdam
+// approximation (TensorFlow Addons' LazyAdam, PyTorch's SparseAdam update only rows with
+// gradient); ours adds the exact moment decay and the weight decay on top. Bias
+// correction uses the global step count, as dense AdamW does. Consequences: a row that
+// gets gradient at every step is updated bit for bit as by dense AdamW (test in
+// tests/nn), and a row never touched again keeps its last value (its pending weight
+// decay is not applied).
 #pragma once
 
 #include <map>
@@ -23,12 +42,16 @@ struct AdamWOptions {
   double beta2 = 0.98;
   double eps = 1e-8;
   double weight_decay = 0.0;  // applied to parameters with 2+ dims (matrices, embeddings)
+  // Update only the rows of parameters whose gradient is row-sparse (Note [lazy AdamW
+  // rows]); when false, such gradients are made dense and every row is updated.
+  bool lazy_rows = false;
 };
 
 class AdamW {
  public:
   struct State {
     Tensor exp_avg, exp_avg_sq;  // same shape as the parameter
+    Tensor row_step;             // i64 [rows]: step of each row's last update (lazy rows only)
   };
 
   AdamW(const Module& model, AdamWOptions options);

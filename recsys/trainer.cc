@@ -9,6 +9,7 @@
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/text_proto.h"
+#include "recsys/catalogue_loss.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/recommender.h"
 #include "tensor/kernels/elementwise.h"
@@ -71,15 +72,15 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
     std::filesystem::create_directories(parent);
   const std::string state_path = spec.state_path.empty() ? spec.out_path + ".state" : spec.state_path;
   const int max_len = model.config().max_len();
-  const LossFn loss_fn = spec.loss ? spec.loss : LossFn([](const nn::Transformer& m, const Batch& b, const nn::ForwardOptions& fo) {
-    return m.loss(b.ids, b.pads, b.targets, fo);
-  });
+  const LossFn loss_fn = spec.loss ? spec.loss : catalogue_loss(cfg.loss(), *spec.split, cfg.seed());
 
   const int batch_size = cfg.batch_tokens() > 0 ? std::max(1, cfg.batch_tokens() / max_len) : cfg.batch_size();
   TrainBatcher batcher(spec.split->train, max_len, batch_size, cfg.all_windows());
   const std::int64_t per_epoch = batcher.batches_per_epoch();
   const std::int64_t total_steps = per_epoch * cfg.epochs();
-  nn::AdamW opt(model, nn::adamw_options(cfg.optimizer()));
+  nn::AdamWOptions adamw = nn::adamw_options(cfg.optimizer());
+  adamw.lazy_rows = !spec.loss && loss_samples(cfg.loss(), spec.split->num_items);  // Note [lazy AdamW rows]
+  nn::AdamW opt(model, adamw);
   bool started = false;
 
   pb::TrainingState st;

@@ -1,4 +1,8 @@
-// Embedding gather; backward is a deterministic scatter-add into the table.
+// Embedding gather; backward hands the table a row-sparse gradient (the rows of the ids
+// that are not padding, Note [row-sparse gradients] in autograd/var.h): a catalogue of
+// 1,000,000 items never gets a dense [V, d] gradient from the input side.
+#include <algorithm>
+
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
 #include "tensor/kernels/embedding.h"
@@ -11,14 +15,27 @@ class EmbeddingNode final : public Node {
   const char* name() const override { return "embedding"; }
   void backward(const Tensor& dy_in, std::vector<Tensor>& grads) override {
     const Tensor& table = inputs[0].value();
-    const Tensor dy = dy_in.contiguous();
-    Tensor dt = Tensor::zeros(table.shape(), table.dtype());
+    const std::int64_t d = table.size(1), n = ids.numel();
+    const Tensor dy = dy_in.contiguous().reshape({n, d});
+    const std::int32_t* ip = ids.data<std::int32_t>();
+    const std::int64_t kept = std::count_if(ip, ip + n, [](std::int32_t i) { return i >= 0; });
+    if (kept == n) {
+      set_row_grad(0, ids.reshape({n}), dy);
+      return;
+    }
+    Tensor rows = Tensor::empty({kept}, DType::i32), values = Tensor::empty({kept, d}, table.dtype());
     dispatch_floating(table.dtype(), name(), [&](auto tag) {
       using T = decltype(tag);
-      kernels::embedding_scatter_add<T>(ids.numel(), table.size(1), table.size(0), ids.data<std::int32_t>(),
-                                        dy.data<T>(), dt.data<T>());
+      std::int64_t r = 0;
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (ip[i] < 0) continue;
+        rows.data<std::int32_t>()[r] = ip[i];
+        std::copy(dy.data<T>() + i * d, dy.data<T>() + (i + 1) * d, values.data<T>() + r * d);
+        ++r;
+      }
     });
-    grads[0] = dt;
+    set_row_grad(0, rows, values);
+    (void)grads;
   }
   void release() override { ids = Tensor(); }
   Tensor ids;

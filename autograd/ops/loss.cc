@@ -9,14 +9,18 @@
 // Because the loss is a scalar, its gradients are complete after the forward; the node
 // only scales them by the upstream gradient (1 for a loss that is backpropagated as is).
 #include <algorithm>
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <numeric>
 
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
 #include "tensor/kernels/elementwise.h"
+#include "tensor/kernels/embedding.h"
 #include "tensor/kernels/gemm.h"
 #include "tensor/kernels/softmax.h"
+#include "tensor/parallel.h"
 
 namespace prunerec::ag {
 namespace {
@@ -244,6 +248,210 @@ Var linear_distill_loss(const Var& h, const Var& weight, const Tensor& teacher_h
         });
       },
       true);
+}
+
+
+// ---- sampled output losses ---------------------------------------------------------------
+//
+// Note [sampled output loss]: with a catalogue of V items the full softmax costs N V d
+// per step in each of the three GEMMs of Note [fused output loss], and its weight
+// gradient is a dense [V, d] tensor. The sampled losses score each position's target and
+// S negatives shared by the whole batch instead (one [N, d] x [d, S] GEMM, so the cost no
+// longer grows with V), and hand the item table a row-sparse gradient: the rows of the
+// targets and of the negatives (Note [row-sparse gradients] in autograd/var.h). A negative
+// equal to a row's own target (an "accidental hit") is left out of that row's loss.
+// Derivations in docs/derivations.md ("Sampled softmax with the log-Q correction", "gBCE").
+namespace {
+
+// Scales a dense gradient and the weight's row-sparse one by the upstream scalar.
+class SampledGradNode final : public Node {
+ public:
+  explicit SampledGradNode(const char* n) : op_name(n) {}
+  const char* name() const override { return op_name; }
+  void backward(const Tensor& dy, std::vector<Tensor>& grads) override {
+    const double g = dy.item();
+    auto scaled = [&](const Tensor& t) {
+      if (g == 1.0) return t;
+      Tensor s = Tensor::empty(t.shape(), t.dtype());
+      dispatch_floating(s.dtype(), op_name, [&](auto tag) {
+        using T = decltype(tag);
+        kernels::scale<T>(s.numel(), static_cast<T>(g), t.data<T>(), s.data<T>());
+      });
+      return s;
+    };
+    if (dh.defined()) grads[0] = scaled(dh);
+    if (weight_rows.defined()) set_row_grad(1, weight_rows, scaled(weight_values));
+  }
+  void release() override { dh = weight_rows = weight_values = Tensor(); }
+  const char* op_name;
+  Tensor dh;                          // [N, d] or undefined
+  Tensor weight_rows, weight_values;  // i32 [R], [R, d]
+};
+
+enum class SampledKind { kSoftmax, kGbce };
+
+// Both sampled losses: per row chunk, logits = [h.w_target | h W_neg^T] (GEMM for the
+// negatives), the row loss and d loss / d logits in place, then dh and d W_neg by GEMMs.
+Var sampled_loss(const char* op, SampledKind kind, const Var& h, const Var& weight, const Tensor& targets,
+                 const Tensor& negatives, const Tensor& neg_log_count, double beta) {
+  using detail::sh;
+  PR_CHECK(h.defined() && weight.defined() && h.dim() == 2 && weight.dim() == 2 && h.size(1) == weight.size(1), op,
+           ": h ", sh(h), " and weight ", sh(weight), " must be [N, d] and [V, d]");
+  detail::check_same_dtype(op, h, weight);
+  const std::int64_t N = h.size(0), d = h.size(1), V = weight.size(0);
+  detail::check_targets(op, targets, N, V);
+  PR_CHECK(negatives.defined() && negatives.dtype() == DType::i32 && negatives.dim() == 1 && negatives.numel() > 0, op,
+           ": negatives ", negatives.defined() ? negatives.shape_str() : "undefined", " must be a non-empty i32 [S]");
+  const std::int64_t S = negatives.numel();
+  const Tensor nc = negatives.contiguous();
+  for (std::int64_t j = 0; j < S; ++j)
+    PR_CHECK(nc.data<std::int32_t>()[j] >= 0 && nc.data<std::int32_t>()[j] < V, op, ": negative ",
+             nc.data<std::int32_t>()[j], " at ", j, " is out of range for ", V, " items");
+  Tensor lc;
+  if (kind == SampledKind::kSoftmax) {
+    PR_CHECK(neg_log_count.defined() && neg_log_count.numel() == S && is_floating(neg_log_count.dtype()), op,
+             ": neg_log_count ", neg_log_count.defined() ? neg_log_count.shape_str() : "undefined",
+             " must be floating with ", S, " elements");
+    lc = neg_log_count.to(DType::f64).contiguous();
+  } else {
+    PR_CHECK_T(ConfigError, beta > 0 && beta <= 1 && std::isfinite(beta), op, ": beta ", beta, " must be in (0, 1]");
+  }
+  const Tensor tc = targets.contiguous(), hc = h.value().contiguous(), wc = weight.value().contiguous();
+  const std::int32_t* tp = tc.data<std::int32_t>();
+  const std::int32_t* np = nc.data<std::int32_t>();
+  const std::int64_t valid = count_valid(tc);
+  const bool need_grad = any_requires_grad({&h, &weight});
+  const bool grad_h = need_grad && h.requires_grad(), grad_w = need_grad && weight.requires_grad();
+  Tensor dh = grad_h ? Tensor::empty({N, d}, hc.dtype()) : Tensor();
+  Tensor w_rows, w_values;
+  double total = 0;
+  dispatch_floating(hc.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* hp = hc.data<T>();
+    const T* wp = wc.data<T>();
+    const T scale = valid ? T(1) / static_cast<T>(valid) : T(0);
+    // W_neg [S, d]: the negatives' rows, gathered once.
+    Tensor w_neg = Tensor::empty({S, d}, hc.dtype());
+    kernels::embedding_gather<T>(S, d, wp, np, w_neg.template data<T>());
+    const T* wn = w_neg.template data<T>();
+    Tensor dw_neg = grad_w ? Tensor::zeros({S, d}, hc.dtype()) : Tensor();
+    std::vector<T> pos_grad(static_cast<std::size_t>(N), T(0)), loss_rows(static_cast<std::size_t>(N), T(0));
+    const std::int64_t width = S + 1;  // column 0: the target; 1..S: the negatives
+    const std::int64_t chunk = chunk_rows(N, width);
+    Tensor buffer = Tensor::empty({std::max<std::int64_t>(std::min(chunk, N), 1), width}, hc.dtype());
+    T* logits = buffer.template data<T>();
+    const T minus_inf = -std::numeric_limits<T>::infinity();
+    for (std::int64_t r0 = 0; r0 < N; r0 += chunk) {
+      const std::int64_t rows = std::min(chunk, N - r0);
+      kernels::gemm<T>(false, true, rows, S, d, T(1), hp + r0 * d, d, wn, d, T(0), logits + 1, width);
+      parallel_for(0, rows, 16, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t r = lo; r < hi; ++r) {
+          const std::int64_t n = r0 + r;
+          T* x = logits + r * width;
+          const std::int32_t t = tp[n];
+          if (t < 0) {
+            std::fill(x, x + width, T(0));
+            continue;
+          }
+          T pos = 0;
+          for (std::int64_t c = 0; c < d; ++c) pos += hp[n * d + c] * wp[t * d + c];
+          x[0] = pos;
+          if (kind == SampledKind::kSoftmax) {
+            // Corrected logits; the target stays uncorrected (Note [sampled output loss]).
+            for (std::int64_t j = 0; j < S; ++j)
+              x[1 + j] = np[j] == t ? minus_inf : x[1 + j] - static_cast<T>(lc.data<double>()[j]);
+            const std::int32_t zero = 0;
+            kernels::cross_entropy_rows<T>(1, width, x, &zero, &loss_rows[n], need_grad ? x : nullptr, scale);
+            if (need_grad)
+              for (std::int64_t j = 0; j < S; ++j)
+                if (np[j] == t) x[1 + j] = 0;  // exactly nothing through a left-out hit
+          } else {
+            // gBCE: beta softplus(-pos) + sum over negatives of softplus(s_j).
+            auto softplus = [](T z) { return std::max(z, T(0)) + std::log1p(std::exp(-std::fabs(z))); };
+            auto sigmoid = [](T z) { return T(1) / (T(1) + std::exp(-z)); };
+            // Divided by S + 1 as in the paper (one positive and S negatives per row).
+            const T per_row = T(1) / static_cast<T>(S + 1), gs = scale * per_row;
+            T loss = static_cast<T>(beta) * softplus(-pos);
+            x[0] = need_grad ? -static_cast<T>(beta) * sigmoid(-pos) * gs : T(0);
+            for (std::int64_t j = 0; j < S; ++j) {
+              const T s = x[1 + j];
+              if (np[j] == t) {
+                x[1 + j] = 0;
+                continue;
+              }
+              loss += softplus(s);
+              x[1 + j] = need_grad ? sigmoid(s) * gs : T(0);
+            }
+            loss_rows[n] = loss * per_row;
+          }
+          pos_grad[n] = x[0];
+        }
+      });
+      if (!need_grad) continue;
+      if (grad_h) {
+        T* dhp = dh.template data<T>() + r0 * d;
+        kernels::gemm<T>(false, false, rows, d, S, T(1), logits + 1, width, wn, d, T(0), dhp, d);
+        parallel_for(0, rows, 64, [&](std::int64_t lo, std::int64_t hi) {
+          for (std::int64_t r = lo; r < hi; ++r) {
+            const std::int32_t t = tp[r0 + r];
+            if (t < 0) continue;
+            for (std::int64_t c = 0; c < d; ++c) dhp[r * d + c] += pos_grad[r0 + r] * wp[t * d + c];
+          }
+        });
+      }
+      if (grad_w)
+        kernels::gemm<T>(true, false, S, d, rows, T(1), logits + 1, width, hp + r0 * d, d, T(1),
+                         dw_neg.template data<T>(), d);
+    }
+    total = ordered_sum(loss_rows);
+    if (grad_w) {
+      // Row-sparse weight gradient: one row per valid position (its target), then the
+      // negatives' rows.
+      w_rows = Tensor::empty({valid + S}, DType::i32);
+      w_values = Tensor::empty({valid + S, d}, hc.dtype());
+      std::int32_t* rp = w_rows.data<std::int32_t>();
+      T* vp = w_values.template data<T>();
+      std::int64_t r = 0;
+      for (std::int64_t n = 0; n < N; ++n) {
+        if (tp[n] < 0) continue;
+        rp[r] = tp[n];
+        for (std::int64_t c = 0; c < d; ++c) vp[r * d + c] = pos_grad[n] * hp[n * d + c];
+        ++r;
+      }
+      std::copy(np, np + S, rp + valid);
+      std::copy(dw_neg.template data<T>(), dw_neg.template data<T>() + S * d, vp + valid * d);
+    }
+  });
+  const double loss = valid ? total / static_cast<double>(valid) : 0.0;
+  g_last_parts = {loss, 0.0};
+  std::shared_ptr<Node> node;
+  if (need_grad) {
+    auto n = std::make_shared<SampledGradNode>(op);
+    n->inputs = {h, weight};
+    n->dh = dh;
+    n->weight_rows = w_rows;
+    n->weight_values = w_values;
+    node = n;
+  }
+  return make_result(Tensor::scalar(loss, hc.dtype()), std::move(node));
+}
+
+}  // namespace
+
+Var sampled_softmax_loss(const Var& h, const Var& weight, const Tensor& targets, const Tensor& negatives,
+                         const Tensor& neg_log_count) {
+  return sampled_loss("sampled_softmax_loss", SampledKind::kSoftmax, h, weight, targets, negatives, neg_log_count, 0);
+}
+
+Var gbce_loss(const Var& h, const Var& weight, const Tensor& targets, const Tensor& negatives, double beta) {
+  return sampled_loss("gbce_loss", SampledKind::kGbce, h, weight, targets, negatives, Tensor(), beta);
+}
+
+double gbce_beta(std::int64_t num_negatives, std::int64_t num_items, double t) {
+  PR_CHECK_T(ConfigError, num_negatives > 0 && num_items > 1 && t >= 0 && t <= 1, "gbce_beta: need negatives > 0, items > 1 and t in [0, 1], got ",
+             num_negatives, ", ", num_items, ", ", t);
+  const double alpha = std::min(1.0, static_cast<double>(num_negatives) / static_cast<double>(num_items - 1));
+  return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha);
 }
 
 }  // namespace prunerec::ag

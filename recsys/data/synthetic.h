@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "recsys/data/dataset.h"
 
@@ -30,5 +31,32 @@ struct SyntheticOptions {
 // Items are named "i<k>" with titles "Cluster <c> item <k>"; users "u<k>". No timestamps
 // (order only), no repeats within a user.
 SequenceDataset make_synthetic(const SyntheticOptions& options);
+
+// Note [streaming synthetic catalogue]: the same structure (Zipf popularity within
+// clusters, users who prefer one to three clusters and drift between them, successors)
+// for catalogues of millions of items, in a few bytes per item: the cluster members are
+// one flat array (4 bytes per item), the Zipf weights one cumulative table per distinct
+// cluster size, the successors of an item a hash of (seed, item), and every user's
+// sequence a pure function of (seed, user) through the counter-based RNG, generated on
+// demand and never stored. 1,000,000 items take about 4 MB plus 8 bytes per item of the
+// largest cluster.
+class SyntheticCatalogue {
+ public:
+  explicit SyntheticCatalogue(const SyntheticOptions& options);
+  std::int32_t items() const { return options_.items; }
+  std::int32_t users() const { return options_.users; }
+  // User u's sequence (oldest first, no repeats, length >= 5 unless the user's clusters
+  // run out of items).
+  std::vector<std::int32_t> sequence(std::int32_t user) const;
+  std::int64_t bytes() const;  // memory held
+
+ private:
+  std::int32_t draw_from(std::int32_t cluster, double u) const;
+  std::int32_t successor(std::int32_t item, std::uint64_t pick) const;
+  SyntheticOptions options_;
+  std::vector<std::int32_t> members_;             // cluster c's items, Zipf rank order, at offset c * base
+  std::vector<std::vector<double>> cumulative_;   // per cluster size (base, base + 1)
+  std::int32_t base_ = 0;                         // items / clusters; the first items % clusters clusters hold one more
+};
 
 }  // namespace prunerec::recsys

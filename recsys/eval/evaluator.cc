@@ -4,6 +4,7 @@
 #include <chrono>
 #include <numeric>
 
+#include "recsys/eval/blocked_ranking.h"
 #include "recsys/recommender.h"
 #include "tensor/parallel.h"
 
@@ -73,6 +74,8 @@ EvalResult evaluate_model(const nn::Transformer& net, const SequenceDataset& dat
                           EvalOptions options, Progress* progress) {
   PR_CHECK_T(ConfigError, net.vocab_size() == split.num_items, "evaluate: model scores ", net.vocab_size(),
              " items but the data has ", split.num_items);
+  if (split.num_items >= kBlockedEvalFrom && options.protocol.ranking != "sampled")  // recsys/eval/blocked_ranking.h
+    return evaluate_blocked(net, data, split, options, progress);
   return evaluate([&](const Batch& b) { return next_item_scores(net, b.ids, b.pads); }, data, split, options,
                   progress);
 }

@@ -13,6 +13,7 @@
 // output element carries its own weight into the gradient.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -543,6 +544,122 @@ TEST(FusedLoss, LinearDistillLossMultiChunkEqualsUnfused) {
     EXPECT_NEAR(fused_parts.ce, parts.ce, tol * (1 + std::fabs(parts.ce)));
     EXPECT_NEAR(fused_parts.kl, parts.kl, tol * (1 + std::fabs(parts.kl)));
   }
+}
+
+
+// ---- sampled output losses (Note [sampled output loss] in autograd/ops/loss.cc) ------------
+
+TEST(GradCheck, SampledSoftmaxLoss) {
+  Var h = leaf({6, 5}, 161), w = leaf({9, 5}, 162);
+  const Tensor targets = Tensor::from_vector<std::int32_t>({8, -1, 0, 4, 4, 2});
+  // Negative 4 is an accidental hit for rows 3 and 4; 7 is drawn twice.
+  const Tensor negatives = Tensor::from_vector<std::int32_t>({7, 4, 1, 7});
+  const Tensor log_count = randn({4}, 163, 0.5);
+  expect_gradients_match("sampled_softmax_loss", {h, w},
+                         [&] { return sampled_softmax_loss(h, w, targets, negatives, log_count); });
+  expect_gradients_match("sampled_softmax_loss scaled upstream", {h, w},
+                         [&] { return scale(sampled_softmax_loss(h, w, targets, negatives, log_count), 0.7); });
+  Var wc(randn({9, 5}, 162));
+  expect_gradients_match("sampled_softmax_loss constant weight", {h, wc},
+                         [&] { return sampled_softmax_loss(h, wc, targets, negatives, log_count); });
+  // The weight's gradient arrives row-sparse: only targets' and negatives' rows.
+  h.zero_grad();
+  w.zero_grad();
+  sampled_softmax_loss(h, w, targets, negatives, log_count).backward();
+  ASSERT_TRUE(w.has_row_grad());
+  const RowGrad rg = w.row_grad();
+  EXPECT_EQ(std::vector<std::int32_t>(rg.rows.data<std::int32_t>(), rg.rows.data<std::int32_t>() + rg.rows.numel()),
+            (std::vector<std::int32_t>{0, 1, 2, 4, 7, 8}));
+}
+
+TEST(GradCheck, GbceLoss) {
+  Var h = leaf({6, 5}, 171), w = leaf({9, 5}, 172);
+  const Tensor targets = Tensor::from_vector<std::int32_t>({8, -1, 0, 4, 4, 2});
+  const Tensor negatives = Tensor::from_vector<std::int32_t>({7, 4, 1, 7, 3});
+  for (double t : {0.0, 0.75, 1.0}) {
+    const double beta = gbce_beta(5, 9, t);
+    expect_gradients_match("gbce_loss t " + std::to_string(t).substr(0, 4), {h, w},
+                           [&] { return gbce_loss(h, w, targets, negatives, beta); });
+  }
+  // Value against the definition, row by row (f64).
+  const double beta = 0.4;
+  const Tensor logits = linear(h, w).value();
+  const std::int32_t* tp = targets.data<std::int32_t>();
+  const std::int32_t* np = negatives.data<std::int32_t>();
+  double want = 0;
+  int valid = 0;
+  for (int n = 0; n < 6; ++n) {
+    if (tp[n] < 0) continue;
+    ++valid;
+    auto sig = [](double z) { return 1 / (1 + std::exp(-z)); };
+    double row = -std::log(std::pow(sig(logits.data<double>()[n * 9 + tp[n]]), beta));
+    for (int j = 0; j < 5; ++j)
+      if (np[j] != tp[n]) row -= std::log(1 - sig(logits.data<double>()[n * 9 + np[j]]));
+    want += row / 6.0;  // / (S + 1)
+  }
+  EXPECT_NEAR(gbce_loss(h, w, targets, negatives, beta).value().item(), want / valid, kValueTol);
+  // beta from t: 0 -> plain BCE, 1 -> the sampling rate alpha = S / (V - 1).
+  EXPECT_DOUBLE_EQ(gbce_beta(256, 10001, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(gbce_beta(256, 10001, 1.0), 256.0 / 10000.0);
+}
+
+// Every item once as a uniform negative: S q_j = V (1/V) = 1, so the correction is log 1 = 0
+// and, with the row's own target left out of the negatives, the loss is over exactly the V
+// logits of the full softmax. Same value and gradients as linear_cross_entropy.
+TEST(SampledLoss, AllItemsAsNegativesEqualsFullSoftmax) {
+  const std::int64_t V = 37, N = 11, d = 6;
+  Var h(randn({N, d}, 181), true), w(randn({V, d}, 182), true);
+  std::vector<std::int32_t> t(N), all(V);
+  for (std::int64_t n = 0; n < N; ++n) t[n] = n == 3 ? -1 : static_cast<std::int32_t>((n * 7) % V);
+  for (std::int64_t j = 0; j < V; ++j) all[j] = static_cast<std::int32_t>(j);
+  const Tensor targets = Tensor::from_vector<std::int32_t>(t), negatives = Tensor::from_vector<std::int32_t>(all);
+  const Tensor no_correction = Tensor::zeros({V}, DType::f64);
+  const Var sampled = sampled_softmax_loss(h, w, targets, negatives, no_correction);
+  sampled.backward();
+  const Tensor dh_s = h.grad().clone(), dw_s = w.grad().clone();
+  h.zero_grad();
+  w.zero_grad();
+  const Var full = linear_cross_entropy(h, w, targets);
+  full.backward();
+  // f64: the two sides sum the same V exponentials in different orders (the target first
+  // here), so they agree to a few ulp of the O(1) values.
+  EXPECT_NEAR(sampled.value().item(), full.value().item(), 1e-12);
+  EXPECT_LT(max_abs_diff(dh_s, h.grad()), 1e-12);
+  EXPECT_LT(max_abs_diff(dw_s, w.grad()), 1e-12);
+}
+
+// Note [log-Q test]: negatives drawn with replacement from a skewed, known q. With the
+// correction log(S q_j), sum_j exp(s_j - log(S q_j)) over the draws is an unbiased
+// estimate of sum over the other items of exp(s_j), so the sampled loss converges to the
+// full softmax loss as S grows; without it the sampled loss is off by about log S.
+TEST(SampledLoss, LogQCorrectionOnKnownDistribution) {
+  const std::int64_t V = 20, N = 4, d = 3, S = 200000;
+  const Var h(randn({N, d}, 191)), w(randn({V, d}, 192));
+  const Tensor targets = Tensor::from_vector<std::int32_t>({3, 0, 17, 9});
+  std::vector<double> q(V), cum(V);
+  double total = 0;
+  for (std::int64_t j = 0; j < V; ++j) total += (q[j] = 1.0 / std::pow(j + 1.0, 1.2));
+  for (std::int64_t j = 0; j < V; ++j) cum[j] = (j ? cum[j - 1] : 0) + (q[j] /= total);
+  Rng rng(7, 1);
+  std::vector<std::int32_t> draws(S);
+  std::vector<double> log_count(S), none(S, 0.0);
+  for (std::int64_t i = 0; i < S; ++i) {
+    const double u = rng.uniform();
+    draws[i] = static_cast<std::int32_t>(std::min<std::int64_t>(
+        std::upper_bound(cum.begin(), cum.end(), u) - cum.begin(), V - 1));
+    log_count[i] = std::log(static_cast<double>(S) * q[draws[i]]);
+  }
+  const Tensor negatives = Tensor::from_vector<std::int32_t>(draws);
+  const double full = linear_cross_entropy(h, w, targets).value().item();
+  const double corrected =
+      sampled_softmax_loss(h, w, targets, negatives, Tensor::from_vector<double>(log_count)).value().item();
+  const double uncorrected =
+      sampled_softmax_loss(h, w, targets, negatives, Tensor::from_vector<double>(none)).value().item();
+  // The estimate's relative standard deviation is about sqrt(max_j p_j / q_j / S) < 0.01
+  // here (p_j / q_j <= 20 for these O(1) scores), so its log is within 0.05 with a wide
+  // margin; the uncorrected loss is off by about log S = 12.
+  EXPECT_NEAR(corrected, full, 0.05);
+  EXPECT_GT(std::fabs(uncorrected - full), 5.0);
 }
 
 }  // namespace

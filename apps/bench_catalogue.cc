@@ -33,30 +33,18 @@
 #include "recsys/data/synthetic.h"
 #include "recsys/eval/blocked_ranking.h"
 #include "tensor/kernels/math.h"
+#include "recsys/measure.h"
 #include "tensor/parallel.h"
 
 namespace prunerec::apps {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using recsys::Clock;
+using recsys::median;
+using recsys::peak_rss_mb;
+using recsys::reset_peak_rss;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? std::nan("") : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// VmHWM (peak resident set) in MB; reset_peak_rss() restarts it (Linux >= 4.0).
-double peak_rss_mb() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  return std::nan("");
-}
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 std::string load_average() {
   std::ifstream f("/proc/loadavg");

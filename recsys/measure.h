@@ -35,9 +35,11 @@ struct Repetition {
 // Milliseconds of each timed call of fn.
 std::vector<double> time_repeated(const std::function<void()>& fn, const Repetition& repetition);
 
-// Process-wide readings (getrusage): peak resident set size in MB, minor page faults, and
-// CPU seconds (user + system) of this process.
+// Process-wide readings: peak resident set size in MB (VmHWM of /proc/self/status, which
+// reset_peak_rss() restarts from the current size on Linux >= 4.0; getrusage's maximum where
+// /proc is missing), minor page faults, and CPU seconds (user + system) of this process.
 double peak_rss_mb();
+void reset_peak_rss();
 std::int64_t minor_page_faults();
 double own_cpu_seconds();
 

@@ -93,7 +93,8 @@ Recommender::~Recommender() = default;
 Recommender Recommender::load(const std::string& path) {
   return translate_errors([&] {
     // Starts the thread pool, which also pins OpenBLAS to one thread per call (Note
-    // [threading policy] in tensor/parallel.h), before the first product runs.
+    // [threading policy] in tensor/parallel.h), before the first product runs: the
+    // process-wide effects listed in Note [process-wide state] of the public header.
     (void)prunerec::num_threads();
     auto impl = std::make_shared<Impl>();
     impl->rec = recsys::load_recommender(path);

@@ -4,28 +4,28 @@
 // the one public type, prunerec::api::Error, so an embedder needs no internal header.
 #include "prunerec/prunerec.h"
 
-#include <algorithm>
 #include <new>
-#include <numeric>
 #include <sstream>
 #include <utility>
 
-#include "recsys/batching.h"
-#include "recsys/eval/metrics.h"
-#include "recsys/recommender.h"
 #include "base/error.h"
+#include "recsys/ranking.h"
+#include "recsys/recommender.h"
 #include "tensor/parallel.h"
 
 #ifndef PRUNEREC_VERSION
 #define PRUNEREC_VERSION "unknown"
 #endif
 
-namespace prunerec::api {
-namespace {
+// The header's version and the build's must agree (Note [library ABI]).
+static_assert(PRUNEREC_VERSION_MAJOR == PRUNEREC_PROJECT_VERSION_MAJOR &&
+                  PRUNEREC_VERSION_MINOR == PRUNEREC_PROJECT_VERSION_MINOR,
+              "include/prunerec/prunerec.h: PRUNEREC_VERSION_* and the inline namespace must follow "
+              "project(prunerec VERSION ...) in CMakeLists.txt");
 
-// Histories per forward pass in recommend_batch: large enough to amortise the output
-// product over the catalogue, small enough that [chunk, items] scores stay a few MB.
-constexpr std::size_t kBatchChunk = 64;
+namespace prunerec::api {
+inline namespace v0_1 {
+namespace {
 
 // Runs f, turning the engine's errors into api::Error of the matching kind.
 template <class F>
@@ -81,6 +81,8 @@ struct Recommender::Impl {
   }
 };
 
+Error::~Error() = default;
+
 Recommender::Recommender(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 Recommender::Recommender(const Recommender&) = default;
 Recommender& Recommender::operator=(const Recommender&) = default;
@@ -91,10 +93,21 @@ Recommender::~Recommender() = default;
 Recommender Recommender::load(const std::string& path) {
   return translate_errors([&] {
     // Starts the thread pool, which also pins OpenBLAS to one thread per call (Note
-    // [threading policy] in tensor/parallel.h), before the first product runs.
+    // [threading policy] in tensor/parallel.h), before the first product runs: the
+    // process-wide effects listed in Note [process-wide state] of the public header.
     (void)prunerec::num_threads();
     auto impl = std::make_shared<Impl>();
     impl->rec = recsys::load_recommender(path);
+    impl->max_len = static_cast<int>(impl->rec.net->config().max_len());
+    return Recommender(std::move(impl));
+  });
+}
+
+Recommender Recommender::load_from_memory(const void* data, std::size_t size, const std::string& name) {
+  return translate_errors([&] {
+    (void)prunerec::num_threads();  // as in load()
+    auto impl = std::make_shared<Impl>();
+    impl->rec = recsys::load_recommender_from_memory(data, size, name);
     impl->max_len = static_cast<int>(impl->rec.net->config().max_len());
     return Recommender(std::move(impl));
   });
@@ -124,33 +137,10 @@ std::vector<std::vector<Recommendation>> Recommender::recommend_batch(
       PR_CHECK_T(ConfigError, !items[i].empty(), "recommend_batch: history ", i, ": none of its ",
                  histories[i].size(), " ids is a known item of this model");
     }
-    // Histories of similar read length share a batch (little padding). The order depends
-    // only on the lengths, so the same call always makes the same batches.
-    auto read_len = [&](std::size_t i) { return std::min<std::size_t>(items[i].size(), static_cast<std::size_t>(im.max_len)); };
-    std::vector<std::size_t> order(n);
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return read_len(a) < read_len(b); });
-
+    const auto top = recsys::top_items_batch(*im.rec.net, items, k, exclude_history);
     std::vector<std::vector<Recommendation>> out(n);
-    const std::int32_t num_items = im.rec.catalog.size();
-    for (std::size_t lo = 0; lo < n; lo += kBatchChunk) {
-      const std::size_t hi = std::min(n, lo + kBatchChunk);
-      std::vector<std::vector<std::int32_t>> chunk;
-      for (std::size_t j = lo; j < hi; ++j) chunk.push_back(items[order[j]]);
-      const recsys::Batch b = recsys::make_history_batch(chunk, im.max_len);
-      const Tensor scores = recsys::next_item_scores(*im.rec.net, b.ids, b.pads).to(DType::f32).contiguous();  // [rows, V]
-      for (std::size_t j = lo; j < hi; ++j) {
-        const std::size_t i = order[j];
-        std::vector<std::int32_t> excluded;
-        if (exclude_history) {
-          excluded = items[i];
-          std::sort(excluded.begin(), excluded.end());
-          excluded.erase(std::unique(excluded.begin(), excluded.end()), excluded.end());
-        }
-        const float* row = scores.data<float>() + static_cast<std::int64_t>(j - lo) * num_items;
-        for (const auto& [item, score] : recsys::top_k(row, num_items, k, excluded)) out[i].push_back(im.make(item, score));
-      }
-    }
+    for (std::size_t i = 0; i < n; ++i)
+      for (const recsys::ScoredItem& r : top[i]) out[i].push_back(im.make(r.item, r.score));
     if (unknown_ids) *unknown_ids = std::move(unknown);
     return out;
   });
@@ -187,4 +177,5 @@ int num_threads() {
 
 const char* version() { return PRUNEREC_VERSION; }
 
+}  // namespace v0_1
 }  // namespace prunerec::api

@@ -5,22 +5,39 @@ add_library(prunerec_options INTERFACE)
 target_compile_options(prunerec_options INTERFACE
     $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wno-unused-parameter>)
 
-# Kernels are written as plain loops that the compiler vectorises; AVX2 + FMA (x86-64-v3)
-# roughly doubles their speed. "auto" enables it only when the build machine runs it, so
-# a binary built here is not moved to an older CPU by accident.
+# Note [portable build]
+# ~~~~~~~~~~~~~~~~~~~~~
+# PRUNEREC_ARCH=portable (the default) builds everything for the x86-64 baseline, so the
+# command line and the installed library run on any x86-64 CPU; the hot kernels carry an
+# AVX2 + FMA copy as well and pick it at run time (Note [kernel dispatch] in
+# tensor/kernels/isa.h). PRUNEREC_ARCH=native (or any other -march value, e.g. x86-64-v3)
+# compiles every target for that CPU: a little faster outside the kernels, and a binary
+# that dies with SIGILL on an older CPU. Never use it for what is installed elsewhere.
+# ("auto", the old default that meant x86-64-v3 when the build machine had it, now means
+# portable, so an existing build directory does not keep the old behaviour.)
+#
+# -ffp-contract=off everywhere (Note [kernel math flags] in tensor/kernels/math.h): a
+# multiply and an add are never fused into an FMA behind our back, so the baseline and
+# AVX2 paths, GCC and Clang, and every -march give the same bits.
+target_compile_options(prunerec_options INTERFACE $<$<CXX_COMPILER_ID:GNU,Clang>:-ffp-contract=off>)
 if(PRUNEREC_ARCH STREQUAL "auto")
-  include(CheckCXXSourceRuns)
-  set(CMAKE_REQUIRED_FLAGS "-march=x86-64-v3")
-  check_cxx_source_runs("
-    #include <immintrin.h>
-    int main() { __m256 a = _mm256_set1_ps(1.f); a = _mm256_fmadd_ps(a, a, a);
-                 return _mm256_cvtss_f32(a) == 2.f ? 0 : 1; }" PRUNEREC_HAVE_X86_64_V3)
-  unset(CMAKE_REQUIRED_FLAGS)
-  if(PRUNEREC_HAVE_X86_64_V3)
-    target_compile_options(prunerec_options INTERFACE -march=x86-64-v3)
-  endif()
-elseif(PRUNEREC_ARCH STREQUAL "native")
-  target_compile_options(prunerec_options INTERFACE -march=native)
+  message(STATUS "prunerec: PRUNEREC_ARCH=auto is now PRUNEREC_ARCH=portable")
+  set_property(CACHE PRUNEREC_ARCH PROPERTY VALUE portable)
+endif()
+if(PRUNEREC_ARCH STREQUAL "portable" OR PRUNEREC_ARCH STREQUAL "none")
+  # The compiler's default target (x86-64 baseline on Debian); nothing to add.
+elseif(PRUNEREC_ARCH STREQUAL "")
+  message(FATAL_ERROR "PRUNEREC_ARCH is empty: use portable, native or a -march value")
+else()
+  target_compile_options(prunerec_options INTERFACE -march=${PRUNEREC_ARCH})
+endif()
+message(STATUS "prunerec: instruction set ${PRUNEREC_ARCH} (kernels dispatch to AVX2+FMA at run time)")
+
+# Warnings: -Wall -Wextra always; PRUNEREC_WERROR makes them errors (the CI builds of
+# tools/setup.sh and tools/asan_build.sh set it, so a new warning fails CI).
+option(PRUNEREC_WERROR "Treat compiler warnings as errors" OFF)
+if(PRUNEREC_WERROR)
+  target_compile_options(prunerec_options INTERFACE $<$<CXX_COMPILER_ID:GNU,Clang>:-Werror>)
 endif()
 
 # Note [sanitizer builds]: PRUNEREC_SANITIZE (tools/test_sanitize.sh, GCC or Clang) and

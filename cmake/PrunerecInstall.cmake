@@ -1,36 +1,34 @@
 # `cmake --install build --prefix P` installs:
 #   P/bin/prunerec                                   the command line
 #   P/include/prunerec/prunerec.h                    the public API (the only header: pimpl)
-#   P/lib/libprunerec_{api,recsys,nn,autograd,tensor,base,proto}.a
-#   P/lib/cmake/prunerec/prunerecConfig.cmake        find_package(prunerec) -> prunerec::api
+#   P/lib/libprunerec.so.0.1.0 (+ .so.0.1, .so)      the library, shared (Note [library ABI])
+#   P/lib/libprunerec.a                              the same library, static
+#   P/lib/cmake/prunerec/prunerecConfig.cmake        find_package(prunerec) -> prunerec::prunerec
 #   P/lib/cmake/prunerec/prunerecConfigVersion.cmake
-#   P/lib/cmake/prunerec/prunerecTargets*.cmake
+#   P/lib/cmake/prunerec/prunerec{,Static}Targets*.cmake
 #   P/lib/pkgconfig/prunerec.pc                      pkg-config --cflags --libs prunerec
 # ("lib" is CMAKE_INSTALL_LIBDIR; GNUInstallDirs makes it lib/<multiarch> for prefix /usr.)
 #
 # Note [exported link closure]
 # ~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-# The libraries are static, so a program linking prunerec::api also links every library
-# api depends on, and their own dependencies. CMake exports private dependencies of a
-# static library as $<LINK_ONLY:...> entries and refuses to export a target whose link
-# interface names a target outside the export set. So the export set holds:
-#   * the area libraries api needs: api, recsys, nn, autograd, tensor, base, proto (not prune:
-#     the API does not use it). Their headers are not installed: they are exported only
-#     as link dependencies of prunerec::api, not as an API;
-#   * the two INTERFACE helpers they link privately: prunerec::options (warnings, -march,
-#     sanitizers) and prunerec::openblas. Through $<LINK_ONLY:> a consumer receives only
-#     their link requirements: nothing for options unless the build was sanitized (then
-#     -fsanitize, which the static objects need), and OpenBLAS for openblas.
-# prunerec::openblas is exported empty; prunerecConfig.cmake finds OpenBLAS on the
-# consumer's machine (the pthread build first, Note [threading policy] in
-# PrunerecDependencies.cmake) and fills it in, so no absolute path of the build machine
-# is baked into the exported targets. TBB::tbb, Threads::Threads and
-# protobuf::libprotobuf are found the usual way with find_dependency.
+# Two export sets. prunerecTargets holds prunerec::prunerec, the shared library: its
+# dependencies (oneTBB, Protobuf, OpenBLAS) are linked into it privately and named
+# nowhere in the export (cmake/PrunerecLibrary.cmake), so find_package(prunerec) finds
+# nothing else and a program links -lprunerec alone. prunerecStaticTargets holds
+# prunerec::prunerec_static, loaded only with COMPONENTS static: a static library cannot
+# hide its dependencies, so CMake exports them as $<LINK_ONLY:...> entries, and refuses
+# to export a target whose link interface names a target outside the export set. That
+# set therefore also holds the two INTERFACE helpers the objects were built with:
+# prunerec::options (nothing for the consumer unless the build was sanitized: then
+# -fsanitize, which the objects need) and prunerec::openblas, exported empty and filled
+# in by prunerecConfig.cmake on the consumer's machine (the pthread build first, Note
+# [threading policy] in PrunerecDependencies.cmake), so no absolute path of the build
+# machine is baked in. TBB::tbb, Threads::Threads and protobuf::libprotobuf are found
+# the usual way with find_dependency.
 
 include(CMakePackageConfigHelpers)
 
 set(PRUNEREC_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/prunerec)
-set(PRUNEREC_INSTALL_LIBRARIES prunerec_api prunerec_recsys prunerec_nn prunerec_autograd prunerec_tensor prunerec_base prunerec_proto)
 
 # The INTERFACE helpers: build-tree behaviour unchanged; installed, openblas is filled in by
 # prunerecConfig.cmake (Note [exported link closure]).
@@ -51,13 +49,17 @@ set_target_properties(prunerec_openblas PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${_prunerec_blas_include}"
     INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${_prunerec_blas_include}")
 
-install(TARGETS ${PRUNEREC_INSTALL_LIBRARIES} prunerec_options prunerec_openblas
+install(TARGETS prunerec_shared
     EXPORT prunerecTargets
-    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
-    PUBLIC_HEADER DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/prunerec)
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/include/prunerec/prunerec.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/prunerec)
 install(EXPORT prunerecTargets
+    NAMESPACE prunerec::
+    DESTINATION ${PRUNEREC_INSTALL_CMAKEDIR})
+install(TARGETS prunerec_static prunerec_options prunerec_openblas
+    EXPORT prunerecStaticTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(EXPORT prunerecStaticTargets
     NAMESPACE prunerec::
     DESTINATION ${PRUNEREC_INSTALL_CMAKEDIR})
 
@@ -70,27 +72,43 @@ install(TARGETS prunerec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # ---- CMake package --------------------------------------------------------------------
 string(JOIN " " _prunerec_blas_hints ${PRUNEREC_OPENBLAS_HINTS})
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/install/prunerecConfig.cmake @ONLY CONTENT [=[
-# prunerec @PROJECT_VERSION@: find_package(prunerec REQUIRED) gives prunerec::api, the
-# embedding API of include/prunerec/prunerec.h:
+# prunerec @PROJECT_VERSION@: the embedding API of include/prunerec/prunerec.h.
 #
 #   find_package(prunerec REQUIRED)
-#   target_link_libraries(app PRIVATE prunerec::api)
+#   target_link_libraries(app PRIVATE prunerec::prunerec)          # libprunerec.so
 #
-# The libraries are static; their dependencies are found here.
-include(CMakeFindDependencyMacro)
-find_dependency(Threads)
-find_dependency(TBB)
-find_dependency(Protobuf)
-
-# OpenBLAS: Debian's pthread build, whose buffer pool is safe under concurrent calls (the
-# serial build is not); any OpenBLAS CMake package otherwise.
-find_package(OpenBLAS CONFIG QUIET PATHS @_prunerec_blas_hints@ NO_DEFAULT_PATH)
-if(NOT OpenBLAS_FOUND)
-  find_dependency(OpenBLAS CONFIG)
+#   find_package(prunerec REQUIRED COMPONENTS static)
+#   target_link_libraries(app PRIVATE prunerec::prunerec_static)   # libprunerec.a
+#
+# The shared library brings its own dependencies; only the static one needs them found
+# here (Note [exported link closure] in cmake/PrunerecInstall.cmake).
+include("${CMAKE_CURRENT_LIST_DIR}/prunerecTargets.cmake")
+if(NOT TARGET prunerec::api)
+  add_library(prunerec::api ALIAS prunerec::prunerec)  # the name of releases before 0.1
 endif()
 
-include("${CMAKE_CURRENT_LIST_DIR}/prunerecTargets.cmake")
-set_property(TARGET prunerec::openblas APPEND PROPERTY INTERFACE_LINK_LIBRARIES ${OpenBLAS_LIBRARIES})
+foreach(_prunerec_component IN LISTS prunerec_FIND_COMPONENTS)
+  if(NOT _prunerec_component STREQUAL "static")
+    set(prunerec_FOUND FALSE)
+    set(prunerec_NOT_FOUND_MESSAGE "prunerec: unknown component '${_prunerec_component}' (known: static)")
+    return()
+  endif()
+endforeach()
+if("static" IN_LIST prunerec_FIND_COMPONENTS)
+  include(CMakeFindDependencyMacro)
+  find_dependency(Threads)
+  find_dependency(TBB)
+  find_dependency(Protobuf)
+  # OpenBLAS: Debian's pthread build, whose buffer pool is safe under concurrent calls (the
+  # serial build is not); any OpenBLAS CMake package otherwise.
+  find_package(OpenBLAS CONFIG QUIET PATHS @_prunerec_blas_hints@ NO_DEFAULT_PATH)
+  if(NOT OpenBLAS_FOUND)
+    find_dependency(OpenBLAS CONFIG)
+  endif()
+  include("${CMAKE_CURRENT_LIST_DIR}/prunerecStaticTargets.cmake")
+  set_property(TARGET prunerec::openblas APPEND PROPERTY INTERFACE_LINK_LIBRARIES ${OpenBLAS_LIBRARIES})
+  set(prunerec_static_FOUND TRUE)
+endif()
 ]=])
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/install/prunerecConfigVersion.cmake
     VERSION ${PROJECT_VERSION}
@@ -102,21 +120,15 @@ install(FILES
 
 # ---- pkg-config -----------------------------------------------------------------------
 # The prefix is found relative to the .pc file (${pcfiledir}), so the file is right for
-# whatever --prefix the install uses. Static libraries: Libs lists the whole closure in
-# link order, with OpenBLAS by full path and its directory in the RPATH (as above).
+# whatever --prefix the install uses. `pkg-config --libs prunerec` gives -lprunerec (the
+# shared library, which links its own dependencies); `--static` adds what libprunerec.a
+# needs. No path of the build machine is written: a program linked against an install
+# outside the loader's path finds libprunerec.so through its own RPATH or
+# LD_LIBRARY_PATH, as with any library.
 set(_prunerec_pc_up "..")
 string(REPLACE "/" ";" _prunerec_libdir_parts "${CMAKE_INSTALL_LIBDIR}")
 foreach(part IN LISTS _prunerec_libdir_parts)
   string(APPEND _prunerec_pc_up "/..")
-endforeach()
-set(_prunerec_pc_libs "")
-foreach(lib IN LISTS PRUNEREC_INSTALL_LIBRARIES)
-  string(APPEND _prunerec_pc_libs " -l${lib}")
-endforeach()
-set(_prunerec_pc_blas "")
-foreach(lib IN LISTS _prunerec_blas_libs)
-  get_filename_component(_dir "${lib}" DIRECTORY)
-  string(APPEND _prunerec_pc_blas " -Wl,-rpath,${_dir} ${lib}")
 endforeach()
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/install/prunerec.pc @ONLY CONTENT [=[
 prefix=${pcfiledir}/@_prunerec_pc_up@
@@ -127,8 +139,9 @@ includedir=${prefix}/@CMAKE_INSTALL_INCLUDEDIR@
 Name: prunerec
 Description: Transformer sequential recommender engine: embedding API (prunerec/prunerec.h)
 Version: @PROJECT_VERSION@
-Requires: protobuf tbb
-Cflags: -I${includedir} -pthread
-Libs: -L${libdir}@_prunerec_pc_libs@@_prunerec_pc_blas@ -pthread
+Requires.private: protobuf tbb
+Cflags: -I${includedir}
+Libs: -L${libdir} -lprunerec
+Libs.private: -lopenblas -pthread
 ]=])
 install(FILES ${PROJECT_BINARY_DIR}/install/prunerec.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

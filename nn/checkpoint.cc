@@ -39,8 +39,22 @@ void save_model(const std::string& path, const Transformer& model, const SaveOpt
   write_checkpoint(path, std::move(manifest), tensors);
 }
 
+namespace {
+// Builds the model a read checkpoint describes; `path` names it in errors.
+LoadedModel model_from_checkpoint(const std::string& path, LoadedCheckpoint ckpt, const LoadOptions& options);
+}  // namespace
+
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {
-  LoadedCheckpoint ckpt = read_checkpoint(path, {.verify_checksums = true, .mmap = options.mmap});
+  return model_from_checkpoint(path, read_checkpoint(path, {.verify_checksums = true, .mmap = options.mmap}), options);
+}
+
+LoadedModel load_model_from_memory(const void* data, std::size_t size, const std::string& name,
+                                   const LoadOptions& options) {
+  return model_from_checkpoint(name, read_checkpoint_from_memory(data, size, name), options);
+}
+
+namespace {
+LoadedModel model_from_checkpoint(const std::string& path, LoadedCheckpoint ckpt, const LoadOptions& options) {
   PR_CHECK_T(IoError, ckpt.manifest.has_config(), path, ": checkpoint has no model config");
   pb::ModelConfig config;
   try {
@@ -119,6 +133,8 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   out.manifest.clear_tensors();
   return out;
 }
+
+}  // namespace
 
 void restore_optimizer(AdamW& optimizer, const LoadedModel& loaded) {
   for (const auto& [name, st] : loaded.optimizer) optimizer.state()[name] = {st.exp_avg.clone(), st.exp_avg_sq.clone(),

@@ -44,6 +44,10 @@ struct LoadOptions {
 };
 
 LoadedModel load_model(const std::string& path, const LoadOptions& options = {});
+// The same from a checkpoint's bytes in memory (options.mmap is ignored; the buffer may
+// be freed afterwards). `name` stands for the path in error messages.
+LoadedModel load_model_from_memory(const void* data, std::size_t size, const std::string& name,
+                                   const LoadOptions& options = {});
 
 // Copies loaded moments and the step count into an optimizer for `model`.
 void restore_optimizer(AdamW& optimizer, const LoadedModel& loaded);

@@ -115,12 +115,21 @@ struct TensorSlot {
 // A checkpoint whose header, trailer and manifest passed every check; the tensor data
 // has not been read yet.
 struct OpenedCheckpoint {
-  UniqueFd fd;
+  UniqueFd fd;                           // the file, or
+  const unsigned char* memory = nullptr;  // its bytes in memory (read_checkpoint_from_memory)
   std::uint64_t file_size = 0;
   std::uint64_t data_start = 0;
   std::uint64_t data_size = 0;
   pb::Manifest manifest;
   std::vector<TensorSlot> slots;  // in manifest order
+
+  // Reads n bytes at `pos` (checked against file_size by the callers).
+  void read(void* buf, std::size_t n, std::uint64_t pos, const std::string& path, std::string_view what) const {
+    if (memory != nullptr)
+      std::memcpy(buf, memory + pos, n);
+    else
+      pread_exact(fd.get(), buf, n, pos, path, what);
+  }
 };
 
 // Checks every tensor record against Note [checkpoint validation]; allocates nothing
@@ -178,12 +187,12 @@ std::vector<TensorSlot> validate_records(const std::string& path, const pb::Mani
 }
 
 // Fails unless the n bytes of the file at `pos` are all zero (padding).
-void check_zero_in_file(const std::string& path, int fd, std::uint64_t pos, std::uint64_t n,
+void check_zero_in_file(const std::string& path, const OpenedCheckpoint& f, std::uint64_t pos, std::uint64_t n,
                         std::string_view what) {
   unsigned char buf[4096];
   while (n > 0) {
     const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, sizeof buf));
-    pread_exact(fd, buf, k, pos, path, what);
+    f.read(buf, k, pos, path, what);
     for (std::size_t i = 0; i < k; ++i)
       if (buf[i] != 0) fail(path, "non-zero byte at offset ", pos + i, " in ", what, " (damaged file)");
     pos += k;
@@ -197,6 +206,10 @@ void check_zero_in_memory(const std::string& path, const unsigned char* file_bas
     if (file_base[pos + i] != 0) fail(path, "non-zero byte at offset ", pos + i, " in ", what, " (damaged file)");
 }
 
+// Checks header, trailer, manifest and records of an opened file or buffer (f.fd or
+// f.memory, and f.file_size, are set).
+void validate_checkpoint(const std::string& path, OpenedCheckpoint& f);
+
 OpenedCheckpoint open_checkpoint(const std::string& path) {
   OpenedCheckpoint f;
   f.fd = open_for_reading(path);
@@ -204,11 +217,25 @@ OpenedCheckpoint open_checkpoint(const std::string& path) {
   if (::fstat(f.fd.get(), &st) != 0) fail(path, "stat: ", std::strerror(errno));
   if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
   f.file_size = static_cast<std::uint64_t>(st.st_size);
+  validate_checkpoint(path, f);
+  return f;
+}
+
+OpenedCheckpoint open_checkpoint_in_memory(const void* data, std::size_t size, const std::string& name) {
+  PR_CHECK_T(IoError, data != nullptr || size == 0, name, ": null buffer of ", size, " bytes");
+  OpenedCheckpoint f;
+  f.memory = static_cast<const unsigned char*>(data);
+  f.file_size = size;
+  validate_checkpoint(name, f);
+  return f;
+}
+
+void validate_checkpoint(const std::string& path, OpenedCheckpoint& f) {
 
   // Magic first: a wrong file should be called that, not "truncated".
   unsigned char header[kHeaderBytes];
   const std::size_t head_n = static_cast<std::size_t>(std::min(f.file_size, kHeaderBytes));
-  pread_exact(f.fd.get(), header, head_n, 0, path, "header");
+  f.read(header, head_n, 0, path, "header");
   const std::size_t magic_n = std::min<std::size_t>(head_n, sizeof kMagic);
   if (std::memcmp(header, kMagic, magic_n) != 0)
     fail(path, "not a prunerec checkpoint (starts with \"", printable(header, magic_n),
@@ -240,7 +267,7 @@ OpenedCheckpoint open_checkpoint(const std::string& path) {
          " bytes puts the data section at ", f.data_start);
 
   unsigned char trailer[kTrailerBytes];
-  pread_exact(f.fd.get(), trailer, kTrailerBytes, f.file_size - kTrailerBytes, path, "trailer");
+  f.read(trailer, kTrailerBytes, f.file_size - kTrailerBytes, path, "trailer");
   if (std::memcmp(trailer + 8, kEndMagic, sizeof kEndMagic) != 0)
     fail(path, "truncated or damaged: the file (", f.file_size,
          " bytes) does not end with the marker \"PRNR-END\"");
@@ -253,13 +280,13 @@ OpenedCheckpoint open_checkpoint(const std::string& path) {
 
   // Everything sized by the header is now known to fit in the file.
   std::string manifest_bytes(static_cast<std::size_t>(manifest_size), '\0');
-  pread_exact(f.fd.get(), manifest_bytes.data(), manifest_bytes.size(), kHeaderBytes, path, "manifest");
+  f.read(manifest_bytes.data(), manifest_bytes.size(), kHeaderBytes, path, "manifest");
   const std::uint32_t manifest_crc = get_u32(header + 24);
   const std::uint32_t manifest_crc_computed = crc32c(manifest_bytes.data(), manifest_bytes.size());
   if (manifest_crc != manifest_crc_computed)
     fail(path, "manifest checksum mismatch (stored ", hex32(manifest_crc), ", computed ",
          hex32(manifest_crc_computed), ")");
-  check_zero_in_file(path, f.fd.get(), kHeaderBytes + manifest_size,
+  check_zero_in_file(path, f, kHeaderBytes + manifest_size,
                      f.data_start - kHeaderBytes - manifest_size, "the padding after the manifest");
   if (!f.manifest.ParseFromString(manifest_bytes))
     fail(path, "manifest does not parse as prunerec.pb.Manifest (damaged, or an incompatible writer)");
@@ -268,7 +295,6 @@ OpenedCheckpoint open_checkpoint(const std::string& path) {
     fail(path, "manifest says format version ", f.manifest.format_version(), ", header says ", version);
 
   f.slots = validate_records(path, f.manifest, f.data_size);
-  return f;
 }
 
 // Note [borrowed tensors]: a mapped checkpoint hands out tensors whose Storage borrows
@@ -373,8 +399,22 @@ pb::Manifest read_checkpoint_manifest(const std::string& path) {
   return std::move(open_checkpoint(path).manifest);
 }
 
+namespace {
+LoadedCheckpoint read_tensors(const std::string& path, OpenedCheckpoint f, const ReadOptions& opts);
+}  // namespace
+
 LoadedCheckpoint read_checkpoint(const std::string& path, const ReadOptions& opts) {
-  OpenedCheckpoint f = open_checkpoint(path);
+  return read_tensors(path, open_checkpoint(path), opts);
+}
+
+LoadedCheckpoint read_checkpoint_from_memory(const void* data, std::size_t size, const std::string& name,
+                                             const ReadOptions& opts) {
+  // The tensors are copied out of the buffer: the caller may free it once this returns.
+  return read_tensors(name, open_checkpoint_in_memory(data, size, name), {.verify_checksums = opts.verify_checksums});
+}
+
+namespace {
+LoadedCheckpoint read_tensors(const std::string& path, OpenedCheckpoint f, const ReadOptions& opts) {
 
   unsigned char* file_base = nullptr;  // the whole file, when mapped
   std::shared_ptr<void> mapping;
@@ -404,7 +444,7 @@ LoadedCheckpoint read_checkpoint(const std::string& path, const ReadOptions& opt
       if (opts.verify_checksums) crc = crc32c(data, nbytes);
       tensor = tensor_on_mapping(data, nbytes, mapping, slot.shape, slot.dtype);
     } else {
-      check_zero_in_file(path, f.fd.get(), f.data_start + position, slot.offset - position, padding_what);
+      check_zero_in_file(path, f, f.data_start + position, slot.offset - position, padding_what);
       try {
         tensor = Tensor::empty(slot.shape, slot.dtype);
       } catch (const Error& e) {  // e.g. above kMaxAllocationBytes, or out of memory
@@ -413,7 +453,7 @@ LoadedCheckpoint read_checkpoint(const std::string& path, const ReadOptions& opt
       auto* dst = static_cast<unsigned char*>(tensor.raw_data());
       for (std::size_t done = 0; done < nbytes;) {
         const std::size_t k = std::min(nbytes - done, kReadChunk);
-        pread_exact(f.fd.get(), dst + done, k, file_offset + done, path, who);
+        f.read(dst + done, k, file_offset + done, path, who);
         if (opts.verify_checksums) crc = crc32c(dst + done, k, crc);
         done += k;
       }
@@ -427,10 +467,12 @@ LoadedCheckpoint read_checkpoint(const std::string& path, const ReadOptions& opt
   if (file_base != nullptr)
     check_zero_in_memory(path, file_base, f.data_start + position, tail, "the padding after the last tensor");
   else
-    check_zero_in_file(path, f.fd.get(), f.data_start + position, tail, "the padding after the last tensor");
+    check_zero_in_file(path, f, f.data_start + position, tail, "the padding after the last tensor");
 
   out.manifest = std::move(f.manifest);
   return out;
 }
+
+}  // namespace
 
 }  // namespace prunerec::nn

@@ -101,6 +101,10 @@ struct LoadedCheckpoint {
 
 // Reads and validates a whole checkpoint (Note [checkpoint validation]).
 LoadedCheckpoint read_checkpoint(const std::string& path, const ReadOptions& opts = {});
+// The same for a checkpoint's bytes in memory (opts.mmap is ignored: tensors are copied,
+// so the buffer may be freed afterwards). `name` stands for the path in error messages.
+LoadedCheckpoint read_checkpoint_from_memory(const void* data, std::size_t size, const std::string& name,
+                                             const ReadOptions& opts = {});
 
 // Reads and validates the header, trailer and manifest (including every tensor record)
 // without reading tensor data.

@@ -4,6 +4,7 @@
 
 #include "recsys/batching.h"
 #include "recsys/eval/metrics.h"
+#include "recsys/ranking.h"
 
 namespace prunerec::recsys {
 
@@ -22,8 +23,9 @@ ItemCatalog catalog_from_proto(const pb::ItemCatalog& p) {
   return c;
 }
 
-Recommender load_recommender(const std::string& path, bool mmap) {
-  nn::LoadedModel loaded = nn::load_model(path, {.mmap = mmap, .with_optimizer = false});
+namespace {
+// The recommender of a loaded model; `path` names it in errors.
+Recommender recommender_from_model(const std::string& path, nn::LoadedModel loaded) {
   Recommender r;
   r.net = std::move(loaded.model);
   r.manifest = std::move(loaded.manifest);
@@ -39,6 +41,15 @@ Recommender load_recommender(const std::string& path, bool mmap) {
   PR_CHECK_T(IoError, r.catalog.titles.empty() || r.catalog.titles.size() == r.catalog.raw_ids.size(), path,
              ": catalogue has ", r.catalog.titles.size(), " titles for ", r.catalog.raw_ids.size(), " items");
   return r;
+}
+}  // namespace
+
+Recommender load_recommender(const std::string& path, bool mmap) {
+  return recommender_from_model(path, nn::load_model(path, {.mmap = mmap, .with_optimizer = false}));
+}
+
+Recommender load_recommender_from_memory(const void* data, std::size_t size, const std::string& name) {
+  return recommender_from_model(name, nn::load_model_from_memory(data, size, name, {.with_optimizer = false}));
 }
 
 void save_recommender(const std::string& path, const nn::Transformer& net, const ItemCatalog& catalog,
@@ -72,12 +83,7 @@ std::vector<Recommendation> recommend(const Recommender& rec, const std::vector<
              " history ids is a known item of this model");
   const Batch b = make_history_batch({items}, static_cast<int>(rec.net->config().max_len()));
   const Tensor scores = next_item_scores(*rec.net, b.ids, b.pads).to(DType::f32);
-  std::vector<std::int32_t> excluded;
-  if (exclude_history) {
-    excluded = items;
-    std::sort(excluded.begin(), excluded.end());
-    excluded.erase(std::unique(excluded.begin(), excluded.end()), excluded.end());
-  }
+  const std::vector<std::int32_t> excluded = exclude_history ? history_exclusion(items) : std::vector<std::int32_t>{};
   std::vector<Recommendation> out;
   for (const auto& [item, score] : top_k(scores.data<float>(), rec.catalog.size(), k, excluded))
     out.push_back({item, score, rec.catalog.raw_ids[item], rec.catalog.title(item)});

@@ -27,6 +27,9 @@ ItemCatalog catalog_from_proto(const pb::ItemCatalog& proto);
 // Loads a model file; IoError if it is not a recommender (no catalogue, or a catalogue
 // whose size differs from the model's vocabulary).
 Recommender load_recommender(const std::string& path, bool mmap = false);
+// The same from a model file's bytes in memory (copied; the buffer may be freed after).
+// `name` stands for the path in error messages.
+Recommender load_recommender_from_memory(const void* data, std::size_t size, const std::string& name);
 void save_recommender(const std::string& path, const nn::Transformer& net, const ItemCatalog& catalog,
                       nn::SaveOptions options = {});
 

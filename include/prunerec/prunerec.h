@@ -30,8 +30,45 @@
 //   }
 //
 // Build with CMake:      find_package(prunerec REQUIRED)
-//                        target_link_libraries(app PRIVATE prunerec::api)
+//                        target_link_libraries(app PRIVATE prunerec::prunerec)   # libprunerec.so
+//                        (or prunerec::prunerec_static with COMPONENTS static: libprunerec.a)
 // or with pkg-config:    g++ -std=c++17 app.cc $(pkg-config --cflags --libs prunerec)
+//
+// Note [library ABI]
+// ~~~~~~~~~~~~~~~~~~
+// libprunerec.so exports the names of this header and nothing else: everything is built
+// with hidden visibility, the declarations below carry PRUNEREC_API, and a linker version
+// script (cmake/prunerec.map.in) keeps even template instantiations of the standard library
+// local. tests/api/exported_symbols.sh lists the dynamic symbols and fails on any other.
+// The names live in an inline namespace named after the version (prunerec::api::v0_1),
+// so a program built against another version fails to link instead of crashing; the
+// shared library's soname carries the same version (libprunerec.so.0.1). Source code
+// keeps writing prunerec::api::. The engine's dependencies (oneTBB, Protobuf, OpenBLAS)
+// are private: the shared library links them itself, the program needs none of their
+// headers or flags. The static library (libprunerec.a) needs them at link time.
+//
+// Note [process-wide state]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// What the library does to the process it is loaded into, all of it on the first call
+// that runs the engine (load, load_from_memory, set_num_threads, num_threads):
+//   * OpenBLAS is set to one thread (openblas_set_num_threads(1)), for the whole process:
+//     the engine runs many single-threaded products at once inside its own pool (Note
+//     [thread safety]), and OpenBLAS's own threads would compete with it. A program that
+//     calls OpenBLAS itself sees its products run on one thread from then on; it may call
+//     openblas_set_num_threads(n) again, at the price of oversubscribed cores while both
+//     run. Prefer the pthread build of OpenBLAS (Debian: libopenblas0-pthread): the
+//     serial build is not safe under concurrent calls.
+//   * A oneTBB task arena of num_threads() workers is created; it is the process's one
+//     instance of prunerec's pool. oneTBB's own global scheduler is shared with the
+//     program, as with any oneTBB user.
+//   * Environment read once: PRUNEREC_THREADS (default thread count),
+//     PRUNEREC_NO_ALLOC_CACHE=1 (tensor memory goes back to malloc at once instead of
+//     being cached for reuse), PRUNEREC_ISA=baseline (kernels without AVX2).
+//   * Freed tensor memory is kept in a cache for reuse until the process ends; each
+//     thread that ran inference keeps a few kernel scratch rows (thread_local).
+//   * The kernels pick AVX2 + FMA or the x86-64 baseline once, by the CPU's features.
+// Nothing else: no signal handler, no atexit hook, no global locale or floating-point
+// mode change, no output to stdout or stderr.
 //
 // Note [public namespace]
 // ~~~~~~~~~~~~~~~~~~~~~~~
@@ -69,15 +106,28 @@
 // exit() or abort().
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+// Marks the exported names (Note [library ABI]).
+#if defined(__GNUC__) || defined(__clang__)
+#define PRUNEREC_API __attribute__((visibility("default")))
+#else
+#define PRUNEREC_API
+#endif
+
+// The version of this header; the inline namespace below must match it.
+#define PRUNEREC_VERSION_MAJOR 0
+#define PRUNEREC_VERSION_MINOR 1
+
 namespace prunerec::api {
+inline namespace v0_1 {
 
 // The only exception type thrown through this API.
-class Error : public std::runtime_error {
+class PRUNEREC_API Error : public std::runtime_error {
  public:
   enum class Kind {
     kInvalidArgument,  // a bad argument: k <= 0, a history with no known item, ...
@@ -85,6 +135,7 @@ class Error : public std::runtime_error {
     kRuntime,          // anything else (out of memory, an internal invariant)
   };
   Error(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  ~Error() override;  // defined in the library: one vtable and typeinfo for every program
   Kind kind() const noexcept { return kind_; }
 
  private:
@@ -97,12 +148,16 @@ struct Recommendation {
   float score = 0;      // the model's logit for the item; higher is better
 };
 
-class Recommender {
+class PRUNEREC_API Recommender {
  public:
   // Loads a model file written by `prunerec train` or `prunerec prune` (a checkpoint that
   // carries its item catalogue). Throws Error (kIo) when the file is missing, damaged or
   // holds no catalogue.
   static Recommender load(const std::string& path);
+  // The same from the file's bytes in memory (a model embedded in the program, fetched
+  // over the network, ...). The bytes are checked as a file's are, then copied: the
+  // buffer may be freed when this returns. `name` stands for the path in error messages.
+  static Recommender load_from_memory(const void* data, std::size_t size, const std::string& name = "<memory>");
 
   // Copies are cheap and share the loaded model, which nothing ever changes. A moved-from
   // Recommender may only be assigned to or destroyed.
@@ -150,10 +205,11 @@ class Recommender {
 
 // Worker threads of the engine's thread pool (default: all cores, or $PRUNEREC_THREADS).
 // Results do not depend on it. Not safe to call while inference runs (Note [thread safety]).
-void set_num_threads(int n);
-int num_threads();
+PRUNEREC_API void set_num_threads(int n);
+PRUNEREC_API int num_threads();
 
 // The library version, e.g. "0.1.0".
-const char* version();
+PRUNEREC_API const char* version();
 
+}  // namespace v0_1
 }  // namespace prunerec::api

@@ -31,7 +31,7 @@ SequenceDataset make_synthetic(const SyntheticOptions& o) {
   std::vector<std::vector<std::int32_t>> members(static_cast<std::size_t>(o.clusters));
   for (std::int32_t i = 0; i < o.items; ++i) {
     members[i % o.clusters].push_back(i);
-    d.items.add("i" + std::to_string(i));
+    d.items.add(std::string("i").append(std::to_string(i)));  // not "i" + ...: see the users below
   }
   std::vector<std::vector<double>> cum(static_cast<std::size_t>(o.clusters));
   for (std::int32_t c = 0; c < o.clusters; ++c) {
@@ -52,7 +52,9 @@ SequenceDataset make_synthetic(const SyntheticOptions& o) {
   }
   // Users.
   for (std::int32_t u = 0; u < o.users; ++u) {
-    d.users.push_back("u" + std::to_string(u));
+    // Appended rather than "u" + to_string(u): GCC 12 warns on the latter (a false
+    // -Wrestrict, GCC bug 105329), and CI builds with -Werror.
+    d.users.push_back(std::string("u").append(std::to_string(u)));
     const int n_pref = 1 + static_cast<int>(rng.below(3));
     std::vector<std::int32_t> prefs;
     for (int k = 0; k < n_pref; ++k) prefs.push_back(static_cast<std::int32_t>(rng.below(o.clusters)));

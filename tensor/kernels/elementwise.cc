@@ -4,204 +4,126 @@
 #include <cmath>
 #include <vector>
 
+#include "tensor/kernels/isa.h"
 #include "tensor/kernels/math.h"
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
 
+// The kernels are written once, in elementwise_impl.h, and compiled twice: for the x86-64
+// baseline and for AVX2 + FMA; the functions below call the copy the CPU runs best
+// (Note [kernel dispatch] in tensor/kernels/isa.h). Both give the same bits (Note [kernel
+// math flags] in tensor/kernels/math.h).
+namespace prunerec::kernels::baseline {
+#include "tensor/kernels/elementwise_impl.h"
+}  // namespace prunerec::kernels::baseline
+
+#if PRUNEREC_KERNELS_AVX2
+PRUNEREC_AVX2_BEGIN
+namespace prunerec::kernels::avx2 {
+#include "tensor/kernels/elementwise_impl.h"
+}  // namespace prunerec::kernels::avx2
+PRUNEREC_AVX2_END
+#endif
+
 namespace prunerec::kernels {
-namespace {
-constexpr std::int64_t kGrain = 1 << 14;  // elements per piece: ~10 us of work
-}
 
 template <class T>
 void add(std::int64_t n, const T* a, const T* b, T* out) {
-  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i) out[i] = a[i] + b[i];
-  });
+  return PRUNEREC_KERNEL_CALL(add<T>, n, a, b, out);
 }
 
 template <class T>
 void axpy(std::int64_t n, T alpha, const T* x, T* y) {
-  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i) y[i] += alpha * x[i];
-  });
+  return PRUNEREC_KERNEL_CALL(axpy<T>, n, alpha, x, y);
 }
 
 template <class T>
 void scale(std::int64_t n, T alpha, const T* x, T* out) {
-  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i) out[i] = alpha * x[i];
-  });
+  return PRUNEREC_KERNEL_CALL(scale<T>, n, alpha, x, out);
 }
 
 template <class T>
 void mul(std::int64_t n, const T* a, const T* b, T* out) {
-  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i) out[i] = a[i] * b[i];
-  });
+  return PRUNEREC_KERNEL_CALL(mul<T>, n, a, b, out);
 }
 
 template <class T>
 void fill(std::int64_t n, T value, T* out) {
-  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) { std::fill(out + lo, out + hi, value); });
+  return PRUNEREC_KERNEL_CALL(fill<T>, n, value, out);
 }
 
 template <class T>
 void copy(std::int64_t n, const T* x, T* out) {
-  parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) { std::copy(x + lo, x + hi, out + lo); });
+  return PRUNEREC_KERNEL_CALL(copy<T>, n, x, out);
 }
 
 template <class T>
 void mul_cols(std::int64_t rows, std::int64_t cols, const T* x, const T* colscale, T* out) {
-  parallel_for(0, rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(cols, 1)),
-               [&](std::int64_t lo, std::int64_t hi) {
-                 for (std::int64_t r = lo; r < hi; ++r)
-                   for (std::int64_t c = 0; c < cols; ++c) out[r * cols + c] = x[r * cols + c] * colscale[c];
-               });
+  return PRUNEREC_KERNEL_CALL(mul_cols<T>, rows, cols, x, colscale, out);
 }
 
 template <class T>
 void swiglu_forward(std::int64_t rows, std::int64_t cols, const T* g, const T* u, const T* gate, T* out) {
-  parallel_for(0, rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(cols, 1)),
-               [&](std::int64_t lo, std::int64_t hi) {
-                 for (std::int64_t r = lo; r < hi; ++r) {
-                   const T* gr = g + r * cols;
-                   const T* ur = u + r * cols;
-                   T* o = out + r * cols;
-                   for (std::int64_t c = 0; c < cols; ++c) o[c] = gr[c] * sigmoid(gr[c]) * ur[c];
-                   if (gate)
-                     for (std::int64_t c = 0; c < cols; ++c) o[c] *= gate[c];
-                 }
-               });
+  return PRUNEREC_KERNEL_CALL(swiglu_forward<T>, rows, cols, g, u, gate, out);
 }
-
-namespace {
-// One row of the SwiGLU backward with the optional outputs and gate fixed at compile
-// time, so the inner loop has no branches and vectorises.
-template <class T, bool kDg, bool kDu, bool kGate>
-void swiglu_backward_row(std::int64_t cols, const T* g, const T* u, const T* gate, const T* dout, T* dg, T* du) {
-  for (std::int64_t c = 0; c < cols; ++c) {
-    const T x = g[c];
-    const T s = sigmoid(x);
-    T d = dout[c];
-    if constexpr (kGate) d *= gate[c];
-    if constexpr (kDu) du[c] = d * x * s;                                  // d/du = silu(g)
-    if constexpr (kDg) dg[c] = d * u[c] * s * (T(1) + x * (T(1) - s));     // silu'(g)
-  }
-}
-
-template <class T, bool kGate>
-void swiglu_backward_rows(std::int64_t lo, std::int64_t hi, std::int64_t cols, const T* g, const T* u, const T* gate,
-                          const T* dout, T* dg, T* du) {
-  for (std::int64_t r = lo; r < hi; ++r) {
-    const std::int64_t o = r * cols;
-    if (dg && du)
-      swiglu_backward_row<T, true, true, kGate>(cols, g + o, u + o, gate, dout + o, dg + o, du + o);
-    else if (dg)
-      swiglu_backward_row<T, true, false, kGate>(cols, g + o, u + o, gate, dout + o, dg + o, nullptr);
-    else if (du)
-      swiglu_backward_row<T, false, true, kGate>(cols, g + o, u + o, gate, dout + o, nullptr, du + o);
-  }
-}
-}  // namespace
 
 template <class T>
-void swiglu_backward(std::int64_t rows, std::int64_t cols, const T* g, const T* u, const T* gate, const T* dout,
-                     T* dg, T* du) {
-  parallel_for(0, rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(cols, 1)),
-               [&](std::int64_t lo, std::int64_t hi) {
-                 if (gate)
-                   swiglu_backward_rows<T, true>(lo, hi, cols, g, u, gate, dout, dg, du);
-                 else
-                   swiglu_backward_rows<T, false>(lo, hi, cols, g, u, gate, dout, dg, du);
-               });
+void swiglu_backward(std::int64_t rows, std::int64_t cols, const T* g, const T* u, const T* gate, const T* dout, T* dg, T* du) {
+  return PRUNEREC_KERNEL_CALL(swiglu_backward<T>, rows, cols, g, u, gate, dout, dg, du);
 }
 
 template <class T>
 void dropout_apply(std::int64_t n, float p, std::uint64_t seed, std::uint64_t stream, const T* x, T* out) {
-  const T keep_scale = T(1) / (T(1) - static_cast<T>(p));
-  // One Philox block gives 128 random bits: eight 16-bit draws, one per element, so
-  // element i is decided by block i / 8. An element is dropped when its draw is below
-  // p * 65536 (p is thus rounded to a multiple of 1/65536).
-  const std::uint32_t threshold = static_cast<std::uint32_t>(p * 65536.0f + 0.5f);
-  parallel_for(0, (n + 7) / 8, kGrain / 8, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t j = lo; j < hi; ++j) {
-      const auto w = philox4x32(seed, stream, static_cast<std::uint64_t>(j));
-      const int count = static_cast<int>(std::min<std::int64_t>(8, n - 8 * j));
-      T* o = out + 8 * j;
-      const T* xi = x + 8 * j;
-      for (int k = 0; k < count; ++k) {
-        const std::uint32_t draw = (w[k / 2] >> (16 * (k % 2))) & 0xFFFFu;
-        o[k] = draw >= threshold ? xi[k] * keep_scale : T(0);
-      }
-    }
-  });
+  return PRUNEREC_KERNEL_CALL(dropout_apply<T>, n, p, seed, stream, x, out);
 }
 
 template <class T>
 double sum(std::int64_t n, const T* x) {
-  return parallel_sum(n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
-    double s = 0;
-    for (std::int64_t i = lo; i < hi; ++i) s += x[i];
-    return s;
-  });
+  return PRUNEREC_KERNEL_CALL(sum<T>, n, x);
 }
 
 template <class T>
 double sum_squares(std::int64_t n, const T* x) {
-  return parallel_sum(n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
-    double s = 0;
-    for (std::int64_t i = lo; i < hi; ++i) s += static_cast<double>(x[i]) * x[i];
-    return s;
-  });
+  return PRUNEREC_KERNEL_CALL(sum_squares<T>, n, x);
 }
 
 template <class T>
 void sum_rows(std::int64_t rows, std::int64_t cols, const T* x, T* out, bool accumulate) {
-  // Fixed row chunks give partial column sums, added in chunk order (deterministic).
-  const std::int64_t chunk = std::max<std::int64_t>(16, kGrain / std::max<std::int64_t>(cols, 1));
-  const std::int64_t pieces = std::max<std::int64_t>(1, (rows + chunk - 1) / chunk);
-  std::vector<T> partial(static_cast<std::size_t>(pieces * cols), T(0));
-  parallel_for(0, pieces, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t p = lo; p < hi; ++p) {
-      T* acc = partial.data() + p * cols;
-      for (std::int64_t r = p * chunk; r < std::min(rows, (p + 1) * chunk); ++r)
-        for (std::int64_t c = 0; c < cols; ++c) acc[c] += x[r * cols + c];
-    }
-  });
-  for (std::int64_t c = 0; c < cols; ++c) {
-    T s = accumulate ? out[c] : T(0);
-    for (std::int64_t p = 0; p < pieces; ++p) s += partial[p * cols + c];
-    out[c] = s;
-  }
+  return PRUNEREC_KERNEL_CALL(sum_rows<T>, rows, cols, x, out, accumulate);
 }
 
 template <class T>
 bool all_finite(std::int64_t n, const T* x) {
-  const double bad = parallel_sum(n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
-    bool ok = true;
-    for (std::int64_t i = lo; i < hi; ++i) ok &= std::isfinite(x[i]);
-    return ok ? 0.0 : 1.0;
-  });
-  return bad == 0.0;
+  return PRUNEREC_KERNEL_CALL(all_finite<T>, n, x);
 }
 
-#define PR_INSTANTIATE(T)                                                                           \
-  template void add<T>(std::int64_t, const T*, const T*, T*);                                        \
-  template void axpy<T>(std::int64_t, T, const T*, T*);                                              \
-  template void scale<T>(std::int64_t, T, const T*, T*);                                             \
-  template void mul<T>(std::int64_t, const T*, const T*, T*);                                        \
-  template void fill<T>(std::int64_t, T, T*);                                                        \
-  template void copy<T>(std::int64_t, const T*, T*);                                                 \
-  template void mul_cols<T>(std::int64_t, std::int64_t, const T*, const T*, T*);                     \
-  template void swiglu_forward<T>(std::int64_t, std::int64_t, const T*, const T*, const T*, T*);     \
-  template void swiglu_backward<T>(std::int64_t, std::int64_t, const T*, const T*, const T*, const T*, T*, T*); \
-  template void dropout_apply<T>(std::int64_t, float, std::uint64_t, std::uint64_t, const T*, T*);   \
-  template double sum<T>(std::int64_t, const T*);                                                    \
-  template double sum_squares<T>(std::int64_t, const T*);                                            \
-  template void sum_rows<T>(std::int64_t, std::int64_t, const T*, T*, bool);                         \
-  template bool all_finite<T>(std::int64_t, const T*);
-PR_INSTANTIATE(float)
-PR_INSTANTIATE(double)
+template void add<float>(std::int64_t, const float*, const float*, float*);
+template void axpy<float>(std::int64_t, float, const float*, float*);
+template void scale<float>(std::int64_t, float, const float*, float*);
+template void mul<float>(std::int64_t, const float*, const float*, float*);
+template void fill<float>(std::int64_t, float, float*);
+template void copy<float>(std::int64_t, const float*, float*);
+template void mul_cols<float>(std::int64_t, std::int64_t, const float*, const float*, float*);
+template void swiglu_forward<float>(std::int64_t, std::int64_t, const float*, const float*, const float*, float*);
+template void swiglu_backward<float>(std::int64_t, std::int64_t, const float*, const float*, const float*, const float*, float*, float*);
+template void dropout_apply<float>(std::int64_t, float, std::uint64_t, std::uint64_t, const float*, float*);
+template double sum<float>(std::int64_t, const float*);
+template double sum_squares<float>(std::int64_t, const float*);
+template void sum_rows<float>(std::int64_t, std::int64_t, const float*, float*, bool);
+template bool all_finite<float>(std::int64_t, const float*);
+template void add<double>(std::int64_t, const double*, const double*, double*);
+template void axpy<double>(std::int64_t, double, const double*, double*);
+template void scale<double>(std::int64_t, double, const double*, double*);
+template void mul<double>(std::int64_t, const double*, const double*, double*);
+template void fill<double>(std::int64_t, double, double*);
+template void copy<double>(std::int64_t, const double*, double*);
+template void mul_cols<double>(std::int64_t, std::int64_t, const double*, const double*, double*);
+template void swiglu_forward<double>(std::int64_t, std::int64_t, const double*, const double*, const double*, double*);
+template void swiglu_backward<double>(std::int64_t, std::int64_t, const double*, const double*, const double*, const double*, double*, double*);
+template void dropout_apply<double>(std::int64_t, float, std::uint64_t, std::uint64_t, const double*, double*);
+template double sum<double>(std::int64_t, const double*);
+template double sum_squares<double>(std::int64_t, const double*);
+template void sum_rows<double>(std::int64_t, std::int64_t, const double*, double*, bool);
+template bool all_finite<double>(std::int64_t, const double*);
 
 }  // namespace prunerec::kernels

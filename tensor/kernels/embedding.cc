@@ -2,43 +2,40 @@
 
 #include <algorithm>
 
+#include "tensor/kernels/isa.h"
 #include "tensor/parallel.h"
+
+// The kernels are written once, in embedding_impl.h, and compiled twice: for the x86-64
+// baseline and for AVX2 + FMA; the functions below call the copy the CPU runs best
+// (Note [kernel dispatch] in tensor/kernels/isa.h). Both give the same bits (Note [kernel
+// math flags] in tensor/kernels/math.h).
+namespace prunerec::kernels::baseline {
+#include "tensor/kernels/embedding_impl.h"
+}  // namespace prunerec::kernels::baseline
+
+#if PRUNEREC_KERNELS_AVX2
+PRUNEREC_AVX2_BEGIN
+namespace prunerec::kernels::avx2 {
+#include "tensor/kernels/embedding_impl.h"
+}  // namespace prunerec::kernels::avx2
+PRUNEREC_AVX2_END
+#endif
 
 namespace prunerec::kernels {
 
 template <class T>
 void embedding_gather(std::int64_t n, std::int64_t d, const T* table, const std::int32_t* ids, T* out) {
-  parallel_for(0, n, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(d, 1)), [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i) {
-      T* o = out + i * d;
-      if (ids[i] < 0)
-        std::fill(o, o + d, T(0));
-      else
-        std::copy(table + static_cast<std::int64_t>(ids[i]) * d, table + (static_cast<std::int64_t>(ids[i]) + 1) * d, o);
-    }
-  });
+  return PRUNEREC_KERNEL_CALL(embedding_gather<T>, n, d, table, ids, out);
 }
 
 template <class T>
-void embedding_scatter_add(std::int64_t n, std::int64_t d, std::int64_t V, const std::int32_t* ids, const T* dout,
-                           T* dtable) {
-  constexpr std::int64_t kRowsPerTask = 1024;  // fixed ranges: thread-count independent
-  parallel_for(0, (V + kRowsPerTask - 1) / kRowsPerTask, 1, [&](std::int64_t lo, std::int64_t hi) {
-    const std::int64_t v0 = lo * kRowsPerTask, v1 = std::min(V, hi * kRowsPerTask);
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t v = ids[i];
-      if (v < v0 || v >= v1) continue;
-      T* row = dtable + v * d;
-      const T* g = dout + i * d;
-      for (std::int64_t c = 0; c < d; ++c) row[c] += g[c];
-    }
-  });
+void embedding_scatter_add(std::int64_t n, std::int64_t d, std::int64_t V, const std::int32_t* ids, const T* dout, T* dtable) {
+  return PRUNEREC_KERNEL_CALL(embedding_scatter_add<T>, n, d, V, ids, dout, dtable);
 }
 
 template void embedding_gather<float>(std::int64_t, std::int64_t, const float*, const std::int32_t*, float*);
-template void embedding_gather<double>(std::int64_t, std::int64_t, const double*, const std::int32_t*, double*);
 template void embedding_scatter_add<float>(std::int64_t, std::int64_t, std::int64_t, const std::int32_t*, const float*, float*);
-template void embedding_scatter_add<double>(std::int64_t, std::int64_t, std::int64_t, const std::int32_t*, const double*,
-                                            double*);
+template void embedding_gather<double>(std::int64_t, std::int64_t, const double*, const std::int32_t*, double*);
+template void embedding_scatter_add<double>(std::int64_t, std::int64_t, std::int64_t, const std::int32_t*, const double*, double*);
 
 }  // namespace prunerec::kernels

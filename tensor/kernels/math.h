@@ -18,6 +18,29 @@ namespace prunerec::kernels {
 // constant (61 ulp errors) and let vectorised and scalar tails of a loop round
 // differently, so results would depend on where a thread's piece begins. Reductions that
 // must vectorise use explicit lanes instead (lane_sum, lane_max).
+//
+// Note [kernel math flags]
+// ~~~~~~~~~~~~~~~~~~~~~~~~
+// The floating-point contract of the kernels, and what it guarantees:
+//   * -ffp-contract=off (every target, cmake/PrunerecCompileOptions.cmake): a * b + c is
+//     a rounded multiply and a rounded add, never an FMA. GCC and Clang both contract by
+//     default, and only where the target has FMA, so without this flag the AVX2 path
+//     (and any -march=x86-64-v3 build) rounded differently from the baseline.
+//   * No reassociation (Note [no fast-math]): vectorised loops keep the source order of
+//     every sum; cross-element reductions use explicit lanes (lane_sum), whose order
+//     depends on the length only. Vector width therefore never changes a result.
+//   * -fno-trapping-math for the kernel files (tensor/CMakeLists.txt): no FP-exception
+//     flags are read, so clamps may become vector selects. It does not change values.
+//   * The compiler may still choose different instruction orders per code path (for
+//     example the three variants of cross_entropy_rows); each is checked against exact
+//     values (tests/tensor/kernels_test.cc), not against the others.
+// So the baseline (SSE2) and AVX2 + FMA copies of the dispatched kernels (Note [kernel
+// dispatch] in tensor/kernels/isa.h) give the same bits; kernels_test checks it for
+// every dispatched kernel. What may still differ between machines: matrix products
+// (OpenBLAS picks its own kernel per CPU and may use FMA), and std::exp/log/sqrt of
+// double (glibc selects FMA variants at run time). The guarantee is therefore: the same
+// binary on the same machine with the same thread count gives the same bits (Note
+// [threading policy] in tensor/parallel.h); across machines, results agree to rounding.
 inline float exp_fast(float x) {
   x = x < -87.33654f ? -87.33654f : x;
   x = x > 88.3762626f ? 88.3762626f : x;

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <thread>
 
@@ -96,6 +98,42 @@ TEST_F(ApiTest, RecommendsRankedItemsWithTitles) {
       EXPECT_GE(top[i - 1].score, top[i].score);
     }
   }
+}
+
+// load_from_memory checks the bytes as load() checks a file, and gives the same model.
+TEST_F(ApiTest, LoadsFromMemoryLikeFromAFile) {
+  const auto from_file = api::Recommender::load(path_);
+  std::string bytes;
+  {
+    std::ifstream in(path_, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GT(bytes.size(), 64u);
+  auto from_memory = api::Recommender::load_from_memory(bytes.data(), bytes.size(), "buffer");
+  bytes.assign(bytes.size(), '\0');  // the model must not borrow the caller's buffer
+  EXPECT_EQ(from_memory.model_summary(), from_file.model_summary());
+  const std::vector<std::vector<std::string>> histories = {{"item1", "item2"}, {"item7"}, {"item3", "item9", "item4"}};
+  for (const auto& h : histories) EXPECT_TRUE(same_answer(from_memory.recommend(h, 10), from_file.recommend(h, 10)));
+
+  // Damaged or empty buffers are I/O errors that name the buffer.
+  {
+    std::ifstream in(path_, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto expect_io_error = [](const std::string& data, std::size_t size, const char* what) {
+    try {
+      (void)api::Recommender::load_from_memory(data.data(), size, "buffer");
+      ADD_FAILURE() << what << ": loaded";
+    } catch (const api::Error& e) {
+      EXPECT_EQ(e.kind(), api::Error::Kind::kIo) << what << ": " << e.what();
+      EXPECT_EQ(std::string(e.what()).rfind("buffer", 0), 0u) << what << ": " << e.what();
+    }
+  };
+  std::string flipped = bytes;
+  flipped[flipped.size() / 2] = static_cast<char>(flipped[flipped.size() / 2] ^ 0x10);
+  expect_io_error(flipped, flipped.size(), "a flipped bit");
+  expect_io_error(bytes, bytes.size() - 1, "one byte short");
+  expect_io_error(bytes, 0, "empty");
 }
 
 TEST_F(ApiTest, UnknownIdsAreSkippedAndReported) {

@@ -12,7 +12,9 @@
 // and the largest error/bound ratio, so the headroom is visible in the test log.
 //
 // Kernels that promise it (Note [GEMM splitting], Note [attention parallelism], the
-// fixed-chunk reductions) are also checked bit for bit between set_num_threads(1) and 2.
+// fixed-chunk reductions) are also checked bit for bit between set_num_threads(1) and 2,
+// and every dispatched kernel between its baseline and AVX2 + FMA copies (Note [kernel
+// dispatch] in tensor/kernels/isa.h, Note [kernel math flags] in tensor/kernels/math.h).
 // exp_fast is inline; the kernels are compiled without reassociation flags (Note
 // [no fast-math] in tensor/kernels/math.h), and so is this file.
 #include <cmath>
@@ -38,6 +40,7 @@
 #include "tensor/kernels/elementwise.h"
 #include "tensor/kernels/embedding.h"
 #include "tensor/kernels/gemm.h"
+#include "tensor/kernels/isa.h"
 #include "tensor/kernels/math.h"
 #include "tensor/kernels/norm.h"
 #include "tensor/kernels/reference.h"
@@ -1239,20 +1242,36 @@ TEST(ExpFast, ClampedOutsideRange) {
 
 // Each kernel with a deterministic split gives the same bits with 1 and 2 threads.
 template <class F>
-void expect_same_bits_1_vs_2(const char* what, F&& run) {
-  decltype(run()) one, two;
-  {
-    ThreadCount threads(1);
-    one = run();
+void expect_same_bits_everywhere(const char* what, F&& run) {
+  // Reference: the baseline path on one thread. Then two threads, and the AVX2 + FMA path
+  // (Note [kernel dispatch]) on one and two threads when this CPU has it: all must agree
+  // bit for bit (Note [kernel math flags]).
+  struct Setting {
+    Isa isa;
+    int threads;
+  };
+  std::vector<Setting> settings = {{Isa::kBaseline, 1}, {Isa::kBaseline, 2}};
+  if (isa_supported(Isa::kAvx2Fma)) settings.insert(settings.end(), {{Isa::kAvx2Fma, 1}, {Isa::kAvx2Fma, 2}});
+  const Isa previous = active_isa();
+  decltype(run()) reference;
+  for (std::size_t i = 0; i < settings.size(); ++i) {
+    set_isa(settings[i].isa);
+    decltype(run()) got;
+    {
+      ThreadCount threads(settings[i].threads);
+      got = run();
+    }
+    if (i == 0) {
+      reference = std::move(got);
+      continue;
+    }
+    std::size_t differ = 0;
+    for (std::size_t j = 0; j < std::min(reference.size(), got.size()); ++j) differ += reference[j] != got[j];
+    EXPECT_TRUE(reference == got) << what << ": " << isa_name(settings[i].isa) << " with " << settings[i].threads
+                                  << " threads differs from baseline with 1 thread (" << differ << " of "
+                                  << reference.size() << " bytes)";
   }
-  {
-    ThreadCount threads(2);
-    two = run();
-  }
-  std::size_t differ = 0;
-  for (std::size_t i = 0; i < std::min(one.size(), two.size()); ++i) differ += one[i] != two[i];
-  EXPECT_TRUE(one == two) << what << ": results differ between 1 and 2 threads (" << differ << " of " << one.size()
-                          << " bytes)";
+  set_isa(previous);
 }
 
 template <class T>
@@ -1262,13 +1281,44 @@ std::vector<std::uint8_t> bytes(const std::vector<T>& v) {
   return b;
 }
 
-TYPED_TEST(Elementwise, ResultsIdenticalWithOneAndTwoThreads) {
+TYPED_TEST(Elementwise, ResultsIdenticalAcrossThreadCountsAndInstructionSets) {
   using T = TypeParam;
+  // The simple maps, the gather and all_finite: one piece per 16384 elements.
+  {
+    const i64 n = 40001, rows = 211, cols = 37;
+    const std::vector<T> a = randn<T>(n, 21), b = randn<T>(n, 22), colscale = randn<T>(cols, 23);
+    expect_same_bits_everywhere("add axpy scale mul fill copy mul_cols all_finite", [&] {
+      std::vector<T> o1(n), o2 = b, o3(n), o4(n), o5(n), o6(n), o7(rows * cols);
+      add<T>(n, a.data(), b.data(), o1.data());
+      axpy<T>(n, T(0.3), a.data(), o2.data());
+      scale<T>(n, T(-1.7), a.data(), o3.data());
+      mul<T>(n, a.data(), b.data(), o4.data());
+      fill<T>(n, T(2.5), o5.data());
+      copy<T>(n, a.data(), o6.data());
+      mul_cols<T>(rows, cols, a.data(), colscale.data(), o7.data());
+      auto out = bytes(o1);
+      for (auto* v : {&o2, &o3, &o4, &o5, &o6, &o7}) {
+        const auto more = bytes(*v);
+        out.insert(out.end(), more.begin(), more.end());
+      }
+      out.push_back(static_cast<std::uint8_t>(all_finite<T>(n, a.data())));
+      return out;
+    });
+    const i64 V = 300, d = 19, m = 997;
+    std::vector<std::int32_t> ids(m);
+    Rng rng(24);
+    for (auto& id : ids) id = static_cast<std::int32_t>(rng.below(V + 1)) - 1;  // -1: padding
+    expect_same_bits_everywhere("embedding_gather", [&] {
+      std::vector<T> out(m * d);
+      embedding_gather<T>(m, d, a.data(), ids.data(), out.data());
+      return bytes(out);
+    });
+  }
   // RMSNorm backward dw: 1000 rows = 16 fixed 64-row chunks.
   {
     const i64 rows = 1000, cols = 33;
     const std::vector<T> x = randn<T>(rows * cols, 1), w = randn<T>(cols, 2), dy = randn<T>(rows * cols, 3);
-    expect_same_bits_1_vs_2("rmsnorm", [&] {
+    expect_same_bits_everywhere("rmsnorm", [&] {
       std::vector<T> y(rows * cols), inv(rows), dx(rows * cols), dw(cols, T(0));
       rmsnorm_forward<T>(rows, cols, x.data(), w.data(), T(1e-5), y.data(), inv.data());
       rmsnorm_backward<T>(rows, cols, x.data(), w.data(), inv.data(), dy.data(), dx.data(), dw.data());
@@ -1287,7 +1337,7 @@ TYPED_TEST(Elementwise, ResultsIdenticalWithOneAndTwoThreads) {
     Rng rng(4);
     for (auto& id : ids) id = static_cast<std::int32_t>(rng.below(V + 1)) - 1;
     const std::vector<T> dout = randn<T>(n * d, 5);
-    expect_same_bits_1_vs_2("embedding_scatter_add", [&] {
+    expect_same_bits_everywhere("embedding_scatter_add", [&] {
       std::vector<T> dtable(V * d, T(0));
       embedding_scatter_add<T>(n, d, V, ids.data(), dout.data(), dtable.data());
       return bytes(dtable);
@@ -1297,12 +1347,12 @@ TYPED_TEST(Elementwise, ResultsIdenticalWithOneAndTwoThreads) {
   {
     const i64 rows = 5000, cols = 7;
     const std::vector<T> x = randn<T>(rows * cols, 6);
-    expect_same_bits_1_vs_2("sum_rows", [&] {
+    expect_same_bits_everywhere("sum_rows", [&] {
       std::vector<T> out(cols);
       sum_rows<T>(rows, cols, x.data(), out.data(), false);
       return bytes(out);
     });
-    expect_same_bits_1_vs_2("sum", [&] { return std::vector<double>{sum<T>(rows * cols, x.data()), sum_squares<T>(rows * cols, x.data())}; });
+    expect_same_bits_everywhere("sum", [&] { return std::vector<double>{sum<T>(rows * cols, x.data()), sum_squares<T>(rows * cols, x.data())}; });
   }
   // Softmax, cross-entropy and distillation split by rows.
   {
@@ -1310,7 +1360,7 @@ TYPED_TEST(Elementwise, ResultsIdenticalWithOneAndTwoThreads) {
     const std::vector<T> s = randn<T>(rows * V, 7, 3.0), t = randn<T>(rows * V, 8, 3.0);
     std::vector<std::int32_t> target(rows);
     for (i64 r = 0; r < rows; ++r) target[r] = r % 5 == 0 ? -1 : static_cast<std::int32_t>(r % V);
-    expect_same_bits_1_vs_2("softmax and losses", [&] {
+    expect_same_bits_everywhere("softmax and losses", [&] {
       std::vector<T> p(rows * V), lp(rows * V), loss(rows), dx(rows * V), dl(rows), ds(rows * V);
       softmax_rows<T>(rows, V, s.data(), p.data());
       log_softmax_rows<T>(rows, V, s.data(), lp.data());
@@ -1329,22 +1379,22 @@ TYPED_TEST(Elementwise, ResultsIdenticalWithOneAndTwoThreads) {
   {
     const i64 n = 70001;
     const std::vector<T> x = randn<T>(n, 9), u = randn<T>(n, 10), dout = randn<T>(n, 11);
-    expect_same_bits_1_vs_2("dropout_apply", [&] {
+    expect_same_bits_everywhere("dropout_apply", [&] {
       std::vector<T> out(n);
       dropout_apply<T>(n, 0.2f, 1, 2, x.data(), out.data());
       return bytes(out);
     });
-    expect_same_bits_1_vs_2("swiglu_forward", [&] {
+    expect_same_bits_everywhere("swiglu_forward", [&] {
       std::vector<T> y(n);
       swiglu_forward<T>(n / 7, 7, x.data(), u.data(), nullptr, y.data());
       return bytes(y);
     });
-    expect_same_bits_1_vs_2("swiglu_backward dg", [&] {
+    expect_same_bits_everywhere("swiglu_backward dg", [&] {
       std::vector<T> dg(n);
       swiglu_backward<T>(n / 7, 7, x.data(), u.data(), nullptr, dout.data(), dg.data(), nullptr);
       return bytes(dg);
     });
-    expect_same_bits_1_vs_2("swiglu_backward du", [&] {
+    expect_same_bits_everywhere("swiglu_backward du", [&] {
       std::vector<T> du(n);
       swiglu_backward<T>(n / 7, 7, x.data(), u.data(), nullptr, dout.data(), nullptr, du.data());
       return bytes(du);
@@ -1352,17 +1402,23 @@ TYPED_TEST(Elementwise, ResultsIdenticalWithOneAndTwoThreads) {
   }
 }
 
-TYPED_TEST(Attention, ForwardAndBackwardIdenticalWithOneAndTwoThreads) {
+TYPED_TEST(Attention, ForwardAndBackwardIdenticalAcrossThreadCountsAndInstructionSets) {
   using T = TypeParam;
   for (const AttentionCase& c : attention_cases()) {
     const AttentionData<T> a(c, 71);
     const std::vector<T> dout = randn<T>(a.q.size(), 72);
-    expect_same_bits_1_vs_2(case_name(c).c_str(), [&] {
+    expect_same_bits_everywhere(case_name(c).c_str(), [&] {
       std::vector<T> out, lse, dq, dk, dv;
       a.forward(out, lse);
       a.backward(out, lse, dout, dq, dk, dv);
+      const AttentionDims& d = c.d;
+      const i64 ldq = d.Hq * d.dh;
+      std::vector<T> q_last(d.B * ldq), out_last(d.B * ldq);
+      for (i64 b = 0; b < d.B; ++b) std::copy_n(a.q.data() + (b * d.T + d.T - 1) * ldq, ldq, q_last.data() + b * ldq);
+      attention_forward_last<T>(d, q_last.data(), a.k.data(), a.v.data(), c.pads.data(), c.kv_map.data(),
+                                a.gate_ptr(), cached_rope_table<T>(d.T, d.dh, c.theta), a.scale(), out_last.data());
       auto b = bytes(out);
-      for (auto* v : {&lse, &dq, &dk, &dv}) {
+      for (auto* v : {&lse, &dq, &dk, &dv, &out_last}) {
         const auto more = bytes(*v);
         b.insert(b.end(), more.begin(), more.end());
       }

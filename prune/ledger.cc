@@ -5,6 +5,7 @@
 
 #include "recsys/batching.h"
 #include "recsys/eval/evaluator.h"
+#include "recsys/progress.h"
 #include "recsys/recommender.h"
 
 namespace prunerec::prune {
@@ -43,6 +44,7 @@ std::pair<double, int> time_median(F&& fn, const LatencyOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   while (static_cast<int>(t.size()) < o.min_repetitions ||
          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < o.min_seconds) {
+    stop_point("latency measurement");  // Note [stopping long work]
     const auto t0 = std::chrono::steady_clock::now();
     fn();
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

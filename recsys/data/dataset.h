@@ -21,7 +21,9 @@
 //                  history_item_id, item_id, ... (Python-literal lists, standard quoting).
 //   (directory)    any other directory: the single file in it named *.inter.json, *.inter,
 //                  *.csv, *.dat or *.txt is read by the rules below; none or several is a
-//                  ConfigError that lists the candidates.
+//                  ConfigError that lists the candidates there and one subfolder down.
+//   (not text)     a compressed file or one with a NUL byte in its first 64 KiB is an
+//                  IoError whatever the format (every format is text).
 //   lcrec-json     the first non-blank character is '{': {"user": [item, ...], ...}.
 //   recbole        the first line is a RecBole typed header: every tab-separated field is
 //                  name:type with type token, token_seq, float or float_seq.

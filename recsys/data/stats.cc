@@ -136,6 +136,13 @@ DatasetStats compute_stats(const SequenceDataset& data) {
   return s;
 }
 
+void add_split_stats(DatasetStats& s, const DataSplit& split) {
+  s.split_kind = split.kind;
+  s.train_sequences = static_cast<std::int64_t>(split.train.size());
+  s.valid_examples = static_cast<std::int64_t>(split.valid.size());
+  s.test_examples = static_cast<std::int64_t>(split.test.size());
+}
+
 std::string format_stats(const DatasetStats& s) {
   auto row = [](const std::string& name, const std::string& value) {
     std::string label = name;
@@ -163,7 +170,12 @@ std::string format_stats(const DatasetStats& s) {
   else
     out += row("time", str_cat(s.min_time, " .. ", s.max_time,
                                s.time_is_ordinal ? " (event ordinals)" : " (seconds)"));
-  out += row("split", s.predefined_split ? "predefined by the source" : "none");
+  const std::string origin = s.predefined_split ? "cut times predefined by the source" : "none predefined";
+  if (s.split_kind.empty())
+    out += row("split", origin);
+  else
+    out += row("split", str_cat(s.split_kind, " (", origin, "): ", grouped(s.train_sequences), " train sequences, ",
+                                grouped(s.valid_examples), " valid, ", grouped(s.test_examples), " test examples"));
   return out;
 }
 
@@ -203,6 +215,12 @@ std::string stats_json(const DatasetStats& s) {
     field("max_time", integer(s.max_time));
   }
   field("predefined_split", boolean(s.predefined_split));
+  if (!s.split_kind.empty()) {
+    field("split_kind", json_string(s.split_kind));
+    field("train_sequences", integer(s.train_sequences));
+    field("valid_examples", integer(s.valid_examples));
+    field("test_examples", integer(s.test_examples));
+  }
   return out + "}";
 }
 

@@ -359,6 +359,11 @@ std::string to_json(const EvalResult& result) {
   append_key(out, "num_examples");
   out += std::to_string(result.num_examples);
   out += ", ";
+  if (p.ranking == "sampled") {
+    append_key(out, "examples_short_of_negatives");
+    out += std::to_string(result.short_of_negatives);
+    out += ", ";
+  }
   append_key(out, "seconds");
   append_json_number(out, result.seconds);
   out += "}";

@@ -78,12 +78,14 @@ int cmd_eval(const Args& args) {
     if (data.path.empty()) throw cli::UsageError("eval: --baseline needs --data");
     LoadedData d = load_data(data, pb::DataConfig());
     eo.max_len = 200;
-    r = recsys::evaluate(recsys::popularity_scorer(d.split), d.data, d.split, eo);
+    Progress progress(std::cerr, "eval " + split, static_cast<std::int64_t>((split == "test" ? d.split.test : d.split.valid).size()));
+    r = recsys::evaluate(recsys::popularity_scorer(d.split), d.data, d.split, eo, &progress);
   } else {
     recsys::Recommender rec = recsys::load_recommender(model_path);
     LoadedData d = load_model_data(data, rec.catalog, rec.manifest.metadata(), model_path, "eval");
     eo.max_len = static_cast<int>(rec.net->config().max_len());
-    r = recsys::evaluate_model(*rec.net, d.data, d.split, eo);
+    Progress progress(std::cerr, "eval " + split, static_cast<std::int64_t>((split == "test" ? d.split.test : d.split.valid).size()));
+    r = recsys::evaluate_model(*rec.net, d.data, d.split, eo, &progress);
   }
   if (json) {
     std::cout << recsys::to_json(r) << "\n";

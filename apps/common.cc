@@ -44,6 +44,7 @@ LoadedData load_data(const DataFlags& flags, const pb::DataConfig& defaults) {
   ro.item_map_path = flags.item_map;
   recsys::ReadReport report;
   out.data = recsys::read_dataset(flags.path, ro, &report);
+  for (const std::string& w : report.warnings) std::cerr << "warning: " << w << "\n";  // even with --quiet
   std::ostringstream notes;
   if (report.bad_lines > 0) notes << "skipped " << report.bad_lines << " bad lines; ";
   if (out.config.kcore() > 1) notes << recsys::kcore_filter(out.data, out.config.kcore()).summary() << "; ";

@@ -132,6 +132,11 @@ std::string preset_or_file(const std::string& name_or_path, PresetKind kind, con
                                     " preset (", own, ")"));
 }
 
+std::string preset_or_file(const std::string& name_or_path, const std::string& kind) {
+  return kind == "schedule" ? preset_or_file(name_or_path, PresetKind::kSchedule, "--schedule")
+                            : preset_or_file(name_or_path, PresetKind::kRecipe, "--" + kind);
+}
+
 LoadedData load_model_data(DataFlags& flags, const recsys::ItemCatalog& catalog,
                            const google::protobuf::Map<std::string, std::string>& metadata, const std::string& model_path,
                            const std::string& command) {

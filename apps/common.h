@@ -65,6 +65,9 @@ void data_config_to_metadata(const pb::DataConfig& config, const std::string& pa
 enum class PresetKind { kRecipe, kSchedule };
 std::string preset_or_file(const std::string& name_or_path, PresetKind kind, const std::string& flag,
                            std::string* source = nullptr);
+// The earlier spelling, kept for commands written against it: kind "schedule" reads a
+// schedule, anything else ("config") a recipe.
+std::string preset_or_file(const std::string& name_or_path, const std::string& kind);
 // The preset kind's name ("recipe", "schedule").
 const char* preset_kind_name(PresetKind kind);
 

@@ -44,24 +44,31 @@ int cmd_eval(const Args& args) {
   std::string per_user;
   flags.add("model", &model_path, "model file (or use --baseline)");
   flags.add("baseline", &baseline, "evaluate a baseline instead of a model: popularity (training-set counts)");
+  flags.choices("baseline", {"popularity"});
   flags.add("split", &split, "valid or test");
+  flags.choices("split", {"valid", "test"});
   flags.add("ranking", &ranking, "full (all items) or sampled (seeded negatives)");
-  flags.add("negatives", &negatives, "negatives per example for --ranking sampled");
+  flags.choices("ranking", {"full", "sampled"});
+  flags.add("negatives", &negatives, "negatives per example under --ranking sampled; fewer than the catalogue's items");
+  flags.range("negatives", 1);
   flags.add("seed", &seed, "seed of the sampled negatives");
   flags.add_switch("keep-history", &keep_history, "do not exclude the user's history items from the ranking");
   flags.add("batch-size", &batch, "histories scored at once");
+  flags.range("batch-size", 1);
   flags.add("threads", &threads, "worker threads (default: all cores)");
+  flags.range("threads", 1);
   flags.add_switch("json", &json, "print one JSON object with protocol and metrics");
   flags.add("per-user", &per_user, "also write each user's rank of the target to FILE (for prunerec compare)");
   flags.parse(args);
   if (threads > 0) set_num_threads(threads);
-  if (split != "valid" && split != "test") throw cli::UsageError("eval: --split must be valid or test, got '" + split + "'");
-  if (ranking != "full" && ranking != "sampled") throw cli::UsageError("eval: --ranking must be full or sampled");
-
   if (model_path.empty() == baseline.empty())
     throw cli::UsageError("eval: give either --model or --baseline popularity");
-  if (!baseline.empty() && baseline != "popularity")
-    throw cli::UsageError("eval: the only baseline is popularity, got '" + baseline + "'");
+  // Flags that would be ignored are refused, not dropped silently.
+  if (ranking == "full" && (flags.given("negatives") || flags.given("seed")))
+    throw cli::UsageError(std::string("eval: --") + (flags.given("negatives") ? "negatives" : "seed") +
+                          " applies to --ranking sampled only (full ranking ranks every item)");
+  if (ranking == "sampled" && keep_history)
+    throw cli::UsageError("eval: --keep-history applies to --ranking full only (sampled negatives are never history items)");
   recsys::EvalOptions eo;
   eo.protocol.split = split;
   eo.protocol.ranking = ranking;
@@ -74,20 +81,15 @@ int cmd_eval(const Args& args) {
     if (data.path.empty()) throw cli::UsageError("eval: --baseline needs --data");
     LoadedData d = load_data(data, pb::DataConfig());
     eo.max_len = 200;
-    r = recsys::evaluate(recsys::popularity_scorer(d.split), d.data, d.split, eo);
+    Progress progress(std::cerr, "eval " + split, static_cast<std::int64_t>((split == "test" ? d.split.test : d.split.valid).size()));
+    r = recsys::evaluate(recsys::popularity_scorer(d.split), d.data, d.split, eo, &progress);
     if (!per_user.empty()) recsys::write_per_user(per_user, r, d.data);
   } else {
     recsys::Recommender rec = recsys::load_recommender(model_path);
-    if (data.path.empty()) {
-      const auto it = rec.manifest.metadata().find("data.path");
-      if (it == rec.manifest.metadata().end())
-        throw cli::UsageError("eval: --data is required (the model does not record its data)");
-      data.path = it->second;
-    }
-    LoadedData d = load_data(data, data_config_from_metadata(rec.manifest.metadata()));
-    align_to_catalog(d.data, rec.catalog);
+    LoadedData d = load_model_data(data, rec.catalog, rec.manifest.metadata(), model_path, "eval");
     eo.max_len = static_cast<int>(rec.net->config().max_len());
-    r = recsys::evaluate_model(*rec.net, d.data, d.split, eo);
+    Progress progress(std::cerr, "eval " + split, static_cast<std::int64_t>((split == "test" ? d.split.test : d.split.valid).size()));
+    r = recsys::evaluate_model(*rec.net, d.data, d.split, eo, &progress);
     if (!per_user.empty()) recsys::write_per_user(per_user, r, d.data);
   }
   if (json) {
@@ -95,6 +97,9 @@ int cmd_eval(const Args& args) {
   } else {
     std::cout << (baseline.empty() ? "" : "popularity baseline, ") << recsys::describe(r.protocol) << ", "
               << r.num_examples << " examples:\n" << metrics_table(r.metrics);
+    if (r.short_of_negatives > 0)
+      std::cout << "note: " << r.short_of_negatives << " of " << r.num_examples << " examples had fewer than "
+                << negatives << " items left to sample (their history covers the rest) and were ranked against all of them\n";
   }
   return 0;
 }

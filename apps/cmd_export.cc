@@ -8,6 +8,7 @@
 #include "api/hf_export.h"
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "apps/common.h"
 #include "base/json.h"
 #include "nn/checkpoint.h"
 
@@ -52,15 +53,16 @@ int cmd_export(const Args& args) {
   bool json = false;
   flags.add("model", &model_path, "model file (from train or prune)", cli::Flags::kRequired);
   flags.add("format", &format, "output format; only safetensors");
+  flags.choices("format", {"safetensors"});
   flags.add("out", &out, "output folder", cli::Flags::kRequired);
   flags.add("check-histories", &check_file,
             "file with one history per line (raw item ids, oldest first): write check.json with their logits");
-  flags.add("check-random", &check_random, "write check.json for this many random histories");
+  flags.add("check-random", &check_random, "write check.json for this many random histories (default: none)");
+  flags.range("check-random", 0);
   flags.add("seed", &seed, "seed of the random histories");
   flags.add_switch("json", &json, "print one JSON object");
   flags.parse(args);
-  if (format != "safetensors") throw cli::UsageError("export: --format must be safetensors, got '" + format + "'");
-  if (check_random < 0) throw cli::UsageError("export: --check-random must be >= 0");
+  check_output_folder("export", "--out", out);
   if (check_random > 0 && !check_file.empty())
     throw cli::UsageError("export: give --check-histories or --check-random, not both");
 

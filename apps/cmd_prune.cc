@@ -25,31 +25,29 @@ int cmd_prune(const Args& args) {
   int threads = 0, seeds = 1;
   bool redo = false, quiet = false, no_latency = false, json = false;
   flags.add("teacher", &teacher, "the teacher model", cli::Flags::kRequired);
-  flags.add("schedule", &schedule, "schedule: a text-format file or the preset 'schedule'");
+  flags.add("schedule", &schedule, "schedule: a text-format file or the schedule preset 'schedule'");
   flags.add("out", &out, "output folder", cli::Flags::kRequired);
   flags.add("controls", &controls, "comma list of controls to run after the schedule: scratch, scratch-distill, scratch-flops, random, no-recovery (or all)");
   flags.add("threads", &threads, "worker threads (default: all cores)");
+  flags.range("threads", 1);
   flags.add("budgets", &budgets, "comma list of epochs per recovery, e.g. 1,3,10,30: the student-budget curve (pruned, scratch-distill, scratch at each) in OUT/budget/ and OUT/budget_curve.svg");
   flags.add("seeds", &seeds, "student seeds: recoveries and controls run with N schedule seeds (seed k > 0 in OUT/seeds/), reported as mean and standard deviation");
+  flags.range("seeds", 1);
   flags.add_switch("redo", &redo, "recompute finished stages instead of skipping them");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
-  flags.add_switch("quiet", &quiet, "no progress output");
+  flags.add_switch("quiet", &quiet, "print nothing but the result (no progress, no data summary)");
   flags.add_switch("json", &json, "print report.json instead of the Markdown ledger");
   flags.parse(args);
   const std::vector<std::string> wanted_controls = parse_controls(controls);
-  if (flags.given("threads") && threads <= 0) throw cli::UsageError("prune: --threads must be positive");
+  check_output_folder("prune", "--out", out);
   if (threads > 0) set_num_threads(threads);
 
-  const pb::Schedule sched = prune::parse_schedule(preset_or_file(schedule, "schedule"), schedule);
+  std::string schedule_source;
+  const pb::Schedule sched =
+      prune::parse_schedule(preset_or_file(schedule, PresetKind::kSchedule, "--schedule", &schedule_source), schedule_source);
   const recsys::Recommender rec = recsys::load_recommender(teacher);
-  if (data.path.empty()) {
-    const auto it = rec.manifest.metadata().find("data.path");
-    if (it == rec.manifest.metadata().end()) throw cli::UsageError("prune: --data is required (the teacher does not record its data)");
-    data.path = it->second;
-  }
-  LoadedData d = load_data(data, data_config_from_metadata(rec.manifest.metadata()));
-  align_to_catalog(d.data, rec.catalog);
-  std::cerr << "data: " << d.summary << "\n";
+  LoadedData d = load_model_data(data, rec.catalog, rec.manifest.metadata(), teacher, "prune");
+  if (!quiet) std::cerr << "data: " << d.summary << "\n";
 
   const prune::PruneRun run =
       make_prune_run(d, data.path, teacher, out, sched, quiet, !no_latency, command_line("prune", args));

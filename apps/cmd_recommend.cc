@@ -19,11 +19,11 @@ int cmd_recommend(const Args& args) {
   flags.add("model", &model_path, "model file", cli::Flags::kRequired);
   flags.add("history", &history, "raw item ids, oldest first, separated by spaces or commas", cli::Flags::kRequired);
   flags.add("k", &k, "how many items");
+  flags.range("k", 1);
   flags.alias("-k", "k");
   flags.add_switch("keep-history", &keep_history, "allow items already in the history");
   flags.add_switch("json", &json, "print one JSON object");
   flags.parse(args);
-  if (k <= 0) throw cli::UsageError("recommend: -k must be positive");
   std::vector<std::string> ids;
   {
     std::string h = history;

@@ -58,46 +58,48 @@ int cmd_run(const Args& args) {
   int threads = 0, epochs = 0, max_len = 0;
   bool quiet = false, no_latency = false, json = false;
   flags.add("out", &out, "output folder");
-  flags.add("config", &config, "teacher recipe: a file or preset (teacher, small)");
-  flags.add("schedule", &schedule, "prune schedule: a file or the preset 'schedule'");
+  flags.add("config", &config, "teacher recipe: a file or a recipe preset (teacher, small)");
+  flags.add("schedule", &schedule, "prune schedule: a file or the schedule preset 'schedule'");
   flags.add("seed", &seed, "seed of the data generator, the teacher and the schedule");
   flags.add("epochs", &epochs, "teacher epochs (default: the recipe's; 12 on the built-in data)");
+  flags.range("epochs", 1);
   flags.add("max-len", &max_len, "longest history the teacher reads (default: the recipe's)");
+  flags.range("max-len", 1);
   flags.add("controls", &controls, "also run controls: scratch, scratch-distill, random, no-recovery, or all");
   flags.add("threads", &threads, "worker threads (default: all cores)");
+  flags.range("threads", 1);
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
-  flags.add_switch("quiet", &quiet, "no progress output");
+  flags.add_switch("quiet", &quiet, "print nothing but the result (no progress, no data summary)");
   flags.add_switch("json", &json, "print the prune report.json instead of the Markdown ledger");
   flags.parse(args);
   const std::vector<std::string> wanted_controls = parse_controls(controls);
-  if (flags.given("epochs") && epochs <= 0) throw cli::UsageError("run: --epochs must be positive");
-  if (flags.given("max-len") && max_len <= 0) throw cli::UsageError("run: --max-len must be positive");
-  if (flags.given("threads") && threads <= 0) throw cli::UsageError("run: --threads must be positive");
+  check_output_folder("run", "--out", out);
   if (threads > 0) set_num_threads(threads);
+  // The schedule and the recipe are read first: a bad one should fail before any work.
+  std::string schedule_source, recipe_source;
+  pb::Schedule sched =
+      prune::parse_schedule(preset_or_file(schedule, PresetKind::kSchedule, "--schedule", &schedule_source), schedule_source);
+  sched.set_seed(seed);
+  pb::Recipe recipe;
+  nn::parse_text_proto(preset_or_file(config, PresetKind::kRecipe, "--config", &recipe_source), recipe_source, &recipe);
   fs::create_directories(out);
   const bool builtin = data.path.empty();
   if (builtin) {
     data.path = write_synthetic(out, seed);
     data.titles = (fs::path(out) / "synthetic_titles.tsv").string();
     if (epochs == 0) epochs = 12;
-    std::cerr << "data: built-in synthetic data set written to " << data.path << "\n";
+    if (!quiet) std::cerr << "data: built-in synthetic data set written to " << data.path << "\n";
   }
 
-  // The schedule is read first: a bad one should fail before an hour of training.
-  pb::Schedule sched = prune::parse_schedule(preset_or_file(schedule, "schedule"), schedule);
-  sched.set_seed(seed);
-
   // 1. The teacher.
-  pb::Recipe recipe;
-  nn::parse_text_proto(preset_or_file(config, "config"), config, &recipe);
   recipe.mutable_train()->set_seed(seed);
   if (epochs > 0) recipe.mutable_train()->set_epochs(epochs);
   if (max_len > 0) recipe.mutable_model()->set_max_len(max_len);
   LoadedData d = load_data(data, recipe.data());
   *recipe.mutable_data() = d.config;
   recipe.mutable_model()->set_vocab_size(d.data.items.size());
-  validate_recipe(recipe, config);
-  std::cerr << "data: " << d.summary << "\n";
+  validate_recipe(recipe, recipe_source);
+  if (!quiet) std::cerr << "data: " << d.summary << "\n";
   const std::string teacher_path = (fs::path(out) / "teacher.prc").string();
   train_from_recipe(recipe, d, data.path, teacher_path, {.resume = true, .quiet = quiet, .phase = "teacher"});
 

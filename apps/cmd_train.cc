@@ -22,23 +22,25 @@ int cmd_train(const Args& args) {
   std::uint64_t seed = 0;
   int epochs = 0, threads = 0, max_len = 0;
   bool no_resume = false, quiet = false, json = false;
-  flags.add("config", &config, "recipe: a text-format file or a preset (teacher, small)");
+  flags.add("config", &config, "recipe: a text-format file or a recipe preset (teacher, small)");
   flags.add("out", &out, "model file to write (the best model); its resume state goes beside it", cli::Flags::kRequired);
   flags.add("seed", &seed, "random seed (default: the recipe's)");
-  flags.add("epochs", &epochs, "override the recipe's epochs");
-  flags.add("max-len", &max_len, "override the model's max_len (longest history read)");
+  flags.add("epochs", &epochs, "train this many epochs (default: the recipe's); raise it to extend a run (Note [extending a run])");
+  flags.range("epochs", 1);
+  flags.add("max-len", &max_len, "longest history the model reads (default: the recipe's)");
+  flags.range("max-len", 1);
   flags.add("threads", &threads, "worker threads (default: all cores)");
+  flags.range("threads", 1);
   flags.add_switch("no-resume", &no_resume, "start over even if a saved state exists");
-  flags.add_switch("quiet", &quiet, "no progress output");
+  flags.add_switch("quiet", &quiet, "print nothing but the result (no progress, no data summary)");
   flags.add_switch("json", &json, "print the result as one JSON object");
   flags.parse(args);
-  if (flags.given("epochs") && epochs <= 0) throw cli::UsageError("train: --epochs must be positive");
-  if (flags.given("max-len") && max_len <= 0) throw cli::UsageError("train: --max-len must be positive");
-  if (flags.given("threads") && threads <= 0) throw cli::UsageError("train: --threads must be positive");
+  check_output_file("train", "--out", out);
   if (threads > 0) set_num_threads(threads);
 
   pb::Recipe recipe;
-  nn::parse_text_proto(preset_or_file(config, "config"), config, &recipe);
+  std::string recipe_source;
+  nn::parse_text_proto(preset_or_file(config, PresetKind::kRecipe, "--config", &recipe_source), recipe_source, &recipe);
   if (flags.given("seed")) recipe.mutable_train()->set_seed(seed);
   if (epochs > 0) recipe.mutable_train()->set_epochs(epochs);
   if (max_len > 0) recipe.mutable_model()->set_max_len(max_len);
@@ -46,8 +48,8 @@ int cmd_train(const Args& args) {
   LoadedData d = load_data(data, recipe.data());
   *recipe.mutable_data() = d.config;
   recipe.mutable_model()->set_vocab_size(d.data.items.size());
-  validate_recipe(recipe, config);
-  std::cerr << "data: " << d.summary << "\n";
+  validate_recipe(recipe, recipe_source);
+  if (!quiet) std::cerr << "data: " << d.summary << "\n";
 
   const recsys::TrainResult r =
       train_from_recipe(recipe, d, data.path, out, {.resume = !no_resume, .quiet = quiet, .phase = "train"});

@@ -1,5 +1,6 @@
 // prunerec: train a transformer sequential recommender, prune and distil it, evaluate and
-// serve it. Exit codes: 0 success, 1 runtime failure, 2 usage error.
+// serve it. Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 stopped by
+// SIGINT/SIGTERM (Ctrl-C) after saving what can be resumed.
 #include <iostream>
 #include <string>
 
@@ -35,7 +36,7 @@ const Command kCommands[] = {
 void usage(std::ostream& os) {
   os << "usage: prunerec <command> [flags]   (prunerec <command> --help for details)\n\ncommands:\n";
   for (const auto& c : kCommands) os << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ') << c.summary << "\n";
-  os << "\nexit codes: 0 ok, 1 runtime failure, 2 usage error\n";
+  os << "\nexit codes: 0 ok, 1 runtime failure, 2 usage error, 130 stopped by Ctrl-C (SIGINT/SIGTERM; re-run to resume)\n";
 }
 
 }  // namespace
@@ -52,7 +53,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (name == "--version" || name == "version") {
-    std::cout << "prunerec 0.1.0\n";
+    std::cout << "prunerec " << PRUNEREC_VERSION << "\n";  // CMake's PROJECT_VERSION (apps/CMakeLists.txt)
     return 0;
   }
   cli::install_stop_handlers();

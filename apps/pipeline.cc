@@ -14,7 +14,8 @@ namespace prunerec::apps {
 recsys::TrainResult train_from_recipe(const pb::Recipe& recipe, const LoadedData& d, const std::string& data_path,
                                       const std::string& out, const TrainOptions& options) {
   nn::Transformer net(recipe.model(), DType::f32, recipe.train().seed());
-  std::cerr << options.phase << ": " << net.num_layers() << " layers, hidden " << net.hidden_size() << ", "
+  if (!options.quiet)
+    std::cerr << options.phase << ": " << net.num_layers() << " layers, hidden " << net.hidden_size() << ", "
             << net.non_embedding_parameters() << " non-embedding parameters; seed " << recipe.train().seed() << ", "
             << num_threads() << " threads\n";
   recsys::TrainSpec spec;

@@ -1,5 +1,6 @@
-// Built-in configuration files (apps/presets/*.pbtxt), compiled into the binary so
-// `--config teacher` works anywhere. A path to a file works the same way.
+// Built-in configuration files, compiled into the binary so `--config teacher` works
+// anywhere: apps/presets/<kind>/<name>.pbtxt, kind "recipe" (train/run --config) or
+// "schedule" (prune/run --schedule). See Note [presets and files] in apps/common.h.
 #pragma once
 
 #include <string>
@@ -8,7 +9,7 @@
 namespace prunerec::apps {
 
 struct Preset {
-  std::string name, text;
+  std::string kind, name, text;
 };
 const std::vector<Preset>& presets();
 

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "autograd/ops.h"
+#include "recsys/progress.h"
 #include "tensor/kernels/softmax.h"
 #include "tensor/rng.h"
 
@@ -59,7 +60,10 @@ Raw make_raw(const std::vector<std::int64_t>& sizes) {
 template <class Fn>
 std::pair<Raw, Raw> run_halves(const Calibration& calib, const Raw& zero, Fn&& fn) {
   std::pair<Raw, Raw> halves{zero, zero};
-  for (std::size_t i = 0; i < calib.batches.size(); ++i) fn(calib.batches[i], i % 2 == 0 ? halves.first : halves.second);
+  for (std::size_t i = 0; i < calib.batches.size(); ++i) {
+    stop_point("importance scoring");  // Note [stopping long work]
+    fn(calib.batches[i], i % 2 == 0 ? halves.first : halves.second);
+  }
   return halves;
 }
 
@@ -306,6 +310,7 @@ std::pair<Calibration, Calibration> split_halves(const Calibration& c) {
 double calibration_loss(const nn::Transformer& model, const Calibration& calib, const nn::ForwardOptions& fo) {
   double sum = 0, count = 0;
   for (const auto& b : calib.batches) {
+    stop_point("calibration loss");  // Note [stopping long work]
     const auto [s, n] = batch_loss(model, b, fo);
     sum += s;
     count += n;
@@ -702,6 +707,7 @@ DepthScores depth_scores(const nn::Transformer& model, const Calibration& calib,
       const nn::ForwardOptions fo = skips_for(model, trial, sub_blocks);
       double sum[2] = {0, 0}, count[2] = {0, 0};
       for (std::size_t i = 0; i < calib.batches.size(); ++i) {
+        stop_point("depth scoring");  // Note [stopping long work]
         const auto [s, n] = batch_loss(model, calib.batches[i], fo);
         sum[i % 2] += s;
         count[i % 2] += n;

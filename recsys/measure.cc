@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "recsys/progress.h"
+
 #include "base/error.h"
 
 namespace prunerec::recsys {
@@ -47,6 +49,7 @@ std::vector<double> time_repeated(const std::function<void()>& fn, const Repetit
   const auto start = Clock::now();
   while (static_cast<int>(ms.size()) < r.max_repetitions &&
          (static_cast<int>(ms.size()) < r.min_repetitions || ms_between(start, Clock::now()) < 1e3 * r.min_seconds)) {
+    stop_point("timing");  // Note [stopping long work]
     const auto t0 = Clock::now();
     fn();
     ms.push_back(ms_between(t0, Clock::now()));

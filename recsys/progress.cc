@@ -1,5 +1,6 @@
 #include "recsys/progress.h"
 
+#include "base/error.h"
 #include "base/format.h"
 
 #include <unistd.h>
@@ -65,6 +66,21 @@ void Progress::log(const std::string& line) {
   if (silent_) return;
   clear();
   os_ << line << "\n" << std::flush;
+}
+
+namespace {
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the stop request is set from a signal handler");
+}  // namespace
+
+std::atomic<bool>& process_stop_flag() { return g_stop; }
+bool request_stop() noexcept { return g_stop.exchange(true); }
+bool stop_requested() noexcept { return g_stop.load(std::memory_order_relaxed); }
+void clear_stop_request() noexcept { g_stop.store(false); }
+
+void stop_point(std::string_view what) {
+  if (stop_requested())
+    throw Interrupted(detail::str_cat(what, ": stopped on request (SIGINT/SIGTERM); nothing of it was written"));
 }
 
 }  // namespace prunerec

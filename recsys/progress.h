@@ -10,10 +10,12 @@
 //   p.log("epoch 1: loss 7.0, valid NDCG@10 0.0412");   // always printed, on its own line
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <string_view>
 
 #include "base/format.h"  // format_duration, format_count: used with progress lines
 
@@ -51,5 +53,22 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
+// Note [stopping long work]: one process-wide request says "stop". The command line's
+// SIGINT/SIGTERM handler sets it (request_stop() is async-signal-safe); an embedder may
+// set it from any thread. Every long loop calls stop_point("what") between units of work
+// (a training step, an evaluation batch, a calibration batch, an importance candidate, a
+// latency repetition); it throws Interrupted naming the work. The trainer checks
+// stop_requested() itself so it can save its resume state before throwing. Nothing is
+// half-written: files are only ever published whole (base/atomic_file.h), so a loop that
+// stops has written either complete files or none. The command line maps Interrupted to
+// exit code 130.
+std::atomic<bool>& process_stop_flag();
+// Sets the request; returns whether it was already set (a second signal kills).
+bool request_stop() noexcept;
+bool stop_requested() noexcept;
+// Clears it (tests; an embedder that goes on after a stop).
+void clear_stop_request() noexcept;
+// Throws Interrupted("<what>: stopped on request; ...") when a stop was requested.
+void stop_point(std::string_view what);
 
 }  // namespace prunerec

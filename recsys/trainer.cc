@@ -90,12 +90,18 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   st.set_best_metric(-1);
   TrainResult result;
   if (spec.resume && std::filesystem::exists(state_path)) {
+    // Note [extending a run].
     nn::LoadedModel saved = nn::load_model(state_path);
+    const std::string start_over = "; use --no-resume to start over, or another --out";
     PR_CHECK_T(ConfigError, saved.model->config().SerializeAsString() == model.config().SerializeAsString(), state_path,
-               ": the saved run has a different model config; remove it or use another --out");
-    PR_CHECK_T(ConfigError, saved.manifest.state().seed() == cfg.seed() && saved.manifest.state().total_steps() == total_steps,
-               state_path, ": the saved run used another seed or schedule (seed ", saved.manifest.state().seed(),
-               ", ", saved.manifest.state().total_steps(), " steps); remove it or use another --out");
+               ": the saved run has a different model config", start_over);
+    PR_CHECK_T(ConfigError, saved.manifest.state().seed() == cfg.seed(), state_path, ": the saved run used seed ",
+               saved.manifest.state().seed(), ", this one ", cfg.seed(), start_over);
+    const std::int64_t saved_total = saved.manifest.state().total_steps();
+    PR_CHECK_T(ConfigError, saved_total > 0 && saved_total % per_epoch == 0, state_path, ": the saved run planned ",
+               saved_total, " steps, not a whole number of this run's epochs of ", per_epoch,
+               " batches (other data, batch size or max_len)", start_over);
+    const std::int64_t saved_epochs = saved_total / per_epoch;
     for (const auto& [name, var] : saved.model->named_parameters()) {
       Tensor dst = model.parameter(name).value();
       dst.copy_from(var.value());
@@ -103,7 +109,30 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
     nn::restore_optimizer(opt, saved);
     st = saved.manifest.state();
     result.resumed = true;
-    log << spec.phase << ": resuming from " << state_path << " at epoch " << st.epoch() + 1 << ", step " << st.step() << "\n";
+    const bool stopped_early = st.finished() && st.epoch() < saved_epochs;
+    if (stopped_early) {
+      log << spec.phase << ": the run in " << state_path << " stopped early at epoch " << st.epoch() << " of "
+          << saved_epochs << " (no gain in " << cfg.patience() << " validations); nothing to do (--no-resume starts over)\n";
+    } else if (st.epoch() >= cfg.epochs()) {
+      st.set_finished(true);
+      if (st.epoch() == cfg.epochs())
+        log << spec.phase << ": the run in " << state_path << " is finished (" << st.epoch()
+            << (st.epoch() == 1 ? " epoch" : " epochs") << ", best epoch "
+            << st.best_epoch() << "); nothing to do. Raise --epochs to extend it, or use --no-resume to start over\n";
+      else
+        log << spec.phase << ": the run in " << state_path << " has already trained " << st.epoch() << " epochs, more than the "
+            << cfg.epochs() << " asked for; nothing to do (--no-resume starts over)\n";
+    } else {
+      if (saved_epochs != cfg.epochs()) {
+        log << spec.phase << ": " << (st.finished() ? "extending the finished" : "changing the") << " run in " << state_path
+            << " from " << saved_epochs << " to " << cfg.epochs() << " epochs; the learning-rate schedule of the steps to come"
+            << " follows the new total (Note [extending a run] in recsys/trainer.h)\n";
+        st.set_total_steps(total_steps);
+        st.set_finished(false);
+      }
+      log << spec.phase << ": resuming from " << state_path << " at epoch " << st.epoch() + 1 << ", step " << st.step()
+          << " (--no-resume starts over)\n";
+    }
   }
 
   const pb::ItemCatalog catalog = spec.catalog ? catalog_to_proto(*spec.catalog) : pb::ItemCatalog();
@@ -120,6 +149,7 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   eval_options.protocol.split = "valid";
   eval_options.batch_size = cfg.eval_batch_size();
   eval_options.max_len = max_len;
+  eval_options.stoppable = false;  // a stop is taken at the next step, after saving the state
 
   while (!st.finished() && st.epoch() < cfg.epochs()) {
     const int epoch = st.epoch();
@@ -128,7 +158,7 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
     const auto t_epoch = Clock::now();
     std::int64_t positions_this_run = 0;
     for (std::int64_t bi = st.epoch_batch(); bi < static_cast<std::int64_t>(plan.size()); ++bi) {
-      if (spec.stop && spec.stop->load()) {
+      if (stop_requested() || (spec.stop && spec.stop->load())) {  // Note [stopping long work]
         st.set_seconds(elapsed());
         save_state();
         progress.clear();

@@ -11,6 +11,18 @@
 // last state ends with the same weights, bit for bit, as one never interrupted (same seed
 // and thread count). A NaN or Inf in the loss or a gradient stops the run before the
 // update, naming the step and the first offending tensor; the last state stays intact.
+//
+// Note [extending a run]: the number of epochs may change between a run and its resume;
+// seed, model config and batches per epoch may not (ConfigError naming --no-resume). The
+// learning rate is a function of (step, total steps): resumed with a new epoch count, the
+// steps still to come follow the schedule recomputed for the new total, while the steps
+// already taken keep the rates they had. So raising --epochs of a finished run continues
+// it (with a cosine schedule the rate rises from its floor to where the longer schedule
+// stands at that step, a warm restart); with a constant rate and no warm-up the extended
+// run (validating every epoch, as the old last epoch was validated) ends bit for bit where
+// a run planned that long from the start does. A finished run
+// resumed with the same epochs, or fewer, does nothing and says so; a run that stopped
+// early (patience) stays stopped.
 #pragma once
 
 #include <atomic>
@@ -39,7 +51,9 @@ struct TrainSpec {
   bool resume = true;             // continue from state_path when it exists
   const ItemCatalog* catalog = nullptr;
   std::map<std::string, std::string> metadata;  // stored with the best model
-  const std::atomic<bool>* stop = nullptr;      // set by a signal handler: save and stop
+  // A run-specific stop flag besides the process-wide request (Note [stopping long work]
+  // in recsys/progress.h), which always counts: either one makes the run save and stop.
+  const std::atomic<bool>* stop = nullptr;
   std::string phase = "train";    // label for progress lines and the stored state
   LossFn loss;                    // default: model.loss
   // Called once with the training windows before the first step (e.g. to precompute a

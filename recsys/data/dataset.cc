@@ -2,6 +2,8 @@
 // its format, then attach titles and final raw ids (Note [Item ids for titles]).
 #include "recsys/data/dataset.h"
 
+#include <cstdio>
+
 #include <algorithm>
 
 #include "recsys/data/read_internal.h"
@@ -144,6 +146,19 @@ void attach_titles(detail::ParsedData& parsed, const std::string& titles_path,
         data.source,
         opts.item_map_path.empty() ? " (its ids differ from the data's: give item_map_path)"
                                    : str_cat(" through the item map ", opts.item_map_path)));
+  // Note [Titles that fit].
+  const TitleFit fit = title_fit(data);
+  if (!fit.fits()) {
+    char numbers[160];
+    std::snprintf(numbers, sizeof numbers, "%.1f%% of %lld consecutive item pairs share a title word, %.1f%% of random pairs (z = %.1f)",
+                  100 * fit.consecutive_share, static_cast<long long>(fit.pairs), 100 * fit.random_share, fit.z);
+    ctx.report.warnings.push_back(str_cat(
+        "titles from ", titles_path, " look unrelated to the items of ", data.source, ": ", numbers,
+        "; titles that belong to their items give z > 10. ",
+        opts.item_map_path.empty() ? "The data's ids are probably not the titles' ids: give the item map (--item-map) that links them"
+                                   : str_cat("Check the item map ", opts.item_map_path),
+        " (Note [Titles that fit], docs/data-formats.md)"));
+  }
 }
 
 detail::ParsedData read_resolved(const detail::ResolvedSource& src, detail::ReaderContext ctx) {

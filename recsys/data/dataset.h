@@ -21,7 +21,9 @@
 //                  history_item_id, item_id, ... (Python-literal lists, standard quoting).
 //   (directory)    any other directory: the single file in it named *.inter.json, *.inter,
 //                  *.csv, *.dat or *.txt is read by the rules below; none or several is a
-//                  ConfigError that lists the candidates.
+//                  ConfigError that lists the candidates there and one subfolder down.
+//   (not text)     a compressed file or one with a NUL byte in its first 64 KiB is an
+//                  IoError whatever the format (every format is text).
 //   lcrec-json     the first non-blank character is '{': {"user": [item, ...], ...}.
 //   recbole        the first line is a RecBole typed header: every tab-separated field is
 //                  name:type with type token, token_seq, float or float_seq.
@@ -58,6 +60,22 @@
 // (a RecBole .item beside the .inter, D3 titles and info/*.txt); an empty title is no
 // title. A titles_path that names none of the items is a ConfigError (wrong file or
 // missing map), and so is an item_map_path with no titles to map to.
+//
+// Note [Titles that fit]
+// ----------------------
+// Ids that match are not titles that fit: two data sets re-indexed 1..N (SASRec's ML-1M
+// against MovieLens ids, S3Rec's Beauty against TransRec's) match almost every id and
+// attach the wrong titles. Titles that belong to the items show it in the sequences:
+// items consumed one after the other share title words (a brand, a series) far more often
+// than random items do. attach_titles measures it (title_fit): over up to 50,000
+// consecutive pairs of titled items, the share that have a title word in common, against
+// 4x as many pairs drawn at random from the same interactions; words of fewer than 3
+// characters, numbers, and words in more than 2% of the titles ("the", "nail") do not
+// count. On the real sets without their item maps (S3-Rec Beauty with TransRec titles,
+// SASRec ML-1M with ml-1m.item) this code measures z = 1.3 for both; with the maps a
+// prototype of the same measure gave z = 100 and 23. Below z = 4, with at least 1,000
+// pairs and 30 pairs sharing a word, ReadReport::warnings gets a warning naming the
+// numbers and the item map; too few pairs or shared words (synthetic titles) say nothing.
 #pragma once
 
 #include <cstdint>
@@ -139,6 +157,7 @@ struct ReadReport {
   std::int64_t bad_lines = 0;  // malformed lines skipped (skip_bad_lines)
   std::int64_t duplicates_dropped = 0;
   std::vector<std::string> first_errors;  // the first 10 messages of skipped lines
+  std::vector<std::string> warnings;      // doubts that do not stop the read (Note [Titles that fit])
 };
 
 // Reads a data set; see Note [Formats and their detection]. Throws IoError for a missing,
@@ -148,6 +167,18 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& opts = 
 
 // The format "auto" would pick for path (a file or directory).
 std::string detect_format(const std::string& path);
+
+// Note [Titles that fit]: whether consecutive items' titles share words more often than
+// random items' do.
+struct TitleFit {
+  std::int64_t pairs = 0;              // consecutive pairs of titled, different items
+  double consecutive_share = 0;        // of them sharing a title word
+  double random_share = 0;             // of random pairs sharing a title word
+  double z = 0;                        // (consecutive - random) / standard error
+  bool conclusive = false;             // enough pairs and shared words to judge
+  bool fits() const { return !conclusive || z >= 4; }
+};
+TitleFit title_fit(const SequenceDataset& data, std::uint64_t seed = 1);
 
 // Every name ReadOptions::format accepts besides "auto".
 const std::vector<std::string>& format_names();

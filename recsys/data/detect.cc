@@ -86,13 +86,27 @@ ResolvedSource resolve_source(const std::string& path, const std::string& format
     std::vector<std::string> candidates;
     for (const fs::path& file : sorted_files(path))
       if (is_data_file_name(file.filename().string())) candidates.push_back(file.string());
-    if (candidates.empty())
-      throw ConfigError(path + ": no data file in this directory (looked for *.inter.json, *.inter, "
-                               "*.csv, *.dat, *.txt)");
-    if (candidates.size() > 1)
-      throw ConfigError(str_cat(path, ": ", candidates.size(),
-                                " possible data files in this directory; name one: ",
-                                list_paths(candidates)));
+    if (candidates.size() != 1) {
+      // Not one obvious file: name every candidate, one folder down too (a pre-split set
+      // keeps its sequences in train/input.txt beside id maps at the top).
+      std::vector<std::string> nested;
+      std::error_code ec;
+      std::vector<fs::path> subdirs;
+      for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+        if (std::error_code sub_ec; it->is_directory(sub_ec)) subdirs.push_back(it->path());
+      std::sort(subdirs.begin(), subdirs.end());
+      for (const fs::path& dir : subdirs)
+        for (const fs::path& file : sorted_files(dir))
+          if (is_data_file_name(file.filename().string())) nested.push_back(file.string());
+      const std::size_t total = candidates.size() + nested.size();
+      candidates.insert(candidates.end(), nested.begin(), nested.end());
+      if (total == 0)
+        throw ConfigError(path + ": no data file in this directory or its subfolders (looked for *.inter.json, *.inter, "
+                                 "*.csv, *.dat, *.txt)");
+      throw ConfigError(str_cat(path, ": ", total == 1 ? "no data file in this directory, but one in a subfolder"
+                                                       : str_cat(total, " possible data files here and in subfolders"),
+                                "; name one with --data: ", list_paths(candidates)));
+    }
     src.data_path = candidates[0];
   } else if (file_exists(path)) {
     src.data_path = path;

@@ -18,8 +18,12 @@ using ::prunerec::detail::str_cat;
 
 // ---- files and text ------------------------------------------------------------------
 
-// The whole file, without a leading UTF-8 byte-order mark. IoError when it cannot be read.
+// The whole file, without a leading UTF-8 byte-order mark. IoError when it cannot be read
+// or is not text (check_text).
 std::string read_file(const std::string& path);
+// IoError for a compressed (gzip, zip, bzip2, xz, zstd) or binary (a NUL byte in the first
+// 64 KiB) file: every data format is text, and sniffing a binary file as CSV helps no one.
+void check_text(const std::string& path, std::string_view text);
 bool file_exists(const std::string& path);       // a regular file
 bool directory_exists(const std::string& path);
 

@@ -35,7 +35,7 @@ DataSplit leave_one_out(const SequenceDataset& data) {
 DataSplit temporal_split(const SequenceDataset& data, double valid_ratio, double test_ratio) {
   if (!data.has_time())
     throw ConfigError(str_cat("temporal_split: ", data.source, " (format ", data.format,
-                              ") has no timestamps or event order; use leave_one_out"));
+                              ") has no timestamps or event order: use the leave-one-out split (--split-kind leave-one-out)"));
   if (!data.predefined_cutoffs &&
       !(std::isfinite(valid_ratio) && std::isfinite(test_ratio) && valid_ratio >= 0 &&
         test_ratio >= 0 && valid_ratio + test_ratio < 1))

@@ -90,6 +90,13 @@ DatasetStats compute_stats(const SequenceDataset& data) {
   return s;
 }
 
+void add_split_stats(DatasetStats& s, const DataSplit& split) {
+  s.split_kind = split.kind;
+  s.train_sequences = static_cast<std::int64_t>(split.train.size());
+  s.valid_examples = static_cast<std::int64_t>(split.valid.size());
+  s.test_examples = static_cast<std::int64_t>(split.test.size());
+}
+
 std::string format_stats(const DatasetStats& s) {
   auto row = [](const std::string& name, const std::string& value) {
     std::string label = name;
@@ -117,7 +124,12 @@ std::string format_stats(const DatasetStats& s) {
   else
     out += row("time", str_cat(s.min_time, " .. ", s.max_time,
                                s.time_is_ordinal ? " (event ordinals)" : " (seconds)"));
-  out += row("split", s.predefined_split ? "predefined by the source" : "none");
+  const std::string origin = s.predefined_split ? "cut times predefined by the source" : "none predefined";
+  if (s.split_kind.empty())
+    out += row("split", origin);
+  else
+    out += row("split", str_cat(s.split_kind, " (", origin, "): ", grouped(s.train_sequences), " train sequences, ",
+                                grouped(s.valid_examples), " valid, ", grouped(s.test_examples), " test examples"));
   return out;
 }
 
@@ -136,6 +148,10 @@ std::string stats_json(const DatasetStats& s) {
   j.key("has_time").value(s.has_time).key("time_is_ordinal").value(s.time_is_ordinal);
   if (s.has_time) j.key("min_time").value(s.min_time).key("max_time").value(s.max_time);
   j.key("predefined_split").value(s.predefined_split);
+  if (!s.split_kind.empty()) {
+    j.key("split_kind").value(s.split_kind).key("train_sequences").value(s.train_sequences);
+    j.key("valid_examples").value(s.valid_examples).key("test_examples").value(s.test_examples);
+  }
   j.end_object();
   return j.str();
 }

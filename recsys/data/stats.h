@@ -12,6 +12,7 @@
 #include <string>
 
 #include "recsys/data/dataset.h"
+#include "recsys/data/split.h"
 
 namespace prunerec::recsys {
 
@@ -33,9 +34,14 @@ struct DatasetStats {
   bool time_is_ordinal = false;
   std::int64_t min_time = 0, max_time = 0;  // when has_time
   bool predefined_split = false;            // the source is pre-split (D3 folders)
+  // The split the commands would use (add_split_stats); "" when not computed.
+  std::string split_kind;
+  std::int64_t train_sequences = 0, valid_examples = 0, test_examples = 0;
 };
 
 DatasetStats compute_stats(const SequenceDataset& data);
+// Fills the split fields from a split of the same data.
+void add_split_stats(DatasetStats& stats, const DataSplit& split);
 std::string format_stats(const DatasetStats& stats);  // human table, one fact a line
 std::string stats_json(const DatasetStats& stats);    // one JSON object, one line
 

@@ -25,7 +25,26 @@ std::string read_file(const std::string& path) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw IoError(path + ": read error");
   if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
+  check_text(path, text);
   return text;
+}
+
+void check_text(const std::string& path, std::string_view text) {
+  struct Magic {
+    std::string_view bytes, name;
+  };
+  static constexpr Magic kCompressed[] = {{"\x1f\x8b", "gzip"}, {"PK\x03\x04", "zip"}, {"BZh", "bzip2"},
+                                          {"\xfd" "7zXZ", "xz"}, {"\x28\xb5\x2f\xfd", "zstd"}};
+  for (const auto& m : kCompressed)
+    if (text.substr(0, m.bytes.size()) == m.bytes && (m.name != "bzip2" || text.find('\0') != std::string_view::npos))
+      throw IoError(str_cat(path, ": a ", m.name, "-compressed file; decompress it first (the data formats are text: ",
+                            "docs/data-formats.md)"));
+  // Text formats hold no NUL byte; one in the first 64 KiB means a binary file (a checkpoint,
+  // a NumPy array, a Parquet file ...), not a CSV with odd characters.
+  const std::size_t nul = text.substr(0, 65536).find('\0');
+  if (nul != std::string_view::npos)
+    throw IoError(str_cat(path, ": a binary file (NUL byte at offset ", nul, "), not one of the text formats prunerec ",
+                          "reads (docs/data-formats.md)"));
 }
 
 bool file_exists(const std::string& path) {

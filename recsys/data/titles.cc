@@ -8,8 +8,12 @@
 //                columns are ignored, an id mapped twice is a bad line.
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <cmath>
+#include <unordered_set>
 
 #include "recsys/data/read_internal.h"
+#include "tensor/rng.h"
 
 namespace prunerec::recsys::detail {
 
@@ -122,3 +126,87 @@ std::unordered_map<std::string, std::string> read_item_map(const std::string& pa
 }
 
 }  // namespace prunerec::recsys::detail
+
+namespace prunerec::recsys {
+
+TitleFit title_fit(const SequenceDataset& data, std::uint64_t seed) {
+  constexpr std::int64_t kMaxPairs = 50000, kRandomPerPair = 4, kMinPairs = 1000, kMinShared = 30;
+  constexpr double kMaxWordShare = 0.02;
+  // Words per titled item: lower-case runs of letters and digits, 3+ characters, not numbers.
+  const std::int32_t n_items = data.items.size();
+  std::vector<std::vector<std::string>> words(static_cast<std::size_t>(n_items));
+  std::unordered_map<std::string, std::int64_t> titles_with;
+  std::int64_t titled = 0;
+  for (std::int32_t i = 0; i < n_items; ++i) {
+    const std::string& title = data.items.title(i);
+    if (title.empty()) continue;
+    ++titled;
+    std::unordered_set<std::string> seen;
+    std::string word;
+    auto flush = [&] {
+      if (word.size() >= 3 && !std::all_of(word.begin(), word.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
+          seen.insert(word).second)
+        ++titles_with[word];
+      word.clear();
+    };
+    for (char c : title) {
+      if (std::isalnum(static_cast<unsigned char>(c))) word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      else flush();
+    }
+    flush();
+    words[static_cast<std::size_t>(i)].assign(seen.begin(), seen.end());
+  }
+  // Common words say nothing about which item is which.
+  for (auto& w : words) {
+    std::erase_if(w, [&](const std::string& x) { return static_cast<double>(titles_with[x]) > kMaxWordShare * static_cast<double>(titled); });
+    std::sort(w.begin(), w.end());
+  }
+  auto share_a_word = [&](std::int32_t a, std::int32_t b) {
+    const auto& x = words[static_cast<std::size_t>(a)];
+    const auto& y = words[static_cast<std::size_t>(b)];
+    for (std::size_t i = 0, j = 0; i < x.size() && j < y.size();) {
+      if (x[i] == y[j]) return true;
+      x[i] < y[j] ? ++i : ++j;
+    }
+    return false;
+  };
+  auto has_title = [&](std::int32_t i) { return !data.items.title(i).empty(); };
+  std::int64_t all_pairs = 0;
+  std::vector<std::int32_t> interactions;  // titled items as consumed (popularity-weighted)
+  for (const auto& seq : data.sequences)
+    for (std::size_t p = 0; p < seq.size(); ++p) {
+      if (has_title(seq[p])) interactions.push_back(seq[p]);
+      if (p > 0 && seq[p] != seq[p - 1] && has_title(seq[p]) && has_title(seq[p - 1])) ++all_pairs;
+    }
+  TitleFit fit;
+  if (all_pairs == 0) return fit;
+  // Every k-th pair, so the sample spans the whole file.
+  const std::int64_t stride = (all_pairs + kMaxPairs - 1) / kMaxPairs;
+  std::int64_t index = 0, shared = 0;
+  for (const auto& seq : data.sequences)
+    for (std::size_t p = 1; p < seq.size(); ++p) {
+      if (seq[p] == seq[p - 1] || !has_title(seq[p]) || !has_title(seq[p - 1])) continue;
+      if (index++ % stride != 0) continue;
+      ++fit.pairs;
+      shared += share_a_word(seq[p - 1], seq[p]);
+    }
+  Rng rng(seed, /*stream=*/0x717e);
+  const std::int64_t random_pairs = kRandomPerPair * fit.pairs;
+  std::int64_t random_shared = 0, drawn = 0;
+  const auto n = static_cast<std::uint64_t>(interactions.size());
+  while (drawn < random_pairs) {
+    const std::int32_t a = interactions[rng.below(n)], b = interactions[rng.below(n)];
+    if (a == b) continue;
+    ++drawn;
+    random_shared += share_a_word(a, b);
+  }
+  fit.consecutive_share = static_cast<double>(shared) / static_cast<double>(fit.pairs);
+  fit.random_share = static_cast<double>(random_shared) / static_cast<double>(random_pairs);
+  const double s = fit.consecutive_share, r = fit.random_share;
+  const double se = std::sqrt(s * (1 - s) / static_cast<double>(fit.pairs) + r * (1 - r) / static_cast<double>(random_pairs));
+  fit.z = se > 0 ? (s - r) / se : 0.0;
+  fit.conclusive = fit.pairs >= kMinPairs && shared + random_shared >= kMinShared && se > 0;
+  return fit;
+}
+
+}  // namespace prunerec::recsys

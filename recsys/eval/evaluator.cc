@@ -30,8 +30,17 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
   std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return len(a) < len(b); });
 
   std::vector<std::int64_t> ranks(static_cast<std::size_t>(n), 0);
+  std::vector<std::uint8_t> short_of_negatives(static_cast<std::size_t>(n), 0);
   const std::int32_t V = split.num_items;
+  // Note [sampled ranking needs a smaller catalogue]: with as many negatives as items
+  // besides the target, "sampled" ranking is full ranking (history excluded) under another
+  // name, and reporting num_negatives would misstate it; refuse rather than clamp.
+  PR_CHECK_T(ConfigError, protocol.ranking != "sampled" || protocol.num_negatives < V - 1, "evaluate: ",
+             protocol.num_negatives, " sampled negatives but the catalogue has only ", V,
+             " items: sampled ranking would rank against every item; use full ranking, or fewer negatives (at most ",
+             V - 2, ")");
   for (std::int64_t b0 = 0; b0 < n; b0 += options.batch_size) {
+    if (options.stoppable) stop_point(prunerec::detail::str_cat("evaluation (", protocol.split, " split)"));
     const std::vector<std::int64_t> rows(order.begin() + b0, order.begin() + std::min<std::int64_t>(n, b0 + options.batch_size));
     const Batch batch = make_eval_batch(data, all, rows, options.max_len);
     const Tensor scores = scorer(batch).to(DType::f32).contiguous();
@@ -50,6 +59,7 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
           const auto negatives = sample_negatives(V, e.target, history, protocol.num_negatives, protocol.seed,
                                                   static_cast<std::uint64_t>(i));
           ranks[i] = sampled_rank(row, V, e.target, negatives);
+          short_of_negatives[i] = static_cast<int>(negatives.size()) < protocol.num_negatives;
         } else {
           if (!protocol.exclude_history) history.clear();
           ranks[i] = target_rank(row, V, e.target, history);
@@ -66,6 +76,7 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
   result.num_examples = n;
   result.ranks = ranks;
   for (std::int64_t i = 0; i < n; ++i) result.users.push_back(all[i].user);
+  for (std::uint8_t s : short_of_negatives) result.short_of_negatives += s;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }

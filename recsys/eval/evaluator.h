@@ -22,6 +22,9 @@ struct EvalOptions {
   int batch_size = 256;    // histories scored at once
   int max_len = 50;        // histories are truncated to their last max_len items
   std::int64_t limit = 0;  // evaluate only the first `limit` examples (0 = all)
+  // Checks the stop request between batches (Note [stopping long work]). The trainer turns
+  // it off for its validations: it checks at its next step, where it can save its state.
+  bool stoppable = true;
 };
 
 // Scores of every item for each row of a batch: f32 [B, V].

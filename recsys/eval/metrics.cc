@@ -254,7 +254,9 @@ std::string to_json(const EvalResult& result) {
   j.key("metrics").begin_object();
   for (const auto& [name, value] : result.metrics) j.key(name).value(value);
   j.end_object();
-  j.key("num_examples").value(static_cast<std::int64_t>(result.num_examples)).key("seconds").value(result.seconds);
+  j.key("num_examples").value(static_cast<std::int64_t>(result.num_examples));
+  if (p.ranking == "sampled") j.key("examples_short_of_negatives").value(result.short_of_negatives);
+  j.key("seconds").value(result.seconds);
   j.end_object();
   return j.str();
 }

@@ -148,12 +148,16 @@ struct EvalResult {
   // (evaluate() fills them; per-user files and paired comparisons read them).
   std::vector<std::int64_t> ranks;
   std::vector<std::int32_t> users;
+  // Sampled ranking: examples whose user had fewer than num_negatives items left to sample
+  // (the catalogue minus the history and the target); they were ranked against all of them.
+  std::int64_t short_of_negatives = 0;
 };
 
 // One JSON object on one line:
 //   {"protocol": {"split": "test", "split_kind": "leave-one-out", "ranking": "full",
 //    "exclude_history": true, "ties": "pessimistic", "seed": 0},
-//    (sampled ranking adds "num_negatives": 100 after "ranking")
+//    (sampled ranking adds "num_negatives": 100 after "ranking", and
+//    "examples_short_of_negatives" after "num_examples")
 //    "metrics": {"HR@1": 0.25, ...}, "num_examples": 4, "seconds": 0.5}
 // Doubles are written in the shortest form that round-trips; NaN and Inf as null.
 std::string to_json(const EvalResult& result);

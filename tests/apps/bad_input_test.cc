@@ -171,7 +171,7 @@ TEST(BadData, UsersWithOneInteraction) {
   // Mixed with normal users: they are kept (in train) and the run works.
   const std::string mixed = dir.write("mixed.txt", synthetic_user_seq() + "900 150\n901 151\n");
   fs::create_directories(dir.path("b"));
-  const RunResult r = run_prunerec({"train", "--data", mixed, "--config", recipe, "--out", dir.path("b/m.prc"), kThreads, "--quiet"});
+  const RunResult r = run_prunerec({"train", "--data", mixed, "--config", recipe, "--out", dir.path("b/m.prc"), kThreads});  // not --quiet: the data line is checked
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("82 users"), std::string::npos) << r.err;
 }

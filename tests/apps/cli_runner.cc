@@ -66,7 +66,7 @@ std::string read_bytes(const std::string& path) {
   return os.str();
 }
 
-Process::Process(const std::vector<std::string>& args, const std::string& log_name) {
+Process::Process(const std::vector<std::string>& args, const std::string& log_name, const std::string& cwd) {
   const int n = g_run_counter++;
   out_path_ = (fs::path(log_dir()) / (log_name + "." + std::to_string(n) + ".out")).string();
   err_path_ = (fs::path(log_dir()) / (log_name + "." + std::to_string(n) + ".err")).string();
@@ -82,6 +82,7 @@ Process::Process(const std::vector<std::string>& args, const std::string& log_na
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   // A fresh process group, so a signal sent to the test's group never reaches it, and
   // default signal dispositions whatever the test runner set.
   posix_spawnattr_t attr;
@@ -152,8 +153,8 @@ RunResult Process::wait(std::chrono::seconds timeout) {
   return r;
 }
 
-RunResult run_prunerec(const std::vector<std::string>& args, std::chrono::seconds timeout) {
-  Process p(args, args.empty() ? "prunerec" : args[0]);
+RunResult run_prunerec(const std::vector<std::string>& args, std::chrono::seconds timeout, const std::string& cwd) {
+  Process p(args, args.empty() ? "prunerec" : args[0], cwd);
   return p.wait(timeout);
 }
 

@@ -38,17 +38,18 @@ struct RunResult {
   std::vector<std::string> err_lines() const;
 };
 
-// Runs `prunerec args...` to the end (stdin is /dev/null). A run that outlives `timeout`
-// is killed (SIGKILL) and reported as a test failure.
+// Runs `prunerec args...` to the end (stdin is /dev/null), in the folder `cwd` ("" = this
+// process's). A run that outlives `timeout` is killed (SIGKILL) and reported as a test failure.
 RunResult run_prunerec(const std::vector<std::string>& args,
-                       std::chrono::seconds timeout = std::chrono::seconds(600));
+                       std::chrono::seconds timeout = std::chrono::seconds(600), const std::string& cwd = "");
 
 // A started `prunerec args...` (stdin /dev/null; stdout and stderr to files in a log
 // folder under ::testing::TempDir(), named after `log_name`, read back by wait()). It runs
 // in a process group of its own, with default SIGINT/SIGTERM handling.
 class Process {
  public:
-  explicit Process(const std::vector<std::string>& args, const std::string& log_name = "prunerec");
+  explicit Process(const std::vector<std::string>& args, const std::string& log_name = "prunerec",
+                   const std::string& cwd = "");
   ~Process();  // kills and reaps a process still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;

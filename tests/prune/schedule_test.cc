@@ -152,16 +152,16 @@ TEST(Schedule, RunsEndToEndAndWritesTheLedger) {
   EXPECT_EQ(fs::last_write_time(r.stages(2).checkpoint()), mtime);
 }
 
-// The `paper` preset (apps/presets/paper.pbtxt) with the paper's estimators runs end to
+// The `paper` preset (apps/presets/schedule/paper.pbtxt) with the paper's estimators runs end to
 // end (recoveries shortened for the test) and every row and plan names its estimators.
 TEST(Schedule, ThePaperPresetRunsAndNamesItsEstimators) {
   const Fixture& f = fixture();
   std::ostringstream log;
   PruneRun run = f.run("paper", &log);
-  std::ifstream in(std::string(PRUNEREC_SOURCE_DIR) + "/apps/presets/paper.pbtxt");
+  std::ifstream in(std::string(PRUNEREC_SOURCE_DIR) + "/apps/presets/schedule/paper.pbtxt");
   std::stringstream text;
   text << in.rdbuf();
-  run.schedule = parse_schedule(text.str(), "apps/presets/paper.pbtxt");
+  run.schedule = parse_schedule(text.str(), "apps/presets/schedule/paper.pbtxt");
   run.schedule.mutable_calibration()->set_sequences(64);
   run.schedule.mutable_calibration()->set_batch_size(16);
   nn::parse_text_proto("epochs: 1 batch_size: 32 dropout: 0.1 optimizer { lr: 2e-3 }", "train",

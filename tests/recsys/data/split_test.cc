@@ -96,7 +96,7 @@ TEST(TemporalSplit, RefusesDataWithoutTimesAndBadRatios) {
   data.format = "user-seq";
   std::string message = testing::error_message<ConfigError>([&] { temporal_split(data); });
   EXPECT_NE(message.find("hand-made"), std::string::npos) << message;
-  EXPECT_NE(message.find("leave_one_out"), std::string::npos) << message;
+  EXPECT_NE(message.find("--split-kind leave-one-out"), std::string::npos) << message;  // the flag as spelled
 
   SequenceDataset timed = make_dataset({{1, 2, 3}}, {{1, 2, 3}});
   EXPECT_THROW(temporal_split(timed, 0.6, 0.4), ConfigError);

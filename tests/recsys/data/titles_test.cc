@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "recsys/data/dataset.h"
+#include "recsys/data/synthetic.h"
+#include "tensor/rng.h"
 #include "tests/recsys/data/data_files.h"
 
 namespace prunerec::recsys {
@@ -112,6 +114,34 @@ TEST(Titles, MalformedFilesNameTheirLine) {
   message = error_message<IoError>([&] { read_dataset(data_path, twice); });
   EXPECT_NE(message.find(twice.item_map_path + ":3:"), std::string::npos) << message;
   EXPECT_NE(message.find("already mapped on line 1"), std::string::npos) << message;
+}
+
+// Note [Titles that fit]: titles that follow the items (a "brand" per cluster, and
+// sequences stay within a cluster) fit; the same titles on permuted ids (what a data set
+// re-indexed 1..N meets with another set's titles) do not, although every id matches.
+TEST(TitleFit, RightTitlesFitAndTitlesOnPermutedIdsDoNot) {
+  SequenceDataset data = make_synthetic({.users = 1500, .items = 1000, .clusters = 100, .mean_length = 10, .seed = 2});
+  auto title_of = [](std::int32_t item) {  // "Brandx17 thing 417": one brand word per cluster
+    return "Brandx" + std::to_string(item % 100) + " thing " + std::to_string(item);
+  };
+  for (std::int32_t i = 0; i < data.items.size(); ++i) data.items.set_title(i, title_of(i));
+  const TitleFit right = title_fit(data);
+  EXPECT_TRUE(right.conclusive);
+  EXPECT_GT(right.z, 10) << right.consecutive_share << " vs " << right.random_share;
+  EXPECT_TRUE(right.fits());
+  std::vector<std::int32_t> perm(1000);
+  for (std::int32_t i = 0; i < 1000; ++i) perm[i] = i;
+  Rng(5).shuffle(perm);
+  for (std::int32_t i = 0; i < data.items.size(); ++i) data.items.set_title(i, title_of(perm[i]));
+  const TitleFit permuted = title_fit(data);
+  EXPECT_TRUE(permuted.conclusive);
+  EXPECT_LT(permuted.z, 4) << permuted.consecutive_share << " vs " << permuted.random_share;
+  EXPECT_FALSE(permuted.fits());
+  // Titles with only common words (the synthetic set's own "Cluster 3 item 17") cannot be
+  // judged: no warning either way.
+  SequenceDataset plain = make_synthetic({.users = 300, .items = 100, .clusters = 5, .mean_length = 8, .seed = 2});
+  EXPECT_FALSE(title_fit(plain).conclusive);
+  EXPECT_TRUE(title_fit(plain).fits());
 }
 
 }  // namespace

@@ -128,8 +128,8 @@ std::string format_stats(const DatasetStats& s) {
   if (s.split_kind.empty())
     out += row("split", origin);
   else
-    out += row("split", str_cat(s.split_kind, " (", origin, "): ", grouped(s.train_sequences), " train sequences, ",
-                                grouped(s.valid_examples), " valid, ", grouped(s.test_examples), " test examples"));
+    out += row("split", str_cat(s.split_kind, " (", origin, "): ", format_grouped(s.train_sequences), " train sequences, ",
+                                format_grouped(s.valid_examples), " valid, ", format_grouped(s.test_examples), " test examples"));
   return out;
 }
 

@@ -55,7 +55,7 @@ int cmd_prune(const Args& args) {
   resumable.redo = redo;
   pb::Report report = prune::run_schedule(resumable);
   run_controls(run, report, wanted_controls);
-  std::cout << (json ? prune::report_json(report) : prune::ledger_markdown(report));
+  std::cout << (json ? prune::report_json(report) : prune::ledger_text(report));
   return 0;
 }
 

@@ -162,8 +162,8 @@ int cmd_bench(const Args& args) {
   std::ostringstream os;
   os << "prunerec bench: " << c.name << " (" << c.items << " items, width " << c.hidden << ", " << c.layers
      << " layers, " << c.heads << " heads of " << c.head_dim() << ", MLP " << c.mlp << ", length " << c.length
-     << ", batch " << c.batch << "; " << r.params << " parameters), " << r.threads << " threads\n";
-  os << "training (" << steps << " steps after " << warmup << " warm-up)\n"
+     << ", batch " << c.batch << "; " << format_grouped(r.params) << " parameters), " << plural(r.threads, "thread") << "\n";
+  os << "training (" << plural(steps, "step") << " after " << plural(warmup, "warm-up step") << ")\n"
      << "  ms per step        " << format_fixed(step_ms, 1) << "  (min " << format_fixed(*std::min_element(train.step_ms.begin(), train.step_ms.end()), 1)
      << ", max " << format_fixed(*std::max_element(train.step_ms.begin(), train.step_ms.end()), 1) << ")\n"
      << "  positions/s        " << format_fixed(positions_per_s, 0) << "\n"
@@ -172,7 +172,7 @@ int cmd_bench(const Args& args) {
      << " (output layer fused), backward " << format_fixed(phases.at("backward"), 1) << ", optimizer "
      << format_fixed(phases.at("optimizer"), 1) << "\n"
      << "  other load         max " << format_fixed(foreign_max * 100, 0) << "% of the machine during a timed step\n"
-     << "GEMM floor (" << floor_reps << " reps)\n"
+     << "GEMM floor (" << plural(floor_reps, "repetition") << ")\n"
      << "  ms                 " << format_fixed(floor_ms, 1) << "  (" << format_fixed(floor_gflops, 1) << " GFLOP/s; step / floor "
      << format_fixed(step_ms / floor_ms, 2) << ")\n";
   std::vector<std::pair<double, std::string>> families;
@@ -184,7 +184,7 @@ int cmd_bench(const Args& args) {
      << "inference (top-10)\n";
   for (const auto& i : infer)
     os << "  batch " << i.batch << std::string(i.batch < 10 ? 12 : 10, ' ') << format_fixed(i.ms_per_user, 4) << " ms/user  ("
-       << format_fixed(i.ms_per_batch, 2) << " ms per batch, " << format_fixed(i.gflops, 1) << " GFLOP/s, " << i.reps << " reps)\n";
+       << format_fixed(i.ms_per_batch, 2) << " ms per batch, " << format_fixed(i.gflops, 1) << " GFLOP/s, " << plural(i.reps, "repetition") << ")\n";
   os << "evaluation\n"
      << "  users/s            " << format_fixed(eval_users_per_s, 0) << "  (full ranking, " << eval.users << " users, batches of 256)\n";
   std::cout << os.str();

@@ -76,7 +76,7 @@ int cmd_prune(const Args& args) {
     prune::run_budget_curve(resumable, epochs);
     report = prune::read_report(out);
   }
-  std::cout << (json ? prune::report_json(report) : prune::ledger_markdown(report));
+  std::cout << (json ? prune::report_json(report) : prune::ledger_text(report));
   return 0;
 }
 

@@ -111,7 +111,7 @@ int cmd_run(const Args& args) {
   if (json) {
     std::cout << prune::report_json(report);
   } else {
-    std::cout << prune::ledger_markdown(report) << "Outputs: " << out << "/teacher.prc, " << run.out_dir
+    std::cout << prune::ledger_text(report) << "Outputs: " << out << "/teacher.prc, " << run.out_dir
               << "/final.prc, " << run.out_dir << "/report.md (charts beside it)\n";
   }
   return 0;

@@ -6,6 +6,7 @@
 
 #include "apps/cli.h"
 #include "nn/text_proto.h"
+#include "base/format.h"
 #include "prune/report.h"
 #include "tensor/parallel.h"
 
@@ -16,8 +17,8 @@ recsys::TrainResult train_from_recipe(const pb::Recipe& recipe, const LoadedData
   nn::Transformer net(recipe.model(), DType::f32, recipe.train().seed());
   if (!options.quiet)
     std::cerr << options.phase << ": " << net.num_layers() << " layers, hidden " << net.hidden_size() << ", "
-            << net.non_embedding_parameters() << " non-embedding parameters; seed " << recipe.train().seed() << ", "
-            << num_threads() << " threads\n";
+              << format_grouped(net.non_embedding_parameters()) << " non-embedding parameters; seed " << recipe.train().seed()
+              << ", " << plural(num_threads(), "thread") << "\n";
   recsys::TrainSpec spec;
   spec.data = &d.data;
   spec.split = &d.split;

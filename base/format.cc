@@ -83,7 +83,7 @@ std::string format_percent(double fraction, int decimals) {
 }
 
 std::string plural(std::int64_t count, std::string_view singular, std::string_view plural_form) {
-  std::string out = std::to_string(count) + " ";
+  std::string out = format_grouped(count) + " ";
   if (count == 1) return out.append(singular);
   if (plural_form.empty()) return out.append(singular).append("s");
   return out.append(plural_form);

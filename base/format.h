@@ -30,7 +30,7 @@ std::string format_fixed(double value, int decimals);
 std::string format_significant(double value, int digits = 3);
 // A fraction as a percentage with `decimals` decimals: 0.445736 -> "44.6%"; "n/a" when not finite.
 std::string format_percent(double fraction, int decimals = 1);
-// "1 head", "2 heads", "0 heads"; the plural form defaults to singular + "s".
+// "1 head", "2 heads", "1,024 items"; the plural form defaults to singular + "s".
 std::string plural(std::int64_t count, std::string_view singular, std::string_view plural_form = {});
 
 // The number of characters (UTF-8 code points) in s.

@@ -29,10 +29,11 @@
 // is not used because it writes map keys in hash order and every array element on its own
 // line.
 //
-// Where the code is: report_json.cc (report.json), report_markdown.cc (report.md and the
-// ledger), report_charts.cc (the charts, drawn with the kit in chart.h), report_text.h
-// (formats and helpers they share); the composition of the stage plans is in kept_units.h
-// (Note [stage indices]).
+// Where the code is: report_json.cc (report.json), report_markdown.cc (report.md),
+// report_console.cc (the terminal ledger), report_charts.cc (the charts, drawn with the
+// kit in chart.h), report_text.h (formats and helpers they share); the composition of the
+// stage plans is in kept_units.h (Note [stage indices]). A new chart is a function here,
+// its body in report_charts.cc, and a line in write_report and report_markdown.
 #pragma once
 
 #include <string>
@@ -53,8 +54,11 @@ pb::Report parse_report_json(const std::string& text, const std::string& source)
 // The report as Markdown: run facts, ledger table, controls table, links to the charts,
 // per-stage details, schedule and command.
 std::string report_markdown(const pb::Report& r);
-// The head of report.md: the facts, the ledger and the controls (what `prunerec run` prints).
+// The head of report.md: the facts, the full ledger (16 columns) and the controls.
 std::string ledger_markdown(const pb::Report& r);
+// The ledger for a terminal (what `prunerec run` and `prune` print): stage, parameters,
+// share of the teacher, NDCG@10, HR@10, latency and wall time, within 100 columns.
+std::string ledger_text(const pb::Report& r);
 
 // Self-contained SVG charts (about 800x500, no external fonts or scripts).
 std::string quality_chart_svg(const pb::Report& r);

@@ -289,8 +289,8 @@ std::string kept_units_svg(const pb::Report& r) {
 
   Svg svg(kWidth, height, report_title(r, "Kept units"));
   svg.text(kWidth / 2, 42,
-           fit_text("one row per teacher layer, one cell per teacher head or MLP channel (teacher index); colour = "
-                    "the last stage whose model still has it",
+           fit_text("a row per teacher layer, a cell per teacher head or MLP channel, coloured by the last stage "
+                    "that keeps it",
                     11, kWidth - 20),
            11, "middle", "#666666");
   svg.raw(

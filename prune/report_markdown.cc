@@ -75,13 +75,6 @@ void md_table(std::string& out, const std::vector<std::string>& header,
   }
 }
 
-std::optional<double> fraction_of_teacher_params(const pb::StageRow& row, const pb::StageRow* teacher) {
-  if (row.has_non_embedding_fraction()) return row.non_embedding_fraction();
-  if (teacher && row.has_non_embedding_params() && teacher->non_embedding_params() > 0)
-    return static_cast<double>(row.non_embedding_params()) / static_cast<double>(teacher->non_embedding_params());
-  return std::nullopt;
-}
-
 std::optional<double> one_user_ms(const pb::StageRow& row) {
   if (row.latency().has_one_user_ms()) return row.latency().one_user_ms();
   if (row.has_latency_ms()) return row.latency_ms();
@@ -211,7 +204,7 @@ void md_model_summary(std::string& out, const pb::ModelConfig& config) {
         l.mlp_width() != layers[0].mlp_width())
       uniform = false;
   const auto describe = [](const pb::LayerConfig& l) {
-    return fmt_count(l.num_heads()) + " heads / " + fmt_count(l.num_kv_heads()) + " KV, MLP " +
+    return plural(l.num_heads(), "head") + " (" + fmt_count(l.num_kv_heads()) + " KV), MLP width " +
            fmt_count(l.mlp_width());
   };
   if (layers.empty()) {

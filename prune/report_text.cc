@@ -78,6 +78,13 @@ std::string fmt_duration(std::optional<double> seconds) {
   return format_duration(*seconds);
 }
 
+std::optional<double> fraction_of_teacher_params(const pb::StageRow& row, const pb::StageRow* teacher) {
+  if (row.has_non_embedding_fraction()) return row.non_embedding_fraction();
+  if (teacher && row.has_non_embedding_params() && teacher->non_embedding_params() > 0)
+    return static_cast<double>(row.non_embedding_params()) / static_cast<double>(teacher->non_embedding_params());
+  return std::nullopt;
+}
+
 std::string short_name(const std::string& path) {
   const std::filesystem::path p(path);
   const std::string stem = p.stem().string();

@@ -30,6 +30,8 @@ std::string fmt_percent(std::optional<double> fraction);  // 44.6%
 std::string fmt_ms(std::optional<double> ms);             // 3 significant digits: 1.25, 0.156, 125
 std::string fmt_duration(std::optional<double> seconds);  // 4:05, 1:02:03
 
+// The row's non-embedding parameters as a share of the teacher's (stored, or computed).
+std::optional<double> fraction_of_teacher_params(const pb::StageRow& row, const pb::StageRow* teacher);
 // A path's file name without its extension ("runs/beauty/teacher.prc" -> "teacher"), for
 // titles: no folder of the machine that made the report.
 std::string short_name(const std::string& path);

@@ -23,6 +23,7 @@
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
 #include "base/atomic_file.h"
+#include "base/format.h"
 #include "base/json.h"
 
 namespace prunerec::prune {
@@ -219,7 +220,7 @@ StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Ca
         }
       }
       if (matched) scores.text("size_match", "heads chosen at random within the real plan's KV-head counts");
-      log << "  heads (" << st.head_score() << "): split-half Spearman " << hs.stability << "\n";
+      log << "  heads (" << st.head_score() << "): split-half Spearman " << format_fixed(hs.stability, 3) << "\n";
     }
     if (hidden) {
       const HiddenScores hs = hidden_scores(model, calib, st.hidden_score(), seed);
@@ -232,7 +233,8 @@ StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Ca
       PR_CHECK_T(ConfigError, k >= 1, "schedule: the hidden target keeps no channel");
       out.plan.set_keep_all_hidden(false);
       add_range(out.plan.mutable_kept_hidden(), top_indices(hs.scores, k));
-      log << "  hidden channels (" << st.hidden_score() << "): split-half Spearman " << hs.stability << "\n";
+      log << "  hidden channels (" << st.hidden_score() << "): split-half Spearman " << format_fixed(hs.stability, 3)
+          << "\n";
     }
   } else if (st.kind() == pb::StageConfig::WIDTH_MLP) {
     PR_CHECK_T(ConfigError, st.has_keep_mlp() || st.has_keep_mlp_fraction(), "schedule: width-mlp stage has no MLP target");
@@ -249,7 +251,7 @@ StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Ca
       lp.set_keep_all_mlp(false);
       add_range(lp.mutable_kept_mlp(), top_indices(ms.scores[l], keep[l]));
     }
-    log << "  MLP channels (" << st.mlp_score() << "): split-half Spearman " << ms.stability << "\n";
+    log << "  MLP channels (" << st.mlp_score() << "): split-half Spearman " << format_fixed(ms.stability, 3) << "\n";
   } else {
     PR_CHECK_T(ConfigError, st.has_keep_layers() || st.has_keep_layers_fraction(), "schedule: depth stage has no layer target");
     const int keep_layers = resolve_keep(st.has_keep_layers(), st.keep_layers(), st.has_keep_layers_fraction(),
@@ -310,9 +312,10 @@ StagePlan plan_stage(nn::Transformer& model, const pb::StageConfig& st, const Ca
     PR_CHECK_T(ConfigError, !kept_layers.empty(), "schedule: the depth stage would remove every layer");
     out.plan.set_keep_all_layers(false);
     add_range(out.plan.mutable_kept_layers(), kept_layers);
-    log << "  " << (st.sub_blocks() ? "sub-blocks" : "layers") << " (" << st.layer_score() << "): removed";
-    for (int u : ds.removal_order) log << " " << u;
-    log << "; split-half Spearman " << ds.stability << "\n";
+    log << "  " << (st.sub_blocks() ? "sub-blocks" : "layers") << " (" << st.layer_score() << "): removed "
+        << (st.sub_blocks() ? "sub-block" : "layer") << (ds.removal_order.size() == 1 ? " " : "s ");
+    for (std::size_t i = 0; i < ds.removal_order.size(); ++i) log << (i ? ", " : "") << ds.removal_order[i];
+    log << " (in removal order); split-half Spearman " << format_fixed(ds.stability, 3) << "\n";
   }
   out.scores_json = scores.finish();
   return out;
@@ -518,7 +521,8 @@ pb::Report run_schedule(const PruneRun& run) {
   const int max_len = teacher.config().max_len();
   const Calibration calib = make_calibration(run.split->train, max_len, run.schedule.calibration());
   report.set_calibration_sequences(static_cast<std::int32_t>(calib.sequences));
-  log << "calibration: " << calib.sequences << " training sequences, " << calib.positions << " positions\n";
+  log << "calibration: " << plural(calib.sequences, "training sequence") << ", "
+      << plural(calib.positions, "position") << "\n";
 
   std::string previous_path = run.teacher_path;
   TeacherCache original_cache(teacher);  // Note [teacher cache], shared by the stages
@@ -561,9 +565,9 @@ pb::Report run_schedule(const PruneRun& run) {
       write_file_atomic(plan_path, nn::to_text_proto(plan));
       recsys::save_recommender(pruned_path, *model, teacher_rec.catalog, {.metadata = run.metadata});
     }
-    log << "  pruned: " << model->non_embedding_parameters() << " non-embedding parameters ("
-        << 100.0 * static_cast<double>(model->non_embedding_parameters()) / static_cast<double>(teacher_non_emb)
-        << "% of the teacher)\n";
+    log << "  pruned: " << format_grouped(model->non_embedding_parameters()) << " non-embedding parameters ("
+        << format_percent(static_cast<double>(model->non_embedding_parameters()) / static_cast<double>(teacher_non_emb))
+        << " of the teacher)\n";
     recsys::EvalOptions eo;
     eo.protocol.split = "test";
     eo.max_len = max_len;
@@ -634,8 +638,8 @@ pb::Report run_schedule(const PruneRun& run) {
     *report.add_stages() = row;
     report.set_total_seconds(report.total_seconds() + row.wall_seconds());
     write_report(run.out_dir, report);
-    log << "  " << name << ": test NDCG@10 " << row.metrics().at("NDCG@10") << " (before recovery "
-        << before.metrics.at("NDCG@10") << "), " << format_duration(row.wall_seconds()) << "\n";
+    log << "  " << name << ": test NDCG@10 " << format_fixed(row.metrics().at("NDCG@10"), 4) << " (before recovery "
+        << format_fixed(before.metrics.at("NDCG@10"), 4) << "), took " << format_duration(row.wall_seconds()) << "\n";
     previous_path = stage_path;
   }
 

@@ -27,8 +27,8 @@ def read_run(folder):
         "dropout": re.search(r"dropout: ([\d.e-]+)", recipe).group(1),
         "lr": re.search(r"lr: ([\d.e-]+)", recipe).group(1),
     }
-    m = re.search(r"(\d+) non-embedding parameters", log)
-    run["params"] = int(m.group(1)) if m else None
+    m = re.search(r"([\d,]+) non-embedding parameters", log)
+    run["params"] = int(m.group(1).replace(",", "")) if m else None
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", log)
     run["wall"] = wall.group(1) if wall else None
     result = folder / "result.json"

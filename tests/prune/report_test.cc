@@ -21,6 +21,7 @@
 #include "nn/text_proto.h"
 #include "prune/ledger.h"
 #include "base/error.h"
+#include "base/format.h"
 
 namespace prunerec::prune {
 namespace {
@@ -400,6 +401,25 @@ TEST(ReportMarkdown, HasTheLedgerHeaderEveryStageAndFormattedNumbers) {
   const std::string depth = line_starting(md, "| depth |");
   EXPECT_NE(depth.find("| 250,000 | 20.3% |"), std::string::npos) << depth;
   EXPECT_NE(depth.find("| 85.0% |"), std::string::npos) << depth;
+}
+
+TEST(ReportText, TerminalLedgerFitsHundredColumnsWithRoundedNumbersAndUnits) {
+  pb::Report r = three_stage_report();
+  r.mutable_stages(1)->set_name("a-stage-with-an-unusually-long-and-descriptive-name-stage-one");
+  r.set_threads(1);
+  const std::string text = ledger_text(r);
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) EXPECT_LE(utf8_length(line), 100u) << line;
+  EXPECT_NE(text.find("1 thread,"), std::string::npos) << text;  // not "1 threads"
+  EXPECT_NE(text.find("1,024 calibration sequences"), std::string::npos) << text;
+  const std::string teacher = line_starting(text, "teacher ");
+  EXPECT_NE(teacher.find("1.23M"), std::string::npos) << teacher;   // 1,234,567 non-embedding parameters
+  EXPECT_NE(teacher.find("0.2000"), std::string::npos) << teacher;  // NDCG@10, 4 decimals
+  EXPECT_NE(teacher.find("100.0%"), std::string::npos) << teacher;
+  EXPECT_NE(teacher.find("2:06"), std::string::npos) << teacher;    // wall time, m:ss
+  EXPECT_NE(line_starting(text, "depth ").find("85.0%"), std::string::npos) << text;  // 0.17 / 0.2
+  EXPECT_NE(text.find("control "), std::string::npos);
+  EXPECT_EQ(text.find("|"), std::string::npos);  // plain text, not Markdown
 }
 
 TEST(ReportMarkdown, ControlsAreComparedWithTheFinalStage) {

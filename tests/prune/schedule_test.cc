@@ -387,3 +387,34 @@ TEST(Schedule, BadSchedulesAreRefusedWithTheirSource) {
 
 }  // namespace
 }  // namespace prunerec::prune
+
+namespace prunerec::prune {
+namespace {
+
+// The log a person reads (issue 18, item 10): numbers rounded to what they mean, no "nan",
+// the removed layers named.
+TEST(Schedule, LogRoundsNumbersAndNamesWhatWasRemoved) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  run_schedule(f.run("log", &log));
+  const std::string text = log.str();
+  EXPECT_EQ(text.find("nan"), std::string::npos) << text;
+  EXPECT_NE(text.find("calibration: 64 training sequences"), std::string::npos) << text;
+  EXPECT_NE(text.find("layers (" ), std::string::npos) << text;
+  EXPECT_NE(text.find("): removed layers "), std::string::npos) << text;
+  EXPECT_NE(text.find(" (in removal order); split-half Spearman "), std::string::npos) << text;
+  // "44.5736%" was printed before: one decimal now.
+  const std::size_t pruned = text.find("non-embedding parameters (");
+  ASSERT_NE(pruned, std::string::npos) << text;
+  const std::string share = text.substr(pruned + 26, text.find('%', pruned) - pruned - 26);
+  ASSERT_NE(share.find('.'), std::string::npos) << share;
+  EXPECT_EQ(share.size() - share.find('.'), 2u) << share;
+  // Test NDCG@10 with four decimals: "0.0332", not "0.0332262".
+  const std::size_t ndcg = text.find(": test NDCG@10 ");
+  ASSERT_NE(ndcg, std::string::npos) << text;
+  const std::string value = text.substr(ndcg + 15, text.find(' ', ndcg + 15) - ndcg - 15);
+  EXPECT_EQ(value.size(), 6u) << value;
+}
+
+}  // namespace
+}  // namespace prunerec::prune

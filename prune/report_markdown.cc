@@ -362,6 +362,13 @@ std::string ledger_markdown(const pb::Report& r) {
     for (const auto& row : r.stages()) rows.push_back(ledger_cells(row, teacher));
     md_table(out, kLedgerHeader, rows);
     out += '\n';
+    if (teacher && teacher->has_vs_final()) {
+      // Note [paired differences] in prune/schedule.cc.
+      const pb::PairedDifference& d = teacher->vs_final();
+      out += "Teacher minus final stage, test " + md_text(d.metric()) + ", paired bootstrap over " + fmt_count(d.n()) +
+             " users (" + std::to_string(d.resamples()) + " resamples, seed " + std::to_string(d.seed()) +
+             "), diff [95% interval]: " + fmt_paired(d, "teacher") + ".\n\n";
+    }
   }
 
   out += "## Controls\n\n";
@@ -373,6 +380,7 @@ std::string ledger_markdown(const pb::Report& r) {
     header[0] = "control";
     header.push_back("NDCG@10 vs final" + final_name);
     header.push_back("HR@10 vs final" + final_name);
+    header.push_back("NDCG@10 paired diff [95% CI]");
     std::vector<std::vector<std::string>> rows;
     for (const auto& row : r.controls()) {
       std::vector<std::string> cells = ledger_cells(row, teacher);
@@ -380,10 +388,16 @@ std::string ledger_markdown(const pb::Report& r) {
         cells.push_back(
             final_row ? fmt_signed_metric(difference(lookup(row.metrics(), key), lookup(final_row->metrics(), key)))
                       : kDash);
+      cells.push_back(row.has_vs_final() ? fmt_paired(row.vs_final(), "control") : kDash);
       rows.push_back(std::move(cells));
     }
     md_table(out, header, rows);
     out += '\n';
+    if (r.controls(0).has_vs_final())
+      out += "Paired diff: control minus final stage on test NDCG@10, bootstrap over users (" +
+             std::to_string(r.controls(0).vs_final().resamples()) + " resamples, seed " +
+             std::to_string(r.controls(0).vs_final().seed()) +
+             "); an interval that contains 0 reads \"no difference\".\n\n";
   }
 
   if (r.seed_stats_size() > 0) {

@@ -415,6 +415,18 @@ std::string ledger_markdown(const pb::Report& r) {
     }
     md_table(out, {"row", "metric", "mean", "sd", "per seed"}, rows, 2);
     out += '\n';
+    // Note [paired differences] in prune/schedule.cc: each seed's interval, in seed order.
+    std::vector<std::vector<std::string>> paired;
+    for (const auto& st : r.seed_stats())
+      for (int k = 0; k < st.vs_final_size(); ++k)
+        paired.push_back({md_text(st.row()),
+                          k < r.student_seeds_size() ? std::to_string(r.student_seeds(k)) : std::string(kDash),
+                          fmt_paired(st.vs_final(k), st.row() == "teacher" ? "teacher" : "control")});
+    if (!paired.empty()) {
+      out += "Paired differences from each seed's final stage (row minus final, test NDCG@10, bootstrap over users):\n\n";
+      md_table(out, {"row", "seed", "NDCG@10 paired diff [95% CI]"}, paired);
+      out += '\n';
+    }
   }
   return out;
 }

@@ -962,6 +962,7 @@ void add_seed_stats(pb::Report& first, const std::vector<pb::Report>& all) {
         for (const pb::StageRow* other : rows_of(r))
           if (other->name() == row->name() && other->metrics().count(metric)) {
             st.add_values(other->metrics().at(metric));
+            if (other->has_vs_final() && other->vs_final().metric() == metric) *st.add_vs_final() = other->vs_final();
             break;
           }
       if (st.values_size() == 0) continue;

@@ -366,6 +366,7 @@ TEST(Seeds, StatsAreMeanAndSampleDeviationPerRow) {
   EXPECT_NEAR(st.mean(), 0.3, 1e-15);
   EXPECT_NEAR(st.sd(), std::sqrt((0.04 + 0.01 + 0.09) / 2), 1e-15);
   EXPECT_EQ(st.values_size(), 3);
+  EXPECT_EQ(st.vs_final_size(), 0);  // the rows carry no paired difference
 }
 
 // Two student seeds end to end: the second runs in OUT/seeds/seed-<seed>, the recoveries
@@ -390,6 +391,16 @@ TEST(Seeds, TwoStudentSeedsRunAndResume) {
       EXPECT_EQ(st.values(1), second.stages(3).metrics().at("NDCG@10"));
     }
   EXPECT_EQ(found, 1);
+  // The teacher's NDCG@10 stat carries each seed's paired difference from that seed's
+  // final stage (Note [paired differences]); the seed section of report.md lists them.
+  for (const auto& st : r.seed_stats())
+    if (st.row() == "teacher" && st.metric() == "NDCG@10") {
+      ASSERT_EQ(st.vs_final_size(), 2);
+      EXPECT_EQ(st.vs_final(0).SerializeAsString(), r.stages(0).vs_final().SerializeAsString());
+      EXPECT_EQ(st.vs_final(1).SerializeAsString(), second.stages(0).vs_final().SerializeAsString());
+      EXPECT_EQ(st.vs_final(1).seed(), 6u);
+    }
+  EXPECT_NE(report_markdown(r).find("Paired differences from each seed's final stage"), std::string::npos);
   std::ostringstream again_log;
   PruneRun again = f.run("seeds", &again_log);
   run_with_seeds(again, 2, {});

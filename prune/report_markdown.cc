@@ -424,7 +424,7 @@ std::string ledger_markdown(const pb::Report& r) {
                           fmt_paired(st.vs_final(k), st.row() == "teacher" ? "teacher" : "control")});
     if (!paired.empty()) {
       out += "Paired differences from each seed's final stage (row minus final, test NDCG@10, bootstrap over users):\n\n";
-      md_table(out, {"row", "seed", "NDCG@10 paired diff [95% CI]"}, paired);
+      md_table(out, {"row", "seed", "NDCG@10 paired diff [95% CI]"}, paired, 3);
       out += '\n';
     }
   }

@@ -517,6 +517,8 @@ pb::Schedule parse_schedule(const std::string& text, const std::string& source) 
   pb::Schedule s;
   nn::parse_text_proto(text, source, &s);
   PR_CHECK_T(ConfigError, s.stages_size() > 0, source, ": the schedule has no stages");
+  PR_CHECK_T(ConfigError, s.bootstrap_resamples() >= 1, source, ": bootstrap_resamples must be at least 1, got ",
+             s.bootstrap_resamples());
   for (int i = 0; i < s.stages_size(); ++i) {
     const auto& st = s.stages(i);
     PR_CHECK_T(ConfigError, st.has_kind(), source, ": stage ", i + 1, " has no kind");

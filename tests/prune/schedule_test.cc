@@ -436,6 +436,7 @@ TEST(Schedule, BudgetCurveHasEveryPathAtEveryBudget) {
 TEST(Schedule, BadSchedulesAreRefusedWithTheirSource) {
   EXPECT_THROW(parse_schedule("stages { kind: WIDTH_MLP keep_mlp_fraction: 1.5 }", "s.pbtxt"), ConfigError);
   EXPECT_THROW(parse_schedule("", "s.pbtxt"), ConfigError);
+  EXPECT_THROW(parse_schedule("bootstrap_resamples: 0 stages { kind: WIDTH_MLP }", "s.pbtxt"), ConfigError);
   try {
     parse_schedule("stages { kind: WIDTH_MLP }\nbogus: 1\n", "s.pbtxt");
     FAIL();

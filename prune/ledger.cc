@@ -4,6 +4,7 @@
 
 #include "recsys/batching.h"
 #include "recsys/eval/evaluator.h"
+#include "recsys/eval/paired.h"
 #include "recsys/measure.h"
 #include "recsys/recommender.h"
 
@@ -87,7 +88,9 @@ pb::StageRow measure_model(const nn::Transformer& model, const std::string& name
   eo.protocol.split = "valid";
   for (const auto& [k, v] : recsys::evaluate_model(model, data, split, eo).metrics) (*row.mutable_valid_metrics())[k] = v;
   eo.protocol.split = "test";
-  for (const auto& [k, v] : recsys::evaluate_model(model, data, split, eo).metrics) (*row.mutable_metrics())[k] = v;
+  const recsys::EvalResult test = recsys::evaluate_model(model, data, split, eo);
+  for (const auto& [k, v] : test.metrics) (*row.mutable_metrics())[k] = v;
+  if (!options.per_user_path.empty()) recsys::write_per_user(options.per_user_path, test, data);
   if (options.latency) {
     *row.mutable_latency() = measure_latency(model, data, split);
     row.set_latency_ms(row.latency().one_user_ms());

@@ -31,6 +31,8 @@ pb::Latency measure_latency(const nn::Transformer& model, const recsys::Sequence
 struct RowOptions {
   bool latency = true;
   int eval_batch_size = 256;
+  // When set, the test split's per-user ranks are written there (recsys::write_per_user).
+  std::string per_user_path;
 };
 // Parameters, FLOPs, latency and metrics (valid and test, full ranking, history excluded).
 pb::StageRow measure_model(const nn::Transformer& model, const std::string& name, const std::string& kind,

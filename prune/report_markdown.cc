@@ -355,6 +355,13 @@ std::string ledger_markdown(const pb::Report& r) {
     for (const auto& row : r.stages()) rows.push_back(ledger_cells(row, teacher));
     md_table(out, kLedgerHeader, rows);
     out += '\n';
+    if (teacher && teacher->has_vs_final()) {
+      // Note [paired differences] in prune/schedule.cc.
+      const pb::PairedDifference& d = teacher->vs_final();
+      out += "Teacher minus final stage, test " + md_text(d.metric()) + ", paired bootstrap over " + fmt_count(d.n()) +
+             " users (" + std::to_string(d.resamples()) + " resamples, seed " + std::to_string(d.seed()) +
+             "), diff [95% interval]: " + fmt_paired(d, "teacher") + ".\n\n";
+    }
   }
 
   out += "## Controls\n\n";
@@ -366,6 +373,7 @@ std::string ledger_markdown(const pb::Report& r) {
     header[0] = "control";
     header.push_back("NDCG@10 vs final" + final_name);
     header.push_back("HR@10 vs final" + final_name);
+    header.push_back("NDCG@10 paired diff [95% CI]");
     std::vector<std::vector<std::string>> rows;
     for (const auto& row : r.controls()) {
       std::vector<std::string> cells = ledger_cells(row, teacher);
@@ -373,10 +381,16 @@ std::string ledger_markdown(const pb::Report& r) {
         cells.push_back(
             final_row ? fmt_signed_metric(difference(lookup(row.metrics(), key), lookup(final_row->metrics(), key)))
                       : kDash);
+      cells.push_back(row.has_vs_final() ? fmt_paired(row.vs_final(), "control") : kDash);
       rows.push_back(std::move(cells));
     }
     md_table(out, header, rows);
     out += '\n';
+    if (r.controls(0).has_vs_final())
+      out += "Paired diff: control minus final stage on test NDCG@10, bootstrap over users (" +
+             std::to_string(r.controls(0).vs_final().resamples()) + " resamples, seed " +
+             std::to_string(r.controls(0).vs_final().seed()) +
+             "); an interval that contains 0 reads \"no difference\".\n\n";
   }
 
   if (r.seed_stats_size() > 0) {
@@ -394,6 +408,18 @@ std::string ledger_markdown(const pb::Report& r) {
     }
     md_table(out, {"row", "metric", "mean", "sd", "per seed"}, rows, 2);
     out += '\n';
+    // Note [paired differences] in prune/schedule.cc: each seed's interval, in seed order.
+    std::vector<std::vector<std::string>> paired;
+    for (const auto& st : r.seed_stats())
+      for (int k = 0; k < st.vs_final_size(); ++k)
+        paired.push_back({md_text(st.row()),
+                          k < r.student_seeds_size() ? std::to_string(r.student_seeds(k)) : std::string(kDash),
+                          fmt_paired(st.vs_final(k), st.row() == "teacher" ? "teacher" : "control")});
+    if (!paired.empty()) {
+      out += "Paired differences from each seed's final stage (row minus final, test NDCG@10, bootstrap over users):\n\n";
+      md_table(out, {"row", "seed", "NDCG@10 paired diff [95% CI]"}, paired, 3);
+      out += '\n';
+    }
   }
   return out;
 }

@@ -63,6 +63,13 @@ std::string fmt_signed_metric(std::optional<double> v) {
   return (*v >= 0 ? "+" : "") + format_fixed(*v, 4);
 }
 
+std::string fmt_paired(const pb::PairedDifference& d, const std::string& row_word) {
+  std::string out = fmt_signed_metric(d.diff()) + " [" + fmt_signed_metric(d.lo()) + ", " + fmt_signed_metric(d.hi()) + "]: ";
+  // The rule of recsys::describe_difference (Note [paired bootstrap]).
+  if (d.lo() <= 0 && d.hi() >= 0) return out + "no difference";
+  return out + (d.diff() > 0 ? row_word : std::string("final")) + " better (p " + format_significant(d.p_value(), 2) + ")";
+}
+
 std::string fmt_percent(std::optional<double> fraction) {
   if (!fraction || !std::isfinite(*fraction)) return kDash;
   return format_percent(*fraction);

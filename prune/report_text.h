@@ -29,6 +29,10 @@ std::string fmt_signed_metric(std::optional<double> v);   // +0.0012
 std::string fmt_percent(std::optional<double> fraction);  // 44.6%
 std::string fmt_ms(std::optional<double> ms);             // 3 significant digits: 1.25, 0.156, 125
 std::string fmt_duration(std::optional<double> seconds);  // 4:05, 1:02:03
+// A paired difference from the final stage (Note [paired differences] in
+// prune/schedule.cc): "+0.0012 [-0.0010, +0.0034]: no difference" when the 95% interval
+// contains 0, else "... : <row_word> better" / "... : final better", with the p-value.
+std::string fmt_paired(const pb::PairedDifference& d, const std::string& row_word);
 
 // The row's non-embedding parameters as a share of the teacher's (stored, or computed).
 std::optional<double> fraction_of_teacher_params(const pb::StageRow& row, const pb::StageRow* teacher);

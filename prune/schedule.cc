@@ -18,6 +18,7 @@
 #include "prune/report.h"
 #include "prune/surgery.h"
 #include "recsys/eval/evaluator.h"
+#include "recsys/eval/paired.h"
 #include "recsys/recommender.h"
 #include "recsys/trainer.h"
 #include "tensor/parallel.h"
@@ -450,12 +451,77 @@ void check_schedule_fits(const pb::Schedule& s, const pb::ModelConfig& teacher) 
   }
 }
 
+
+// Note [paired differences]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// Every model the schedule evaluates on the test split (the teacher, each stage, each
+// control) keeps its per-user ranks beside its checkpoint, in the format `prunerec eval
+// --per-user` writes (recsys::write_per_user, published atomically): <checkpoint without
+// .prc>.per-user.tsv, the teacher's as DIR/teacher.per-user.tsv (its checkpoint lives
+// outside DIR). The teacher and every control then carry vs_final: the paired bootstrap
+// over users (Note [paired bootstrap]) of their NDCG@10 minus the final stage's, with
+// Schedule.bootstrap_resamples resamples seeded from the schedule's seed. A resumed run
+// whose file is missing (a run from before the files existed, or a deleted file)
+// evaluates that checkpoint again; ranks are deterministic for a given model and thread
+// count, so the file is the one the first run would have written. The report renders a
+// difference whose interval contains 0 as "no difference".
+std::string per_user_path_of(const std::string& checkpoint) {
+  fs::path p(checkpoint);
+  p.replace_extension();
+  return p.string() + ".per-user.tsv";
+}
+
+// The per-user file of `checkpoint`, evaluated again when it is missing.
+recsys::PerUser ensure_per_user(const std::string& per_user_path, const std::string& checkpoint, const PruneRun& run,
+                                std::ostream& log) {
+  if (!fs::exists(per_user_path)) {
+    log << "  per-user ranks: " << per_user_path << " is missing; evaluating " << checkpoint << " again\n";
+    const auto model = load_net(checkpoint);
+    recsys::EvalOptions eo;
+    eo.protocol.split = "test";
+    eo.max_len = static_cast<int>(model->config().max_len());
+    recsys::write_per_user(per_user_path, recsys::evaluate_model(*model, *run.data, *run.split, eo), *run.data);
+  }
+  return recsys::read_per_user(per_user_path);
+}
+
+pb::PairedDifference paired_difference(const recsys::PerUser& final_users, const recsys::PerUser& row_users,
+                                       const pb::Schedule& schedule) {
+  const recsys::PairedResult p =
+      recsys::compare_per_user(final_users, row_users, "NDCG@10", schedule.bootstrap_resamples(), schedule.seed());
+  pb::PairedDifference d;
+  d.set_metric(p.metric);
+  d.set_n(p.n);
+  d.set_mean_final(p.mean_a);
+  d.set_mean_row(p.mean_b);
+  d.set_diff(p.diff);
+  d.set_lo(p.lo);
+  d.set_hi(p.hi);
+  d.set_p_value(p.p_value);
+  d.set_resamples(p.resamples);
+  d.set_seed(p.seed);
+  return d;
+}
+
+std::string teacher_per_user_path(const PruneRun& run) {
+  return (fs::path(run.out_dir) / "teacher.per-user.tsv").string();
+}
+
+// The final stage's per-user file of a finished run_schedule report.
+recsys::PerUser final_per_user(const PruneRun& run, const pb::Report& report, std::ostream& log) {
+  PR_CHECK_T(ConfigError, report.stages_size() >= 2, "paired differences: the run has no final stage yet");
+  const std::string& ckpt = report.stages(report.stages_size() - 1).checkpoint();
+  return ensure_per_user(per_user_path_of(ckpt), ckpt, run, log);
+}
+
 }  // namespace
 
 pb::Schedule parse_schedule(const std::string& text, const std::string& source) {
   pb::Schedule s;
   nn::parse_text_proto(text, source, &s);
   PR_CHECK_T(ConfigError, s.stages_size() > 0, source, ": the schedule has no stages");
+  PR_CHECK_T(ConfigError, s.bootstrap_resamples() >= 1, source, ": bootstrap_resamples must be at least 1, got ",
+             s.bootstrap_resamples());
   for (int i = 0; i < s.stages_size(); ++i) {
     const auto& st = s.stages(i);
     PR_CHECK_T(ConfigError, st.has_kind(), source, ": stage ", i + 1, " has no kind");
@@ -507,7 +573,9 @@ pb::Report run_schedule(const PruneRun& run) {
   row_options.latency = run.latency;
   if (report.stages_size() == 0) {
     log << "teacher: measuring " << run.teacher_path << "\n";
-    pb::StageRow row = measure_model(teacher, "teacher", "teacher", teacher_non_emb, *run.data, *run.split, row_options);
+    RowOptions teacher_options = row_options;
+    teacher_options.per_user_path = teacher_per_user_path(run);
+    pb::StageRow row = measure_model(teacher, "teacher", "teacher", teacher_non_emb, *run.data, *run.split, teacher_options);
     row.set_checkpoint(run.teacher_path);
     const auto [positions, epochs] = trained_positions(run.teacher_path);
     row.set_trained_positions(positions);
@@ -614,7 +682,9 @@ pb::Report run_schedule(const PruneRun& run) {
       recsys::save_recommender(stage_path, *model, teacher_rec.catalog, {.metadata = run.metadata});
     }
 
-    pb::StageRow row = measure_model(*model, name, kind_name(st.kind()), teacher_non_emb, *run.data, *run.split, row_options);
+    RowOptions stage_options = row_options;
+    stage_options.per_user_path = per_user_path_of(stage_path);
+    pb::StageRow row = measure_model(*model, name, kind_name(st.kind()), teacher_non_emb, *run.data, *run.split, stage_options);
     row.set_checkpoint(stage_path);
     *row.mutable_plan() = plan;
     row.set_estimator(plan.has_estimator() ? plan.estimator() : estimator_name(st));
@@ -648,6 +718,12 @@ pb::Report run_schedule(const PruneRun& run) {
   {
     const recsys::Recommender last = recsys::load_recommender(previous_path);
     recsys::save_recommender(final_path, *last.net, last.catalog, {.metadata = run.metadata});
+  }
+  // Note [paired differences]: the teacher against the final stage.
+  if (report.stages_size() >= 2) {
+    const recsys::PerUser teacher_users = ensure_per_user(teacher_per_user_path(run), run.teacher_path, run, log);
+    *report.mutable_stages(0)->mutable_vs_final() =
+        paired_difference(final_per_user(run, report, log), teacher_users, run.schedule);
   }
   (void)t_run;
   write_report(run.out_dir, report);
@@ -770,12 +846,14 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     double all_seconds = 0;
     for (const auto& r : results) all_seconds += r.seconds;
     auto best = load_net(points[chosen].checkpoint());
+    RowOptions control_options = row_options;
+    control_options.per_user_path = per_user_path_of(points[chosen].checkpoint());
     pb::StageRow row = measure_model(*best,
                                      distill                         ? "from scratch, distilled"
                                      : control == "scratch-flops" ? "from scratch, same FLOPs"
                                                                   : "from scratch",
                                      "control", teacher_non_emb,
-                                     *main_run.data, *main_run.split, row_options);
+                                     *main_run.data, *main_run.split, control_options);
     row.set_checkpoint(points[chosen].checkpoint());
     row.set_recovery_seconds(all_seconds);
     row.set_recovery_epochs(tr.epochs_run);
@@ -814,6 +892,8 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
                                    grid_note));
     }
     row.set_wall_seconds(resumed_seconds + seconds_since(t0));
+    *row.mutable_vs_final() = paired_difference(final_per_user(main_run, main_report, log),
+                                                recsys::read_per_user(control_options.per_user_path), main_run.schedule);
     return row;
   }
 
@@ -850,8 +930,14 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     *seed_report.add_stages() = main_report.stages(0);
     write_report(dir, seed_report);
   }
+  // The teacher's per-user ranks are the main run's (Note [paired differences]).
+  if (const std::string t = teacher_per_user_path(main_run); fs::exists(t) && !fs::exists(teacher_per_user_path(sub)))
+    fs::copy_file(t, teacher_per_user_path(sub));
   const pb::Report r = run_schedule(sub);
   pb::StageRow row = r.stages(r.stages_size() - 1);
+  // Note [paired differences]: the sub-run's last stage kept its per-user ranks.
+  *row.mutable_vs_final() =
+      paired_difference(final_per_user(main_run, main_report, log), final_per_user(sub, r, log), main_run.schedule);
   row.set_name(control == "random" ? "random scores" : "no recovery");
   row.set_kind("control");
   row.set_checkpoint((fs::path(dir) / "final.prc").string());
@@ -882,6 +968,7 @@ void add_seed_stats(pb::Report& first, const std::vector<pb::Report>& all) {
         for (const pb::StageRow* other : rows_of(r))
           if (other->name() == row->name() && other->metrics().count(metric)) {
             st.add_values(other->metrics().at(metric));
+            if (other->has_vs_final() && other->vs_final().metric() == metric) *st.add_vs_final() = other->vs_final();
             break;
           }
       if (st.values_size() == 0) continue;

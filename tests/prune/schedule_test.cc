@@ -250,13 +250,39 @@ TEST(Schedule, ControlsRunAndReportAgainstTheFinalStage) {
       EXPECT_EQ(sub.stages(1).non_embedding_params(), main.stages(1).non_embedding_params());
     }
     EXPECT_TRUE(fs::exists(row.checkpoint())) << row.checkpoint();
+    // Note [paired differences]: NDCG@10 against the final stage, paired over the test
+    // split's users (one example per user under leave-one-out). The means are those of
+    // the ledger's metrics, summed in another order: 1e-12 covers the rounding.
+    ASSERT_TRUE(row.has_vs_final()) << control;
+    const pb::PairedDifference& d = row.vs_final();
+    EXPECT_EQ(d.metric(), "NDCG@10");
+    EXPECT_EQ(d.n(), static_cast<std::int64_t>(f.split.test.size())) << control;
+    EXPECT_NEAR(d.mean_row(), row.metrics().at("NDCG@10"), 1e-12) << control;
+    EXPECT_NEAR(d.mean_final(), final_row.metrics().at("NDCG@10"), 1e-12) << control;
+    EXPECT_NEAR(d.diff(), d.mean_row() - d.mean_final(), 1e-12) << control;
+    EXPECT_LE(d.lo(), d.diff()) << control;
+    EXPECT_GE(d.hi(), d.diff()) << control;
+    EXPECT_LT(d.lo(), d.hi()) << control;  // different models: some users differ
+    EXPECT_EQ(d.resamples(), 2000);
+    EXPECT_EQ(d.seed(), 5u);
     // Run again: nothing is retrained, and the wall time still counts the first run's
     // training (it is kept with the control's state, not measured anew).
     const pb::StageRow again = run_control(run, main, control);
     EXPECT_EQ(again.recovery_seconds(), row.recovery_seconds()) << control;
     EXPECT_GE(again.wall_seconds(), again.recovery_seconds()) << control;
     if (!control.starts_with("scratch")) { EXPECT_EQ(again.wall_seconds(), row.wall_seconds()) << control; }
+    EXPECT_EQ(again.vs_final().SerializeAsString(), d.SerializeAsString()) << control;
   }
+  // The teacher carries its difference too, and a resumed run whose per-user file is gone
+  // evaluates again to the same ranks, hence the same interval.
+  ASSERT_TRUE(main.stages(0).has_vs_final());
+  const std::string final_users = fs::path(final_row.checkpoint()).replace_extension().string() + ".per-user.tsv";
+  ASSERT_TRUE(fs::exists(final_users));
+  ASSERT_TRUE(fs::exists(run.out_dir + "/teacher.per-user.tsv"));
+  fs::remove(final_users);
+  const pb::Report resumed = run_schedule(run);
+  EXPECT_TRUE(fs::exists(final_users));
+  EXPECT_EQ(resumed.stages(0).vs_final().SerializeAsString(), main.stages(0).vs_final().SerializeAsString());
   // The two from-scratch controls start from the same random weights (same config and
   // seed); only the loss differs, so distillation must have changed what was learned.
   const nn::LoadedModel ce = nn::load_model(checkpoints["scratch"]);
@@ -267,6 +293,28 @@ TEST(Schedule, ControlsRunAndReportAgainstTheFinalStage) {
     differ = differ || !bit_equal(var.value(), kd.model->parameter(name).value());
   EXPECT_TRUE(differ) << "scratch-distill trained exactly like scratch";
   EXPECT_THROW(run_control(run, main, "bogus"), ConfigError);
+}
+
+// A schedule that keeps every unit and does not recover ends with the teacher itself: the
+// paired difference of identical models is exactly 0 for every user, so [0, 0], p 1, and
+// the report reads "no difference".
+TEST(Schedule, AModelComparedWithItselfReadsNoDifference) {
+  const Fixture& f = fixture();
+  std::ostringstream log;
+  PruneRun run = f.run("identical", &log);
+  run.schedule = parse_schedule(R"(
+      seed: 5
+      calibration { sequences: 16 batch_size: 16 }
+      stages { kind: WIDTH_MLP keep_mlp_fraction: 1 recovery { enabled: false } })", "identity schedule");
+  const pb::Report r = run_schedule(run);
+  ASSERT_TRUE(r.stages(0).has_vs_final());
+  const pb::PairedDifference& d = r.stages(0).vs_final();
+  EXPECT_EQ(d.diff(), 0.0);
+  EXPECT_EQ(d.lo(), 0.0);
+  EXPECT_EQ(d.hi(), 0.0);
+  EXPECT_EQ(d.p_value(), 1.0);
+  const std::string md = report_markdown(r);
+  EXPECT_NE(md.find("+0.0000 [+0.0000, +0.0000]: no difference"), std::string::npos) << md;
 }
 
 // The from-scratch control with a recipe grid: every recipe is trained, the best on
@@ -318,6 +366,7 @@ TEST(Seeds, StatsAreMeanAndSampleDeviationPerRow) {
   EXPECT_NEAR(st.mean(), 0.3, 1e-15);
   EXPECT_NEAR(st.sd(), std::sqrt((0.04 + 0.01 + 0.09) / 2), 1e-15);
   EXPECT_EQ(st.values_size(), 3);
+  EXPECT_EQ(st.vs_final_size(), 0);  // the rows carry no paired difference
 }
 
 // Two student seeds end to end: the second runs in OUT/seeds/seed-<seed>, the recoveries
@@ -342,6 +391,16 @@ TEST(Seeds, TwoStudentSeedsRunAndResume) {
       EXPECT_EQ(st.values(1), second.stages(3).metrics().at("NDCG@10"));
     }
   EXPECT_EQ(found, 1);
+  // The teacher's NDCG@10 stat carries each seed's paired difference from that seed's
+  // final stage (Note [paired differences]); the seed section of report.md lists them.
+  for (const auto& st : r.seed_stats())
+    if (st.row() == "teacher" && st.metric() == "NDCG@10") {
+      ASSERT_EQ(st.vs_final_size(), 2);
+      EXPECT_EQ(st.vs_final(0).SerializeAsString(), r.stages(0).vs_final().SerializeAsString());
+      EXPECT_EQ(st.vs_final(1).SerializeAsString(), second.stages(0).vs_final().SerializeAsString());
+      EXPECT_EQ(st.vs_final(1).seed(), 6u);
+    }
+  EXPECT_NE(report_markdown(r).find("Paired differences from each seed's final stage"), std::string::npos);
   std::ostringstream again_log;
   PruneRun again = f.run("seeds", &again_log);
   run_with_seeds(again, 2, {});
@@ -377,6 +436,7 @@ TEST(Schedule, BudgetCurveHasEveryPathAtEveryBudget) {
 TEST(Schedule, BadSchedulesAreRefusedWithTheirSource) {
   EXPECT_THROW(parse_schedule("stages { kind: WIDTH_MLP keep_mlp_fraction: 1.5 }", "s.pbtxt"), ConfigError);
   EXPECT_THROW(parse_schedule("", "s.pbtxt"), ConfigError);
+  EXPECT_THROW(parse_schedule("bootstrap_resamples: 0 stages { kind: WIDTH_MLP }", "s.pbtxt"), ConfigError);
   try {
     parse_schedule("stages { kind: WIDTH_MLP }\nbogus: 1\n", "s.pbtxt");
     FAIL();

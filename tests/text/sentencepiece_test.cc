@@ -24,6 +24,13 @@ namespace {
 // Sanitizer builds cannot use the shim (Note [SentencePiece isolation]): the library reports SentencePiece
 // unavailable there, and these tests run in the ordinary build only.
 #if defined(__SANITIZE_ADDRESS__)
+#define PRUNEREC_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)  // Clang before 13 does not define __SANITIZE_ADDRESS__
+#define PRUNEREC_TEST_ASAN 1
+#endif
+#endif
+#if defined(PRUNEREC_TEST_ASAN)
 #define PRUNEREC_SKIP_WITHOUT_SPM() GTEST_SKIP() << "SentencePiece is not available in AddressSanitizer builds"
 #else
 #define PRUNEREC_SKIP_WITHOUT_SPM() (void)0

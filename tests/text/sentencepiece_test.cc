@@ -21,20 +21,6 @@
 namespace prunerec::testing {
 namespace {
 
-// Sanitizer builds cannot use the shim (Note [SentencePiece isolation]): the library reports SentencePiece
-// unavailable there, and these tests run in the ordinary build only.
-#if defined(__SANITIZE_ADDRESS__)
-#define PRUNEREC_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)  // Clang before 13 does not define __SANITIZE_ADDRESS__
-#define PRUNEREC_TEST_ASAN 1
-#endif
-#endif
-#if defined(PRUNEREC_TEST_ASAN)
-#define PRUNEREC_SKIP_WITHOUT_SPM() GTEST_SKIP() << "SentencePiece is not available in AddressSanitizer builds"
-#else
-#define PRUNEREC_SKIP_WITHOUT_SPM() (void)0
-#endif
 
 // 360 item-title-like strings from a fixed grammar (no randomness).
 std::vector<std::string> titles() {
@@ -54,7 +40,6 @@ std::unique_ptr<text::Tokenizer> trained(const text::SentencePieceTrainOptions& 
 }
 
 TEST(SentencePiece, TrainsLoadsAndRoundTrips) {
-  PRUNEREC_SKIP_WITHOUT_SPM();
   text::SentencePieceTrainOptions o;
   o.vocab_size = 64;
   const auto tok = trained(o);
@@ -78,7 +63,6 @@ TEST(SentencePiece, TrainsLoadsAndRoundTrips) {
 }
 
 TEST(SentencePiece, SpecialTokens) {
-  PRUNEREC_SKIP_WITHOUT_SPM();
   text::SentencePieceTrainOptions o;
   o.vocab_size = 64;
   const auto tok = trained(o);
@@ -115,7 +99,6 @@ TEST(SentencePiece, SpecialTokens) {
 }
 
 TEST(SentencePiece, ByteFallbackAndBpe) {
-  PRUNEREC_SKIP_WITHOUT_SPM();
   text::SentencePieceTrainOptions o;
   o.vocab_size = 400;  // 3 special + 256 byte pieces + learned pieces
   o.byte_fallback = true;
@@ -129,14 +112,12 @@ TEST(SentencePiece, ByteFallbackAndBpe) {
 }
 
 TEST(SentencePiece, TrainingIsDeterministic) {
-  PRUNEREC_SKIP_WITHOUT_SPM();
   text::SentencePieceTrainOptions o;
   o.vocab_size = 60;
   EXPECT_EQ(text::train_sentencepiece(titles(), o), text::train_sentencepiece(titles(), o));
 }
 
 TEST(SentencePiece, Refusals) {
-  PRUNEREC_SKIP_WITHOUT_SPM();
   auto expect_error = [](auto fn, const std::string& part) {
     try {
       fn();
@@ -165,7 +146,6 @@ TEST(SentencePiece, Refusals) {
 // one process: a checkpoint carrying the model is written and read back, before and after
 // SentencePiece is used, and the model read back encodes the same.
 TEST(SentencePiece, SharesTheProcessWithProtobuf) {
-  PRUNEREC_SKIP_WITHOUT_SPM();
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("prunerec_spm_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

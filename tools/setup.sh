@@ -16,7 +16,7 @@ packages=(
   # libraries the engine links
   libopenblas-pthread-dev libtbb-dev libprotobuf-dev protobuf-compiler
   # tokenizers (text/, linked by the command line only)
-  libpcre2-dev libutf8proc-dev
+  libpcre2-dev libutf8proc-dev libsentencepiece-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev binutils
 )

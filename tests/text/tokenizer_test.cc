@@ -116,7 +116,8 @@ TEST(ByteLevelBpeTest, BadInputIsRefusedByName) {
   expect_error([&] { text::tokenizer_from_bytes("t.json", tiny_tokenizer_json(R"({"type": "Whitespace"})")); },
                "pre_tokenizer");
   expect_error([&] { text::tokenizer_from_bytes("t.json", "{\"model\": "); }, "not valid JSON");
-  expect_error([&] { text::tokenizer_from_bytes("t.model", std::string("\x0a\x05hello", 7)); }, "t.model: not a tokenizer.json");
+  expect_error([&] { text::tokenizer_from_bytes("t.bin", std::string("\x01\x05hello", 7)); },
+               "t.bin: neither a tokenizer.json (a JSON object) nor a SentencePiece model");
   std::string merges_bad = tiny_tokenizer_json();
   merges_bad.replace(merges_bad.find("\"hell o\""), 8, "\"hel lo\"");
   expect_error([&] { text::tokenizer_from_bytes("t.json", merges_bad); }, "model.merges[4]");

@@ -104,7 +104,7 @@ LoadedModel model_from_checkpoint(const std::string& path, LoadedCheckpoint ckpt
       if (!m && !v) continue;
       PR_CHECK_T(IoError, m && v && m->shape() == var.shape() && v->shape() == var.shape(), path,
                  ": optimizer state of '", name, "' is incomplete or has the wrong shape");
-      out.optimizer[name] = {*m, *v};
+      out.optimizer[name] = {.exp_avg = *m, .exp_avg_sq = *v, .row_step = {}};
       if (const Tensor* rs = ckpt.find(kRowStep + name)) {
         PR_CHECK_T(IoError, rs->dtype() == DType::i64 && rs->dim() == 1 && var.dim() == 2 && rs->size(0) == var.size(0),
                    path, ": lazy row steps of '", name, "' are ", rs->shape_str(), ", expected i64[", var.shape()[0], "]");

@@ -60,7 +60,8 @@ std::string fmt_metric(std::optional<double> v) {
 
 std::string fmt_signed_metric(std::optional<double> v) {
   if (!v || !std::isfinite(*v)) return kDash;
-  return (*v >= 0 ? "+" : "") + format_fixed(*v, 4);
+  std::string s = *v >= 0 ? "+" : "";  // not "+" + string&&: GCC 12 -Wrestrict false positive (bug 105329)
+  return s.append(format_fixed(*v, 4));
 }
 
 std::string fmt_paired(const pb::PairedDifference& d, const std::string& row_word) {

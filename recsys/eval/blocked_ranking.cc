@@ -19,6 +19,11 @@ constexpr int kGroup = 4;                 // users scored together per item row
 // Eight float lanes as a GCC/Clang vector: element-wise arithmetic, no reassociation, so a
 // lane's sum is the same sequence of roundings wherever it is computed.
 using Lanes = float __attribute__((vector_size(32)));
+// GCC warns (-Wpsabi) that passing a 32-byte vector by value has a different ABI with and
+// without AVX. Lanes never cross a translation unit (these helpers are internal and
+// inlined), so no two builds ever disagree about a call; the warning is silenced here only.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 
 inline Lanes load8(const float* p) {
   Lanes v;

@@ -28,9 +28,11 @@ TEST(Commands, RunTrainsPrunesAndReportRebuildsTheSameReport) {
   const RunResult r = run_prunerec({"run", "--data", data, "--config", recipe, "--schedule", schedule, "--out", out,
                                     "--no-latency", "--quiet", kThreads});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  // The last line names the outputs; the ledger (a Markdown table) comes before it.
+  // The last line names the outputs; the terminal ledger (prune::ledger_text: a header row,
+  // then the teacher's row) comes before it.
   EXPECT_NE(r.out.find("Outputs: " + out + "/teacher.prc"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("\n|"), std::string::npos) << "no ledger table in:\n" << r.out;
+  EXPECT_NE(r.out.find("\nstage "), std::string::npos) << "no ledger header in:\n" << r.out;
+  EXPECT_NE(r.out.find("\nteacher "), std::string::npos) << "no teacher row in:\n" << r.out;
   const fs::path prune_dir = fs::path(out) / "prune";
   for (const fs::path& f : {fs::path(out) / "teacher.prc", prune_dir / "final.prc", prune_dir / "report.json",
                             prune_dir / "report.md"})

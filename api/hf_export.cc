@@ -4,12 +4,12 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
-#include <random>
 #include <set>
 
 #include "api/hf_names.h"
 #include "base/atomic_file.h"
 #include "base/json.h"
+#include "tensor/rng.h"
 #include "recsys/batching.h"
 
 namespace prunerec::hf {
@@ -223,15 +223,15 @@ std::vector<std::vector<std::string>> random_histories(const recsys::ItemCatalog
                                                        std::uint64_t seed) {
   PR_CHECK_T(ConfigError, count >= 0 && max_len > 0, "random_histories: count ", count, ", max_len ", max_len);
   PR_CHECK_T(ConfigError, catalog.size() > 0, "random_histories: the catalogue is empty");
-  std::mt19937_64 rng(seed);
+  Rng rng(seed, /*stream=*/0x6866);  // the engine's one generator (tensor/rng.h): the same draws everywhere
   const int longest = std::min<int>(max_len, catalog.size());
   std::vector<std::vector<std::string>> out;
   for (int i = 0; i < count; ++i) {
-    const int len = i == 0 ? longest : i == 1 ? 1 : std::uniform_int_distribution<int>(1, longest)(rng);
+    const int len = i == 0 ? longest : i == 1 ? 1 : 1 + static_cast<int>(rng.below(static_cast<std::uint64_t>(longest)));
     std::set<std::int32_t> seen;
     std::vector<std::string> h;
     while (static_cast<int>(h.size()) < len) {
-      const auto item = std::uniform_int_distribution<std::int32_t>(0, catalog.size() - 1)(rng);
+      const auto item = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(catalog.size())));
       if (seen.insert(item).second) h.push_back(catalog.raw_ids[static_cast<std::size_t>(item)]);
     }
     out.push_back(std::move(h));

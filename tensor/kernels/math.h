@@ -75,7 +75,7 @@ inline T lane_sum(const T* x, std::int64_t n) {
   std::int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int j = 0; j < kLanes; ++j) lane[j] += x[i + j];
-  for (int j = 0; i < n; ++i, ++j) lane[j] += x[i];
+  for (int j = 0; j < kLanes && i < n; ++i, ++j) lane[j] += x[i];
   T s = 0;
   for (int j = 0; j < kLanes; ++j) s += lane[j];
   return s;
@@ -90,7 +90,7 @@ inline T lane_max(const T* x, std::int64_t n) {
   std::int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int j = 0; j < kLanes; ++j) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-  for (int j = 0; i < n; ++i, ++j) lane[j] = x[i] > lane[j] ? x[i] : lane[j];
+  for (int j = 0; j < kLanes && i < n; ++i, ++j) lane[j] = x[i] > lane[j] ? x[i] : lane[j];
   T m = lane[0];
   for (int j = 1; j < kLanes; ++j) m = lane[j] > m ? lane[j] : m;
   return m;

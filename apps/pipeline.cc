@@ -78,7 +78,7 @@ void run_controls(const prune::PruneRun& run, pb::Report& report, const std::vec
   if (controls.empty()) return;
   report.clear_controls();
   for (const auto& name : controls) {
-    std::cerr << "control " << name << ":\n";
+    if (run.progress != Progress::Mode::kSilent) std::cerr << "control " << name << ":\n";  // --quiet: results only
     *report.add_controls() = prune::run_control(run, report, name);
     prune::write_report(run.out_dir, report);
   }

@@ -534,9 +534,31 @@ pb::Schedule parse_schedule(const std::string& text, const std::string& source) 
   return s;
 }
 
+namespace {
+
+// The run's informational lines (stage headers, estimator stabilities, control names) go
+// to run.log when one is given; otherwise to stderr, unless the run is silent (--quiet),
+// when they are dropped so that only the results reach the terminal. The null stream's
+// buffer has no state, so it may be shared.
+std::ostream& log_stream(const PruneRun& run) {
+  if (run.log) return *run.log;
+  if (run.progress == Progress::Mode::kSilent) {
+    struct NullBuf : std::streambuf {
+      int overflow(int c) override { return traits_type::not_eof(c); }
+      std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+    };
+    static NullBuf buf;
+    static std::ostream null_stream(&buf);
+    return null_stream;
+  }
+  return std::cerr;
+}
+
+}  // namespace
+
 pb::Report run_schedule(const PruneRun& run) {
   PR_CHECK_T(ConfigError, run.data && run.split, "prune: data and split are required");
-  std::ostream& log = run.log ? *run.log : std::cerr;
+  std::ostream& log = log_stream(run);
   const auto t_run = Clock::now();
   // Everything that can be checked is checked before the output folder is touched.
   const recsys::Recommender teacher_rec = recsys::load_recommender(run.teacher_path);
@@ -594,6 +616,8 @@ pb::Report run_schedule(const PruneRun& run) {
 
   std::string previous_path = run.teacher_path;
   TeacherCache original_cache(teacher);  // Note [teacher cache], shared by the stages
+  double stages_seconds = 0;  // Note [schedule time estimate]
+  int stages_timed = 0;
   for (int i = 0; i < run.schedule.stages_size(); ++i) {
     const pb::StageConfig& st = run.schedule.stages(i);
     const std::string name = stage_name(st, i);
@@ -608,7 +632,20 @@ pb::Report run_schedule(const PruneRun& run) {
     }
     while (report.stages_size() > i + 1) report.mutable_stages()->RemoveLast();  // later rows are stale
     const auto t_stage = Clock::now();
-    log << name << ":\n";
+    // Note [schedule time estimate]: before each stage, the run's elapsed time and, once a
+    // stage has run in this process, the remaining stages' time as this process's mean time
+    // per stage so far times the stages left (this one included). Stages differ in cost (a
+    // depth stage scores by removing layers, recoveries differ in epochs), so it is a rough
+    // estimate, said as such; finished stages skipped on a resume do not count.
+    log << name << " (stage " << i + 1 << "/" << run.schedule.stages_size() << "), elapsed "
+        << format_duration(seconds_since(t_run));
+    if (stages_timed > 0) {
+      const double per_stage = stages_seconds / stages_timed;
+      const int left = run.schedule.stages_size() - i;
+      log << ", roughly " << format_duration(per_stage * left) << " left (rough estimate: " << plural(left, "stage")
+          << " at the " << format_duration(per_stage) << " per stage so far)";
+    }
+    log << ":\n";
 
     // Prune: reuse the pruned model if an interrupted run left it.
     std::unique_ptr<nn::Transformer> model;
@@ -710,6 +747,8 @@ pb::Report run_schedule(const PruneRun& run) {
     write_report(run.out_dir, report);
     log << "  " << name << ": test NDCG@10 " << format_fixed(row.metrics().at("NDCG@10"), 4) << " (before recovery "
         << format_fixed(before.metrics.at("NDCG@10"), 4) << "), took " << format_duration(row.wall_seconds()) << "\n";
+    stages_seconds += seconds_since(t_stage);
+    ++stages_timed;
     previous_path = stage_path;
   }
 
@@ -725,13 +764,12 @@ pb::Report run_schedule(const PruneRun& run) {
     *report.mutable_stages(0)->mutable_vs_final() =
         paired_difference(final_per_user(run, report, log), teacher_users, run.schedule);
   }
-  (void)t_run;
   write_report(run.out_dir, report);
   return report;
 }
 
 pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report, const std::string& control) {
-  std::ostream& log = main_run.log ? *main_run.log : std::cerr;
+  std::ostream& log = log_stream(main_run);
   const std::string dir = (fs::path(main_run.out_dir) / "controls" / control).string();
   fs::create_directories(dir);
   int total_epochs = 0;
@@ -985,7 +1023,7 @@ void add_seed_stats(pb::Report& first, const std::vector<pb::Report>& all) {
 
 pb::Report run_with_seeds(const PruneRun& run, int seeds, const std::vector<std::string>& controls) {
   PR_CHECK_T(ConfigError, seeds >= 1, "prune: --seeds must be at least 1, got ", seeds);
-  std::ostream& log = run.log ? *run.log : std::cerr;
+  std::ostream& log = log_stream(run);
   std::vector<pb::Report> reports;
   for (int k = 0; k < seeds; ++k) {
     PruneRun r = run;
@@ -1009,7 +1047,7 @@ pb::Report run_with_seeds(const PruneRun& run, int seeds, const std::vector<std:
 
 std::vector<pb::BudgetPoint> run_budget_curve(const PruneRun& run, const std::vector<int>& budgets) {
   PR_CHECK_T(ConfigError, !budgets.empty(), "budget curve: no budgets");
-  std::ostream& log = run.log ? *run.log : std::cerr;
+  std::ostream& log = log_stream(run);
   std::vector<pb::BudgetPoint> points;
   for (int b : budgets) {
     PR_CHECK_T(ConfigError, b >= 1, "budget curve: budgets must be at least 1 epoch, got ", b);

@@ -34,7 +34,7 @@ struct PruneRun {
   bool redo = false;                        // recompute finished stages
   bool latency = true;                      // measure top-10 latency for every row
   const std::atomic<bool>* stop = nullptr;  // save state and stop (SIGINT/SIGTERM)
-  std::ostream* log = nullptr;              // null: std::cerr
+  std::ostream* log = nullptr;              // null: std::cerr, or nothing when progress is kSilent
   Progress::Mode progress = Progress::Mode::kAuto;
   std::map<std::string, std::string> metadata;  // stored with every checkpoint
   std::string data_description;             // for the report

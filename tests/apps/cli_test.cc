@@ -239,6 +239,41 @@ TEST(Cli, DataStatsFindsNestedFilesRefusesBinariesAndReportsTheSplit) {
     EXPECT_NE(json.out.find(part), std::string::npos) << part << " not in " << json.out;
 }
 
+// ---- 10. progress and --quiet -----------------------------------------------------------
+
+TEST(Cli, QuietPruneWritesOnlyTheLedger) {
+  Workdir dir;
+  const Teacher& t = shared_teacher();
+  const std::string schedule = dir.write("schedule.pbtxt", tiny_schedule(1));
+  const std::string out = dir.path("prune");
+  const std::vector<std::string> args{"prune", "--teacher", t.model, "--data", t.data, "--schedule", schedule,
+                                      "--out", out, kThreads, "--no-latency", "--controls", "no-recovery"};
+  std::vector<std::string> quiet_args = args;
+  quiet_args.push_back("--quiet");
+  const RunResult quiet = run_prunerec(quiet_args);
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  // Before the fix the stage headers, estimator stabilities and "control no-recovery:"
+  // reached stderr under --quiet.
+  EXPECT_EQ(quiet.err, "") << cmd(quiet_args);
+  EXPECT_NE(quiet.out.find("teacher"), std::string::npos) << quiet.out;
+  EXPECT_NE(quiet.out.find("no recovery"), std::string::npos) << quiet.out;
+  // Without --quiet (and with --redo, so the stages run again) the run says what it does:
+  // each stage's place and the elapsed time, and from the second stage on the rough
+  // estimate of the time left (Note [schedule time estimate]).
+  std::vector<std::string> loud_args = args;
+  loud_args.push_back("--redo");
+  const RunResult loud = run_prunerec(loud_args);
+  ASSERT_EQ(loud.exit_code, 0) << loud.err;
+  EXPECT_NE(loud.err.find("control no-recovery:"), std::string::npos) << loud.err;
+  EXPECT_NE(loud.err.find("s1 (stage 1/3), elapsed "), std::string::npos) << loud.err;
+  const std::size_t s3 = loud.err.find("s3 (stage 3/3), elapsed ");
+  ASSERT_NE(s3, std::string::npos) << loud.err;
+  const std::string s3_line = loud.err.substr(s3, loud.err.find('\n', s3) - s3);
+  EXPECT_NE(s3_line.find("left (rough estimate: 1 stage at the "), std::string::npos) << s3_line;
+  EXPECT_EQ(loud.err.find("s1 (stage 1/3), elapsed 0:00, roughly"), std::string::npos)
+      << "no estimate before any stage has run:\n" << loud.err;
+}
+
 // ---- 11. help and version ---------------------------------------------------------------
 
 TEST(Cli, HelpShowsExitCodesDefaultsAndTheVersion) {

@@ -267,6 +267,11 @@ std::tuple<double, double, std::string> LabelPlacer::place(double px, double py,
     const double outside = std::max(0.0, frame_.x0 - box.x0) + std::max(0.0, box.x1 - frame_.x1) +
                            std::max(0.0, frame_.y0 - box.y0) + std::max(0.0, box.y1 - frame_.y1);
     cost += outside * h * 4;
+    // Leaving the picture itself is far worse than leaving the plot frame: a label cut
+    // off by the canvas edge cannot be read at all.
+    const double off_canvas = std::max(0.0, canvas_.x0 - box.x0) + std::max(0.0, box.x1 - canvas_.x1) +
+                              std::max(0.0, canvas_.y0 - box.y0) + std::max(0.0, box.y1 - canvas_.y1);
+    cost += off_canvas * h * 1000;
     if (cost < best_cost - 1e-9) {
       best_cost = cost;
       best = c;

@@ -85,8 +85,9 @@ TEST(LazyAdamW, RowsTouchedEveryStepEqualDenseAdamW) {
         }
     }
     // Rows never touched are untouched by the lazy optimizer (dense AdamW decays them).
-    const double* p = lazy_model.weight.value().to(DType::f64).data<double>();
-    const double* q = init.to(DType::f64).data<double>();
+    const Tensor after = lazy_model.weight.value().to(DType::f64), before = init.to(DType::f64);  // held: data() points into them
+    const double* p = after.data<double>();
+    const double* q = before.data<double>();
     for (std::int64_t i = 4 * 5; i < 6 * 5; ++i) EXPECT_EQ(p[i], q[i]);
     // Row steps: row 2 was last touched at step 7 (s = 6), row 3 at step 5 (s = 4).
     const std::int64_t* rs = lazy.state().at("weight").row_step.data<std::int64_t>();

@@ -117,7 +117,7 @@ gate_run() {
   echo "gate $name $size $point: started $(date -u +%FT%TZ)" >&2
   # shellcheck disable=SC2046
   /usr/bin/time -v "$PRUNEREC" train $(data_args "$name") --config "$dir/recipe.pbtxt" --seed "$SEED" $(threads_arg) \
-    --out "$dir/model.prc" --json > "$dir/result.json.tmp" 2> "$dir/train.log"
+    --out "$dir/model.prc" --json > "$dir/result.json.tmp" 2>> "$dir/train.log"
   mv "$dir/result.json.tmp" "$dir/result.json"
 }
 

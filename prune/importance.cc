@@ -56,12 +56,14 @@ Raw make_raw(const std::vector<std::int64_t>& sizes) {
   return r;
 }
 
-// Runs `fn(batch, raw)` over the batches of each half (alternate batches).
+// Runs `fn(batch, raw)` over the batches of each half (alternate batches), one unit of
+// work `what` per batch (Note [progress of nested work]).
 template <class Fn>
-std::pair<Raw, Raw> run_halves(const Calibration& calib, const Raw& zero, Fn&& fn) {
+std::pair<Raw, Raw> run_halves(const Calibration& calib, std::string_view what, const Raw& zero, Fn&& fn) {
   std::pair<Raw, Raw> halves{zero, zero};
+  WorkPhase phase(calib.meter, what, static_cast<std::int64_t>(calib.batches.size()));
   for (std::size_t i = 0; i < calib.batches.size(); ++i) {
-    stop_point("importance scoring");  // Note [stopping long work]
+    phase.next_unit();  // Note [stopping long work]
     fn(calib.batches[i], i % 2 == 0 ? halves.first : halves.second);
   }
   return halves;
@@ -186,9 +188,10 @@ class StatHooks : public nn::ForwardHooks {
 
 // One no-grad forward pass over each half of the calibration set with StatHooks in
 // `mode` collecting per-position statistics into raw sums of the given sizes.
-std::pair<Raw, Raw> stat_pass(const nn::Transformer& model, const Calibration& calib, const std::vector<std::int64_t>& sizes,
-                              const std::string& mode, const std::vector<int>* topk = nullptr) {
-  return run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
+std::pair<Raw, Raw> stat_pass(const nn::Transformer& model, const Calibration& calib, std::string_view what,
+                              const std::vector<std::int64_t>& sizes, const std::string& mode,
+                              const std::vector<int>* topk = nullptr) {
+  return run_halves(calib, what, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
     const auto valid = valid_rows(b);
     StatHooks hooks(valid, raw, model.config().head_dim());
     hooks.mode = mode;
@@ -309,8 +312,9 @@ std::pair<Calibration, Calibration> split_halves(const Calibration& c) {
 
 double calibration_loss(const nn::Transformer& model, const Calibration& calib, const nn::ForwardOptions& fo) {
   double sum = 0, count = 0;
+  WorkPhase phase(calib.meter, "calibration loss", static_cast<std::int64_t>(calib.batches.size()));
   for (const auto& b : calib.batches) {
-    stop_point("calibration loss");  // Note [stopping long work]
+    phase.next_unit();  // Note [stopping long work]
     const auto [s, n] = batch_loss(model, b, fo);
     sum += s;
     count += n;
@@ -393,7 +397,12 @@ HeadScores greedy_kl_scores(nn::Transformer& model, const Calibration& calib, co
   // The unmasked model's distribution at the last position of every calibration row.
   std::vector<Tensor> base;
   double rows[2] = {0, 0};
+  // Work: the unmasked pass, then one pass per head of every layer (Note [progress of nested work]).
+  std::int64_t passes = 1;
+  for (int l = 0; l < L; ++l) passes += model.block(l).attn().num_heads();
+  WorkPhase phase(calib.meter, "head scoring (greedy_kl)", passes * static_cast<std::int64_t>(calib.batches.size()));
   for (std::size_t i = 0; i < calib.batches.size(); ++i) {
+    phase.next_unit();  // Note [stopping long work]
     base.push_back(last_logits(model, calib.batches[i]));
     rows[i % 2] += static_cast<double>(calib.batches[i].ids.size(0));
   }
@@ -410,6 +419,7 @@ HeadScores greedy_kl_scores(nn::Transformer& model, const Calibration& calib, co
       masked[l][h] = true;
       mask.apply(masked);
       for (std::size_t i = 0; i < calib.batches.size(); ++i) {
+        phase.next_unit();
         const Tensor q = last_logits(model, calib.batches[i]);
         const std::int64_t B = q.size(0), V = q.size(1);
         for (std::int64_t r = 0; r < B; ++r)
@@ -513,7 +523,7 @@ HeadScores head_scores(nn::Transformer& model, const Calibration& calib, const H
     HeadMask mask(model, o.mask);
     std::vector<std::vector<bool>> masked;
     for (std::int64_t n : sizes) masked.emplace_back(static_cast<std::size_t>(n), false);
-    halves = run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
+    halves = run_halves(calib, "head scoring (kl)", make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
       const Tensor base = batch_logits(model, b);
       const std::int64_t N = base.size(0), V = base.size(1);
       const Tensor targets = b.targets.reshape({N}).contiguous();
@@ -535,7 +545,7 @@ HeadScores head_scores(nn::Transformer& model, const Calibration& calib, const H
       raw.count += static_cast<double>(b.positions);
     });
   } else if (o.method == "activation") {
-    halves = stat_pass(model, calib, sizes, "head_norm");
+    halves = stat_pass(model, calib, "head scoring (activation)", sizes, "head_norm");
   } else {
     throw ConfigError("head_score must be kl, greedy_kl, activation or random, got '" + o.method + "'");
   }
@@ -553,7 +563,7 @@ HiddenScores hidden_scores(const nn::Transformer& model, const Calibration& cali
   if (method == "random") return {random_scores(sizes, seed, hash_stream(0x41dd))[0], kNaN};
   std::pair<Raw, Raw> halves;
   if (method == "act_grad") {
-    halves = run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
+    halves = run_halves(calib, "hidden-channel scoring (act_grad)", make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
       const std::int64_t N = b.ids.numel(), d = model.hidden_size();
       // The model's own top prediction at every position with a target.
       const Tensor logits = batch_logits(model, b);
@@ -587,7 +597,7 @@ HiddenScores hidden_scores(const nn::Transformer& model, const Calibration& cali
     // score of channel c is |h_T,c * E[y,c]| (paper-spec section 3.2). Squares are summed
     // over the calibration rows (the code's L2 norm over its batch).
     const Tensor E = model.output_weight().value().to(DType::f64).contiguous();
-    halves = run_halves(calib, make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
+    halves = run_halves(calib, "hidden-channel scoring (top_logit)", make_raw(sizes), [&](const recsys::Batch& b, Raw& raw) {
       ag::NoGradGuard ng;
       const Tensor hm = model.last_hidden(b.ids, b.pads);
       const Tensor h = hm.to(DType::f64).contiguous();
@@ -611,7 +621,7 @@ HiddenScores hidden_scores(const nn::Transformer& model, const Calibration& cali
     };
     return {rms(mean_of(all)[0]), spearman(mean_of(halves.first)[0], mean_of(halves.second)[0])};
   } else if (method == "magnitude") {
-    halves = stat_pass(model, calib, sizes, "norm_magnitude");
+    halves = stat_pass(model, calib, "hidden-channel scoring (" + method + ")", sizes, "norm_magnitude");
   } else {
     throw ConfigError("hidden_score must be act_grad, top_logit, magnitude or random, got '" + method + "'");
   }
@@ -637,7 +647,7 @@ MlpScores mlp_scores(const nn::Transformer& model, const Calibration& calib, con
     throw ConfigError("mlp_score must be topk, topk_signed, magnitude or random, got '" + method + "'");
   PR_CHECK_T(ConfigError, static_cast<int>(keep_per_layer.size()) == model.num_layers(), "mlp_scores: ",
              keep_per_layer.size(), " keep counts for ", model.num_layers(), " layers");
-  const auto halves = stat_pass(model, calib, sizes, mode, &keep_per_layer);
+  const auto halves = stat_pass(model, calib, "MLP-channel scoring (" + method + ")", sizes, mode, &keep_per_layer);
   Raw all = halves.first;
   all += halves.second;
   return {mean_of(all), stability_of(mean_of(halves.first), mean_of(halves.second))};
@@ -666,7 +676,7 @@ DepthScores depth_scores(const nn::Transformer& model, const Calibration& calib,
     return out;
   }
   if (method == "block_influence") {
-    const auto halves = run_halves(calib, make_raw({units}), [&](const recsys::Batch& b, Raw& raw) {
+    const auto halves = run_halves(calib, "depth scoring (block_influence)", make_raw({units}), [&](const recsys::Batch& b, Raw& raw) {
       const auto valid = valid_rows(b);
       StreamHooks hooks;
       nn::ForwardOptions fo;
@@ -696,6 +706,10 @@ DepthScores depth_scores(const nn::Transformer& model, const Calibration& calib,
   // the lowest calibration loss. Ties go to the lower unit index.
   std::vector<bool> removed(static_cast<std::size_t>(units), false);
   out.unit_scores.assign(static_cast<std::size_t>(units), 0.0);
+  // Work: round r tries each of the units - r units left (Note [progress of nested work]).
+  std::int64_t trials = 0;
+  for (int round = 0; round < remove_count; ++round) trials += units - round;
+  WorkPhase phase(calib.meter, "depth scoring (greedy)", trials * static_cast<std::int64_t>(calib.batches.size()));
   for (int round = 0; round < remove_count; ++round) {
     int best = -1;
     double best_loss = std::numeric_limits<double>::infinity();
@@ -707,7 +721,7 @@ DepthScores depth_scores(const nn::Transformer& model, const Calibration& calib,
       const nn::ForwardOptions fo = skips_for(model, trial, sub_blocks);
       double sum[2] = {0, 0}, count[2] = {0, 0};
       for (std::size_t i = 0; i < calib.batches.size(); ++i) {
-        stop_point("depth scoring");  // Note [stopping long work]
+        phase.next_unit();  // Note [stopping long work]
         const auto [s, n] = batch_loss(model, calib.batches[i], fo);
         sum[i % 2] += s;
         count[i % 2] += n;

@@ -47,6 +47,7 @@
 #include "nn/transformer.h"
 #include "proto/prune.pb.h"
 #include "recsys/batching.h"
+#include "recsys/progress.h"
 
 namespace prunerec::prune {
 
@@ -54,6 +55,10 @@ struct Calibration {
   std::vector<recsys::Batch> batches;
   std::int64_t sequences = 0;
   std::int64_t positions = 0;  // positions with a next-item target
+  // Where work over these batches reports its progress (Note [progress of nested work]);
+  // none by default. Not owned; the scoring functions below begin a phase on it and count
+  // one unit per forward pass over a calibration batch.
+  WorkMeter* meter = nullptr;
 };
 
 // Draws config.sequences training windows (seeded) from the training sequences.

@@ -85,16 +85,26 @@ pb::StageRow measure_model(const nn::Transformer& model, const std::string& name
   recsys::EvalOptions eo;
   eo.batch_size = options.eval_batch_size;
   eo.max_len = static_cast<int>(row.config().max_len());
+  Progress* progress = options.progress;
+  auto phase = [&](const std::string& what, std::size_t total) {
+    if (progress) progress->restart(name + ": " + what, static_cast<std::int64_t>(total));
+  };
   eo.protocol.split = "valid";
-  for (const auto& [k, v] : recsys::evaluate_model(model, data, split, eo).metrics) (*row.mutable_valid_metrics())[k] = v;
+  phase("valid evaluation", split.valid.size());
+  for (const auto& [k, v] : recsys::evaluate_model(model, data, split, eo, progress).metrics)
+    (*row.mutable_valid_metrics())[k] = v;
   eo.protocol.split = "test";
-  const recsys::EvalResult test = recsys::evaluate_model(model, data, split, eo);
+  phase("test evaluation", split.test.size());
+  const recsys::EvalResult test = recsys::evaluate_model(model, data, split, eo, progress);
   for (const auto& [k, v] : test.metrics) (*row.mutable_metrics())[k] = v;
   if (!options.per_user_path.empty()) recsys::write_per_user(options.per_user_path, test, data);
   if (options.latency) {
+    phase("latency timing", 0);  // time-bounded: no count to show, but the line says what runs
+    if (progress) progress->update(0, "");
     *row.mutable_latency() = measure_latency(model, data, split);
     row.set_latency_ms(row.latency().one_user_ms());
   }
+  if (progress) progress->clear();
   return row;
 }
 

@@ -7,6 +7,7 @@
 #include "nn/transformer.h"
 #include "proto/report.pb.h"
 #include "recsys/data/split.h"
+#include "recsys/progress.h"
 
 namespace prunerec::prune {
 
@@ -33,6 +34,9 @@ struct RowOptions {
   int eval_batch_size = 256;
   // When set, the test split's per-user ranks are written there (recsys::write_per_user).
   std::string per_user_path;
+  // The caller's live line, restarted for each evaluation and the latency timing (Note
+  // [progress of nested work]); none by default.
+  Progress* progress = nullptr;
 };
 // Parameters, FLOPs, latency and metrics (valid and test, full ranking, history excluded).
 pb::StageRow measure_model(const nn::Transformer& model, const std::string& name, const std::string& kind,

@@ -591,8 +591,12 @@ pb::Report run_schedule(const PruneRun& run) {
   }
 
   const std::int64_t teacher_non_emb = teacher.non_embedding_parameters();
+  // The live line of the work between trainings: measuring, calibration, scoring (Note
+  // [progress of nested work]); the recoveries draw their own.
+  Progress progress(log, "", 0, run.progress);
   RowOptions row_options;
   row_options.latency = run.latency;
+  row_options.progress = &progress;
   if (report.stages_size() == 0) {
     log << "teacher: measuring " << run.teacher_path << "\n";
     RowOptions teacher_options = row_options;
@@ -609,7 +613,9 @@ pb::Report run_schedule(const PruneRun& run) {
   }
 
   const int max_len = teacher.config().max_len();
-  const Calibration calib = make_calibration(run.split->train, max_len, run.schedule.calibration());
+  Calibration calib = make_calibration(run.split->train, max_len, run.schedule.calibration());
+  WorkMeter meter(progress, "");
+  calib.meter = &meter;
   report.set_calibration_sequences(static_cast<std::int32_t>(calib.sequences));
   log << "calibration: " << plural(calib.sequences, "training sequence") << ", "
       << plural(calib.positions, "position") << "\n";
@@ -660,8 +666,10 @@ pb::Report run_schedule(const PruneRun& run) {
     } else {
       model = load_net(previous_path);
       const auto t_score = Clock::now();
+      meter.set_prefix(name);
       StagePlan sp = plan_stage(*model, st, calib, run.schedule.seed() + static_cast<std::uint64_t>(i), log,
                                 i < static_cast<int>(run.size_match.size()) ? &run.size_match[i] : nullptr);
+      meter.clear();
       scoring_seconds = seconds_since(t_score);
       plan = apply_plan(*model, sp.plan);
       plan.set_estimator(estimator_name(st));
@@ -676,7 +684,9 @@ pb::Report run_schedule(const PruneRun& run) {
     recsys::EvalOptions eo;
     eo.protocol.split = "test";
     eo.max_len = max_len;
-    const recsys::EvalResult before = recsys::evaluate_model(*model, *run.data, *run.split, eo);
+    progress.restart(name + ": test evaluation before recovery", static_cast<std::int64_t>(run.split->test.size()));
+    const recsys::EvalResult before = recsys::evaluate_model(*model, *run.data, *run.split, eo, &progress);
+    progress.clear();
 
     // Recover.
     const pb::RecoveryConfig rc = recovery_of(run.schedule, st);
@@ -778,8 +788,10 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
   const auto t0 = Clock::now();
   const recsys::Recommender teacher_rec = recsys::load_recommender(main_run.teacher_path);
   const std::int64_t teacher_non_emb = teacher_rec.net->non_embedding_parameters();
+  Progress progress(log, "", 0, main_run.progress);  // Note [progress of nested work]
   RowOptions row_options;
   row_options.latency = main_run.latency;
+  row_options.progress = &progress;
 
   if (control == "scratch" || control == "scratch-distill" || control == "scratch-flops") {
     // Both start from random weights in the final stage's config and train for as many

@@ -78,6 +78,27 @@ bool request_stop() noexcept { return g_stop.exchange(true); }
 bool stop_requested() noexcept { return g_stop.load(std::memory_order_relaxed); }
 void clear_stop_request() noexcept { g_stop.store(false); }
 
+void WorkMeter::begin(std::string_view what, std::int64_t total) {
+  done_ = 0;
+  progress_.restart(prefix_.empty() ? std::string(what) : detail::str_cat(prefix_, ": ", what), total);
+  progress_.update(0, "");
+}
+
+void WorkMeter::next_unit() { progress_.update(done_++, ""); }
+
+WorkPhase::WorkPhase(WorkMeter* meter, std::string_view what, std::int64_t total) : meter_(meter), what_(what) {
+  if (meter_) meter_->begin(what_, total);
+}
+
+WorkPhase::~WorkPhase() {
+  if (meter_) meter_->clear();
+}
+
+void WorkPhase::next_unit() {
+  stop_point(what_);
+  if (meter_) meter_->next_unit();
+}
+
 void stop_point(std::string_view what) {
   if (stop_requested())
     throw Interrupted(detail::str_cat(what, ": stopped on request (SIGINT/SIGTERM); nothing of it was written"));

@@ -53,6 +53,48 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
+// Note [progress of nested work]: library code doing long work for a caller that owns the
+// progress line (importance scoring and the calibration loss for the schedule) reports
+// through a WorkMeter the caller hands down, or none. The work opens a WorkPhase naming
+// itself and its total units, and calls next_unit() before each unit; next_unit() is also
+// the work's stop point (Note [stopping long work]), with or without a meter. On a terminal
+// the caller's Progress then shows
+//   stage1-width-attention: head scoring (kl) [######..............] 12/40 0:31 left
+// and nothing in a log; the line is erased when the phase ends, so the caller's next
+// log line starts clean.
+class WorkMeter {
+ public:
+  // `prefix` names the caller's part of the run ("stage1-width-attention").
+  WorkMeter(Progress& progress, std::string prefix) : progress_(progress), prefix_(std::move(prefix)) {}
+  void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
+  // A new piece of work of `total` units; the line restarts (rate and time left are its own).
+  void begin(std::string_view what, std::int64_t total);
+  // The units before the next one are done.
+  void next_unit();
+  void clear() { progress_.clear(); }  // erases the live line
+
+ private:
+  Progress& progress_;
+  std::string prefix_;
+  std::int64_t done_ = 0;
+};
+
+// One piece of work on an optional meter: begins it on construction, erases its line on
+// destruction.
+class WorkPhase {
+ public:
+  WorkPhase(WorkMeter* meter, std::string_view what, std::int64_t total);
+  ~WorkPhase();
+  WorkPhase(const WorkPhase&) = delete;
+  WorkPhase& operator=(const WorkPhase&) = delete;
+  // The next unit starts: throws Interrupted naming the work when a stop was requested.
+  void next_unit();
+
+ private:
+  WorkMeter* meter_;
+  std::string what_;
+};
+
 // Note [stopping long work]: one process-wide request says "stop". The command line's
 // SIGINT/SIGTERM handler sets it (request_stop() is async-signal-safe); an embedder may
 // set it from any thread. Every long loop calls stop_point("what") between units of work

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "nn/text_proto.h"
 #include "prune/importance.h"
@@ -370,6 +371,45 @@ TEST(DepthScores, AnIdentityLayerIsFreeToRemove) {
   const DepthScores sb = depth_scores(m, calib, "greedy", true, 1, 0);
   EXPECT_NEAR(sb.unit_scores[2], 0.0, 1e-6);
   EXPECT_NEAR(sb.unit_scores[3], 0.0, 1e-6);
+}
+
+// Note [progress of nested work]: the scoring reports its phase and its count of forward
+// passes on the caller's line, erases the line when it ends, and stops on request.
+TEST(ScoringProgress, PhasesCountTheirPassesAndStopOnRequest) {
+  nn::Transformer m(config(), DType::f32, 13);
+  Calibration calib = calibration(14);
+  const std::int64_t batches = static_cast<std::int64_t>(calib.batches.size());
+  ASSERT_GT(batches, 1);
+  std::ostringstream out;
+  Progress progress(out, "", 0, Progress::Mode::kLive);
+  WorkMeter meter(progress, "stage1");
+  calib.meter = &meter;
+  const double with_meter = calibration_loss(m, calib);
+  const std::string line = out.str();
+  EXPECT_NE(line.find("stage1: calibration loss ["), std::string::npos) << line;
+  EXPECT_NE(line.find("] 0/" + std::to_string(batches)), std::string::npos) << line;
+  // The phase ends with the line erased, so the caller's next log line starts clean.
+  EXPECT_EQ(line.substr(line.size() - 4), "\r\033[K");
+  // greedy_kl: one unmasked pass plus one pass per head (3 layers x 4 heads), per batch.
+  out.str("");
+  HeadOptions ho;
+  ho.method = "greedy_kl";
+  ho.prune_per_layer = {1, 1, 1};
+  head_scores(m, calib, ho, 0);
+  EXPECT_NE(out.str().find("stage1: head scoring (greedy_kl) ["), std::string::npos);
+  EXPECT_NE(out.str().find("/" + std::to_string(13 * batches)), std::string::npos) << out.str();
+  // The meter only watches: the numbers are those of a run without one.
+  calib.meter = nullptr;
+  EXPECT_EQ(calibration_loss(m, calib), with_meter);
+  // A stop request ends the work with the phase named, with or without a meter.
+  request_stop();
+  try {
+    hidden_scores(m, calib, "magnitude", 0);
+    ADD_FAILURE() << "no Interrupted";
+  } catch (const Interrupted& e) {
+    EXPECT_NE(std::string(e.what()).find("hidden-channel scoring (magnitude)"), std::string::npos) << e.what();
+  }
+  clear_stop_request();
 }
 
 }  // namespace

@@ -5,21 +5,10 @@
 #include "tensor/kernels/isa.h"
 #include "tensor/parallel.h"
 
-// The kernels are written once, in embedding_impl.h, and compiled twice: for the x86-64
-// baseline and for AVX2 + FMA; the functions below call the copy the CPU runs best
-// (Note [kernel dispatch] in tensor/kernels/isa.h). Both give the same bits (Note [kernel
-// math flags] in tensor/kernels/math.h).
-namespace prunerec::kernels::baseline {
-#include "tensor/kernels/embedding_impl.h"
-}  // namespace prunerec::kernels::baseline
-
-#if PRUNEREC_KERNELS_AVX2
-PRUNEREC_AVX2_BEGIN
-namespace prunerec::kernels::avx2 {
-#include "tensor/kernels/embedding_impl.h"
-}  // namespace prunerec::kernels::avx2
-PRUNEREC_AVX2_END
-#endif
+// The kernels are written once, in embedding_impl.h, and compiled twice; the functions below
+// call the copy the CPU runs best (tensor/kernels/compile_twice.h).
+#define PRUNEREC_KERNEL_IMPL "tensor/kernels/embedding_impl.h"
+#include "tensor/kernels/compile_twice.h"
 
 namespace prunerec::kernels {
 

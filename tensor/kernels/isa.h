@@ -8,8 +8,9 @@
 // The library is built for the x86-64 baseline (SSE2), so it runs on any x86-64 CPU
 // (PRUNEREC_ARCH=portable, the default; cmake/PrunerecCompileOptions.cmake). The hot
 // kernels (elementwise, norm, softmax, attention, embedding) are compiled twice in the
-// same translation unit: the body lives in <kernel>_impl.h, included once into namespace
-// kernels::baseline and once into kernels::avx2 under PRUNEREC_AVX2_BEGIN/END, which puts
+// same translation unit (tensor/kernels/compile_twice.h): the body lives in
+// <kernel>_impl.h, included once into namespace kernels::baseline and once into
+// kernels::avx2 under PRUNEREC_AVX2_BEGIN/END, which puts
 // target("avx2,fma") on every function defined in between (lambdas included; GCC's
 // `#pragma GCC target`, Clang's `#pragma clang attribute`). The public functions of
 // tensor/kernels/<kernel>.h are one-line dispatchers that call one or the other

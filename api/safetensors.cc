@@ -36,33 +36,31 @@ SafetensorsLayout plan_safetensors(const std::vector<std::pair<std::string, Shap
                "' is listed twice");
   }
 
-  // Compact JSON, keys in byte order (std::map and the sorted list above).
-  std::string json = "{";
-  bool first = true;
+  // Compact JSON (base/json.h), keys in byte order (std::map and the sorted list above).
+  Json json;
+  json.begin_object();
   if (!metadata.empty()) {
-    json += "\"__metadata__\":{";
-    for (auto it = metadata.begin(); it != metadata.end(); ++it)
-      json.append(it == metadata.begin() ? "" : ",").append(Json::quote(it->first)).append(":").append(Json::quote(it->second));
-    json += "}";
-    first = false;
+    json.key("__metadata__").begin_object();
+    for (const auto& [k, v] : metadata) json.key(k).value(v);
+    json.end_object();
   }
   std::uint64_t offset = 0;
   for (const auto& [name, shape] : layout.tensors) {
     const std::uint64_t bytes = static_cast<std::uint64_t>(shape_numel(shape)) * sizeof(float);
-    json.append(first ? "" : ",").append(Json::quote(name)).append(":{\"dtype\":\"F32\",\"shape\":[");
-    first = false;
-    for (std::size_t d = 0; d < shape.size(); ++d) {
-      PR_CHECK_T(ConfigError, shape[d] >= 0, "safetensors: tensor '", name, "' has negative shape ", shape_str(shape));
-      json.append(d ? "," : "").append(std::to_string(shape[d]));
+    json.key(name).begin_object().key("dtype").value("F32").key("shape").begin_array();
+    for (const std::int64_t d : shape) {
+      PR_CHECK_T(ConfigError, d >= 0, "safetensors: tensor '", name, "' has negative shape ", shape_str(shape));
+      json.value(d);
     }
-    json += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
+    json.end_array().key("data_offsets").begin_array().value(offset).value(offset + bytes).end_array().end_object();
     layout.offsets.emplace_back(offset, offset + bytes);
     offset += bytes;
   }
-  json += "}";
+  json.end_object();
+  std::string header = json.str();
   // Pad with spaces so 8 + header is a multiple of 8: the data starts aligned.
-  json.append((8 - json.size() % 8) % 8, ' ');
-  layout.header = std::move(json);
+  header.append((8 - header.size() % 8) % 8, ' ');
+  layout.header = std::move(header);
   layout.data_bytes = offset;
   return layout;
 }

@@ -33,7 +33,7 @@ int cmd_prune(const Args& args) {
   flags.add("budgets", &budgets, "comma list of epochs per recovery, e.g. 1,3,10,30: the student-budget curve (pruned, scratch-distill, scratch at each) in OUT/budget/ and OUT/budget_curve.svg");
   flags.add("seeds", &seeds, "student seeds: recoveries and controls run with N schedule seeds (seed k > 0 in OUT/seeds/), reported as mean and standard deviation");
   flags.range("seeds", 1);
-  flags.add_switch("redo", &redo, "recompute finished stages instead of skipping them");
+  flags.add_switch("redo", &redo, "recompute finished stages and controls instead of skipping them");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "print nothing but the result (no progress, no data summary)");
   flags.add_switch("json", &json, "print report.json instead of the Markdown ledger");
@@ -49,16 +49,15 @@ int cmd_prune(const Args& args) {
   LoadedData d = load_model_data(data, rec.catalog, rec.manifest.metadata(), teacher, "prune");
   if (!quiet) std::cerr << "data: " << d.summary << "\n";
 
-  const prune::PruneRun run =
+  prune::PruneRun run =
       make_prune_run(d, data.path, teacher, out, sched, quiet, !no_latency, command_line("prune", args));
-  prune::PruneRun resumable = run;
-  resumable.redo = redo;
+  run.redo = redo;  // the schedule, the seeds, the controls and the budget curve alike
   if (seeds < 1) throw cli::UsageError("prune: --seeds must be at least 1");
   pb::Report report;
   if (seeds > 1) {
-    report = prune::run_with_seeds(resumable, seeds, wanted_controls);
+    report = prune::run_with_seeds(run, seeds, wanted_controls);
   } else {
-    report = prune::run_schedule(resumable);
+    report = prune::run_schedule(run);
     run_controls(run, report, wanted_controls);
   }
   if (!budgets.empty()) {
@@ -73,7 +72,7 @@ int cmd_prune(const Args& args) {
         throw cli::UsageError("prune: --budgets must be a comma list of epochs, got '" + budgets + "'");
       }
     }
-    prune::run_budget_curve(resumable, epochs);
+    prune::run_budget_curve(run, epochs);
     report = prune::read_report(out);
   }
   std::cout << (json ? prune::report_json(report) : prune::ledger_text(report));

@@ -872,6 +872,8 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
       spec.phase = "control " + control + (searching ? " " + point_name : "");
       spec.log = &log;
       spec.progress = main_run.progress;
+      spec.resume = !main_run.redo;
+      if (main_run.redo) fs::remove(spec.out_path + ".state");
       if (distill) {
         spec.loss = distillation_loss(*teacher_rec.net, rc.alpha(), rc.temperature(), &cache);
         spec.on_start = distillation_on_start(&cache);

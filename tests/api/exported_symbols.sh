@@ -25,7 +25,9 @@ if [ -n "$bad" ]; then
 fi
 for expected in "${ns}Recommender::load(" "${ns}Recommender::load_from_memory(" "${ns}Recommender::recommend_batch(" \
                 "${ns}set_num_threads(int)" "${ns}version()" "typeinfo for ${ns}Error" "vtable for ${ns}Error"; do
-  printf '%s\n' "$symbols" | grep -Eq "^${expected//(/\\(}" ||
+  # A here-string, not `printf | grep -q`: grep -q exits at the first match and, under
+  # pipefail, printf's SIGPIPE would fail the check at random.
+  grep -Eq "^${expected//(/\\(}" <<<"$symbols" ||
     { echo "exported_symbols: FAIL: $lib does not export ${expected}" >&2; exit 1; }
 done
 echo "exported_symbols: PASS"

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 
 #include "base/error.h"
+#include "autograd/var.h"
 #include "recsys/batching.h"
+#include "recsys/eval/blocked_ranking.h"
 #include "recsys/eval/metrics.h"
 #include "recsys/recommender.h"
 
@@ -19,7 +22,7 @@ std::vector<std::int32_t> history_exclusion(std::span<const std::int32_t> histor
 
 std::vector<std::vector<ScoredItem>> top_items_batch(const nn::Transformer& net,
                                                      const std::vector<std::vector<std::int32_t>>& histories, int k,
-                                                     bool exclude_history) {
+                                                     bool exclude_history, RankingPath path) {
   PR_CHECK_T(ConfigError, k > 0, "top_items_batch: k must be positive, got ", k);
   const std::size_t n = histories.size();
   for (std::size_t i = 0; i < n; ++i)
@@ -34,12 +37,31 @@ std::vector<std::vector<ScoredItem>> top_items_batch(const nn::Transformer& net,
 
   std::vector<std::vector<ScoredItem>> out(n);
   const auto num_items = static_cast<std::int32_t>(net.vocab_size());
+  const bool blocked = path == RankingPath::kBlocked || (path == RankingPath::kAuto && num_items >= kBlockedEvalFrom);
+  std::optional<ServingTable> table;
+  if (blocked) table.emplace(net.output_weight().value(), TableFormat::kF32);  // no copy for an f32 model
   for (std::size_t lo = 0; lo < n; lo += kHistoryChunk) {
     const std::size_t hi = std::min(n, lo + kHistoryChunk);
     std::vector<std::vector<std::int32_t>> chunk;
     chunk.reserve(hi - lo);
     for (std::size_t j = lo; j < hi; ++j) chunk.push_back(histories[order[j]]);
     const Batch b = make_history_batch(chunk, static_cast<int>(max_len));
+    if (blocked) {
+      std::vector<std::vector<std::int32_t>> excluded;
+      if (exclude_history)
+        for (const auto& h : chunk) excluded.push_back(history_exclusion(h));
+      Tensor h;
+      {
+        ag::NoGradGuard no_grad;
+        h = net.last_hidden(b.ids, b.pads).to(DType::f32).contiguous();  // [rows, d]
+      }
+      const std::vector<TopK> top = blocked_top_k(h, *table, k, excluded);
+      for (std::size_t j = lo; j < hi; ++j) {
+        const TopK& t = top[j - lo];
+        for (std::size_t r = 0; r < t.items.size(); ++r) out[order[j]].push_back({t.items[r], t.scores[r]});
+      }
+      continue;
+    }
     const Tensor scores = next_item_scores(net, b.ids, b.pads).to(DType::f32).contiguous();  // [rows, V]
     for (std::size_t j = lo; j < hi; ++j) {
       const std::size_t i = order[j];

@@ -28,6 +28,13 @@ std::vector<std::int32_t> history_exclusion(std::span<const std::int32_t> histor
 // product over the catalogue, small enough that [chunk, items] scores stay a few MB.
 inline constexpr std::size_t kHistoryChunk = 64;
 
+// How the catalogue is scored. kAuto: dense below kBlockedEvalFrom items (a [chunk, items]
+// score matrix through one GEMM, fastest for small catalogues), blocked from there on
+// (recsys/eval/blocked_ranking.h: item blocks with a running top-k per history, memory
+// independent of the catalogue's size; scores are its fixed-order dot products, so they
+// may differ from the dense ones in the last bits, and items only between near-ties).
+enum class RankingPath { kAuto, kDense, kBlocked };
+
 // The k best next items after each history (dense indices, oldest first, each non-empty;
 // only the newest max_len items are read), best first, ties to the lower index, NaN never
 // returned; with exclude_history the history's own items are left out. result[i] answers
@@ -38,6 +45,6 @@ inline constexpr std::size_t kHistoryChunk = 64;
 // not, except between near-ties. ConfigError when k <= 0, ShapeError for an empty history.
 std::vector<std::vector<ScoredItem>> top_items_batch(const nn::Transformer& net,
                                                      const std::vector<std::vector<std::int32_t>>& histories, int k,
-                                                     bool exclude_history);
+                                                     bool exclude_history, RankingPath path = RankingPath::kAuto);
 
 }  // namespace prunerec::recsys

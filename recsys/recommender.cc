@@ -81,11 +81,9 @@ std::vector<Recommendation> recommend(const Recommender& rec, const std::vector<
   }
   PR_CHECK_T(ConfigError, !items.empty(), "recommend: none of the ", history.size(),
              " history ids is a known item of this model");
-  const Batch b = make_history_batch({items}, static_cast<int>(rec.net->config().max_len()));
-  const Tensor scores = next_item_scores(*rec.net, b.ids, b.pads).to(DType::f32);
-  const std::vector<std::int32_t> excluded = exclude_history ? history_exclusion(items) : std::vector<std::int32_t>{};
+  const std::vector<std::vector<ScoredItem>> top = top_items_batch(*rec.net, {items}, k, exclude_history);
   std::vector<Recommendation> out;
-  for (const auto& [item, score] : top_k(scores.data<float>(), rec.catalog.size(), k, excluded))
+  for (const auto& [item, score] : top.front())
     out.push_back({item, score, rec.catalog.raw_ids[item], rec.catalog.title(item)});
   return out;
 }

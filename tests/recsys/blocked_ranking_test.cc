@@ -9,6 +9,8 @@
 #include "recsys/catalogue_loss.h"
 #include "recsys/eval/blocked_ranking.h"
 #include "recsys/eval/metrics.h"
+#include "recsys/ranking.h"
+#include "nn/text_proto.h"
 #include "tensor/rng.h"
 
 namespace prunerec::recsys {
@@ -53,6 +55,44 @@ TEST(BlockedRanking, TopKEqualsFullSortWithTiesAndExclusion) {
       order.resize(k);
       EXPECT_EQ(top[b].items, order) << "k " << k << " user " << b;
       for (int i = 0; i < k; ++i) EXPECT_EQ(top[b].scores[i], s[order[i]]);
+    }
+  }
+}
+
+// top_items_batch (recommend, recommend_batch) on the blocked path gives the dense path's
+// answer: the same score at every rank and the same item wherever the dense scores around
+// it are apart by more than the two paths' rounding difference. 70 histories cross a
+// chunk of kHistoryChunk; exclusion on.
+TEST(TopItemsBatch, BlockedPathEqualsDensePath) {
+  pb::ModelConfig c;
+  nn::parse_text_proto(R"(vocab_size: 1337 hidden: 16 head_dim: 4 max_len: 8
+    num_layers: 1 layer_defaults { num_heads: 4 num_kv_heads: 2 mlp_width: 16 })",
+                       "test", &c);
+  const nn::Transformer net(c, DType::f32, 5);
+  std::vector<std::vector<std::int32_t>> histories;
+  Rng rng(6);
+  for (int u = 0; u < 70; ++u) {
+    std::vector<std::int32_t> h;
+    for (int i = 0, n = 1 + static_cast<int>(rng.below(12)); i < n; ++i) h.push_back(static_cast<std::int32_t>(rng.below(1337)));
+    histories.push_back(h);
+  }
+  const auto dense = top_items_batch(net, histories, 10, true, RankingPath::kDense);
+  const auto blocked = top_items_batch(net, histories, 10, true, RankingPath::kBlocked);
+  ASSERT_EQ(dense.size(), blocked.size());
+  // GEMM and dot8 sum the 16 products in different orders: scores of magnitude ~1 differ
+  // by a few ulps (1e-6 bounds it with margin); items may swap only within that.
+  constexpr float kTol = 1e-5f;
+  for (std::size_t u = 0; u < dense.size(); ++u) {
+    ASSERT_EQ(dense[u].size(), 10u);
+    ASSERT_EQ(blocked[u].size(), 10u);
+    for (std::size_t r = 0; r < 10; ++r) {
+      EXPECT_NEAR(blocked[u][r].score, dense[u][r].score, kTol) << "history " << u << " rank " << r;
+      const bool apart = (r == 0 || dense[u][r - 1].score - dense[u][r].score > 2 * kTol) &&
+                         (r == 9 || dense[u][r].score - dense[u][r + 1].score > 2 * kTol);
+      if (apart) {
+        EXPECT_EQ(blocked[u][r].item, dense[u][r].item) << "history " << u << " rank " << r;
+      }
+      for (std::int32_t seen : histories[u]) EXPECT_NE(blocked[u][r].item, seen);
     }
   }
 }

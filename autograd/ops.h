@@ -76,6 +76,13 @@ Var linear_cross_entropy(const Var& h, const Var& weight, const Tensor& targets)
 // also computed chunk by chunk.
 Var linear_distill_loss(const Var& h, const Var& weight, const Tensor& teacher_h, const Tensor& teacher_weight,
                         const Tensor& targets, double alpha, double temperature);
+// Distillation from the teacher's top k items at temperature T (Note [top-k distillation]
+// in ops/loss.cc): teacher_items i32 [N, k] (distinct per row), teacher_logp [N, k] their
+// log-probabilities under softmax(teacher / T), teacher_rest_logp [N] the log of the rest's
+// mass (-inf when none). Rows with a negative target are ignored and may hold anything.
+// Equals linear_distill_loss when every row lists all V items.
+Var linear_topk_distill_loss(const Var& h, const Var& weight, const Tensor& teacher_items, const Tensor& teacher_logp,
+                             const Tensor& teacher_rest_logp, const Tensor& targets, double alpha, double temperature);
 
 // Sampled output losses (Note [sampled output loss] in ops/loss.cc): only each position's
 // target and S negatives shared by all positions are scored, so the cost does not grow

@@ -250,6 +250,113 @@ Var linear_distill_loss(const Var& h, const Var& weight, const Tensor& teacher_h
       true);
 }
 
+// Note [top-k distillation]: the teacher's distribution at temperature T is kept as its k
+// most likely items with their log-probabilities plus the log of the mass of all the rest
+// (one bucket), so a recovery needs neither the teacher's output layer per step nor its
+// full distribution. Per row, with q = softmax(s / T) the student's distribution, K the
+// teacher's k items, p_i their teacher probabilities and p_R = 1 - sum_K p_i:
+//   KL = sum_{i in K} p_i (log p_i - log q_i) + p_R (log p_R - log q_R),  q_R = sum_{j not in K} q_j
+//   d KL / d s_j = (q_j - target_j) / T,  target_j = p_j on K, p_R q_j / q_R off K
+// (the rest bucket's mass is spread over the other items as the student spreads its own);
+// loss = alpha CE + (1 - alpha) T^2 KL as in full distillation, which it equals when K
+// holds every item. q_R is summed over the items outside K, never taken as 1 - sum_K q
+// (which cancels when the rest is small). Accumulation in double; the GEMMs around it
+// dominate the cost (Note [fused output loss]).
+Var linear_topk_distill_loss(const Var& h, const Var& weight, const Tensor& teacher_items, const Tensor& teacher_logp,
+                             const Tensor& teacher_rest_logp, const Tensor& targets, double alpha, double temperature) {
+  constexpr const char* kOp = "linear_topk_distill_loss";
+  PR_CHECK_T(ConfigError, alpha >= 0 && alpha <= 1 && temperature > 0, kOp, ": alpha ", alpha,
+             " must be in [0, 1] and temperature ", temperature, " positive");
+  PR_CHECK(h.defined() && weight.defined() && h.dim() == 2 && weight.dim() == 2, kOp, ": h and weight must be 2-D");
+  const std::int64_t N = h.size(0), V = weight.size(0);
+  PR_CHECK(teacher_items.defined() && teacher_items.dtype() == DType::i32 && teacher_items.dim() == 2 &&
+               teacher_items.size(0) == N && teacher_items.size(1) >= 1 && teacher_items.size(1) <= V,
+           kOp, ": teacher items ", teacher_items.defined() ? teacher_items.shape_str() : "undefined",
+           " must be i32 [", N, ", k] with 1 <= k <= ", V);
+  const std::int64_t k = teacher_items.size(1);
+  PR_CHECK(teacher_logp.defined() && teacher_logp.shape() == teacher_items.shape() && is_floating(teacher_logp.dtype()) &&
+               teacher_rest_logp.defined() && teacher_rest_logp.numel() == N && is_floating(teacher_rest_logp.dtype()),
+           kOp, ": teacher log-probabilities must be [", N, ", ", k, "] and [", N, "]");
+  const Tensor tc = targets.defined() ? targets.contiguous() : targets;
+  const Tensor items = teacher_items.contiguous();
+  const Tensor logp = teacher_logp.to(DType::f64).contiguous(), rest = teacher_rest_logp.to(DType::f64).contiguous();
+  const std::int32_t* ip = items.data<std::int32_t>();
+  detail::check_targets(kOp, tc, N, V);
+  std::vector<std::uint8_t> seen(static_cast<std::size_t>(V), 0);
+  for (std::int64_t r = 0; r < N; ++r) {
+    if (tc.data<std::int32_t>()[r] < 0) continue;  // ignored rows may hold anything
+    const std::int32_t* row = ip + r * k;
+    for (std::int64_t i = 0; i < k; ++i) {
+      PR_CHECK(row[i] >= 0 && row[i] < V, kOp, ": teacher item ", row[i], " at row ", r, " is out of range for ", V,
+               " items");
+      PR_CHECK(!seen[row[i]], kOp, ": teacher item ", row[i], " is listed twice in row ", r);
+      seen[row[i]] = 1;
+    }
+    for (std::int64_t i = 0; i < k; ++i) seen[row[i]] = 0;
+  }
+  return fused_loss(
+      kOp, h, weight, tc,
+      [&](std::int64_t r0, std::int64_t rows, void* logits, void* lr, void* cr, void* kr, double scale, bool grad) {
+        dispatch_floating(h.dtype(), kOp, [&](auto tag) {
+          using T = decltype(tag);
+          T* s_all = static_cast<T*>(logits);
+          const std::int32_t* tgt = tc.data<std::int32_t>() + r0;
+          parallel_for(0, rows, 1, [&](std::int64_t lo, std::int64_t hi) {
+            std::vector<double> a(static_cast<std::size_t>(V)), b(static_cast<std::size_t>(V));
+            std::vector<std::uint8_t> in_k(static_cast<std::size_t>(V), 0);
+            for (std::int64_t r = lo; r < hi; ++r) {
+              T* s = s_all + r * V;
+              T* loss = static_cast<T*>(lr) + r;
+              T* ce_out = static_cast<T*>(cr) + r;
+              T* kl_out = static_cast<T*>(kr) + r;
+              if (tgt[r] < 0) {
+                *loss = *ce_out = *kl_out = T(0);
+                if (grad) std::fill(s, s + V, T(0));
+                continue;
+              }
+              const std::int32_t* row_items = ip + (r0 + r) * k;
+              const double* row_logp = logp.data<double>() + (r0 + r) * k;
+              const double rest_logp = rest.data<double>()[r0 + r];
+              const double ms = *std::max_element(s, s + V);
+              double zs = 0, zst = 0, zr = 0;
+              for (std::int64_t j = 0; j < V; ++j) {
+                a[j] = std::exp(static_cast<double>(s[j]) - ms);
+                b[j] = std::exp((static_cast<double>(s[j]) - ms) / temperature);
+                zs += a[j];
+                zst += b[j];
+              }
+              for (std::int64_t i = 0; i < k; ++i) in_k[row_items[i]] = 1;
+              for (std::int64_t j = 0; j < V; ++j)
+                if (!in_k[j]) zr += b[j];
+              const double log_zst = std::log(zst);
+              const double ce = ms + std::log(zs) - static_cast<double>(s[tgt[r]]);
+              double kl = 0;
+              for (std::int64_t i = 0; i < k; ++i) {
+                const double p = std::exp(row_logp[i]);
+                if (p > 0) kl += p * (row_logp[i] - ((static_cast<double>(s[row_items[i]]) - ms) / temperature - log_zst));
+              }
+              const double p_rest = std::exp(rest_logp);
+              if (p_rest > 0) kl += p_rest * (rest_logp - (std::log(zr) - log_zst));
+              *loss = static_cast<T>(alpha * ce + (1 - alpha) * temperature * temperature * kl);
+              *ce_out = static_cast<T>(ce);
+              *kl_out = static_cast<T>(kl);
+              if (grad) {
+                // d/ds_j = alpha (softmax(s)_j - [j = target]) + (1 - alpha) T (q_j - target_j), scaled.
+                const double ca = alpha * scale / zs, cb = (1 - alpha) * temperature * scale;
+                const double rest_per_q = zr > 0 ? p_rest / zr : 0.0;  // target_j = p_R b_j / zr off K
+                for (std::int64_t j = 0; j < V; ++j)
+                  s[j] = static_cast<T>(ca * a[j] + cb * (b[j] / zst - (in_k[j] ? 0.0 : rest_per_q * b[j])));
+                for (std::int64_t i = 0; i < k; ++i) s[row_items[i]] -= static_cast<T>(cb * std::exp(row_logp[i]));
+                s[tgt[r]] -= static_cast<T>(alpha * scale);
+              }
+              for (std::int64_t i = 0; i < k; ++i) in_k[row_items[i]] = 0;
+            }
+          });
+        });
+      },
+      true);
+}
+
 
 // ---- sampled output losses ---------------------------------------------------------------
 //

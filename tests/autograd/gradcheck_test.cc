@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <functional>
 #include <limits>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -450,6 +451,79 @@ TEST(GradCheck, LinearDistillLossSmall) {
           << name;
       expect_gradients_match(name, {h, w}, [&] { return linear_distill_loss(h, w, th, tw, targets, alpha, temp); });
     }
+}
+
+// The teacher's top k of Note [top-k distillation] from its logits [N, V]: items by
+// descending logit (ties to the lower index), log-probabilities at temperature T, and the
+// log of the rest's mass (computed over the rest, -inf when k = V).
+struct TeacherTopK {
+  Tensor items, logp, rest;
+};
+TeacherTopK teacher_top_k(const Tensor& logits, int k, double temp) {
+  const std::int64_t N = logits.size(0), V = logits.size(1);
+  TeacherTopK t{Tensor::empty({N, k}, DType::i32), Tensor::empty({N, k}, DType::f64), Tensor::empty({N}, DType::f64)};
+  for (std::int64_t r = 0; r < N; ++r) {
+    const double* x = logits.data<double>() + r * V;
+    std::vector<int> order(static_cast<std::size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return x[a] > x[b]; });
+    const double m = x[order[0]] / temp;
+    double z = 0, z_rest = 0;
+    for (std::int64_t j = 0; j < V; ++j) z += std::exp(x[order[j]] / temp - m);
+    for (std::int64_t j = k; j < V; ++j) z_rest += std::exp(x[order[j]] / temp - m);
+    for (int i = 0; i < k; ++i) {
+      t.items.data<std::int32_t>()[r * k + i] = order[i];
+      t.logp.data<double>()[r * k + i] = x[order[i]] / temp - m - std::log(z);
+    }
+    t.rest.data<double>()[r] = k == V ? -std::numeric_limits<double>::infinity() : std::log(z_rest) - std::log(z);
+  }
+  return t;
+}
+
+// With every item in the teacher's list, top-k distillation is full distillation.
+TEST(TopKDistill, AllItemsEqualsFullDistillation) {
+  Var h = leaf({6, 5}, 141), w = leaf({9, 5}, 142);
+  const Tensor th = randn({6, 3}, 143), tw = randn({9, 3}, 144, 1.5);
+  const Tensor targets = Tensor::from_vector<std::int32_t>({8, -1, 0, 4, 4, 2});
+  for (double temp : {1.0, 2.0}) {
+    const TeacherTopK t = teacher_top_k(linear(Var(th), Var(tw)).value(), 9, temp);
+    h.zero_grad();
+    w.zero_grad();
+    const Var full = linear_distill_loss(h, w, th, tw, targets, 0.3, temp);
+    full.backward();
+    const Tensor gh = h.grad().clone(), gw = w.grad().clone();
+    h.zero_grad();
+    w.zero_grad();
+    const Var topk = linear_topk_distill_loss(h, w, t.items, t.logp, t.rest, targets, 0.3, temp);
+    topk.backward();
+    EXPECT_NEAR(topk.value().item(), full.value().item(), kValueTol) << "T " << temp;
+    expect_values_close(h.grad(), gh, "dh, T " + std::to_string(temp));
+    expect_values_close(w.grad(), gw, "dW, T " + std::to_string(temp));
+  }
+}
+
+TEST(GradCheck, TopKDistillLoss) {
+  Var h = leaf({6, 5}, 145), w = leaf({9, 5}, 146);
+  const Tensor th = randn({6, 3}, 147), tw = randn({9, 3}, 148, 1.5);
+  const Tensor targets = Tensor::from_vector<std::int32_t>({8, -1, 0, 4, 4, 2});
+  for (int k : {1, 3})
+    for (double alpha : {0.0, 0.3})
+      for (double temp : {1.0, 2.0}) {
+        const TeacherTopK t = teacher_top_k(linear(Var(th), Var(tw)).value(), k, temp);
+        const std::string name = "linear_topk_distill_loss k " + std::to_string(k) + " alpha " +
+                                 std::to_string(alpha).substr(0, 3) + " T " + std::to_string(temp).substr(0, 3);
+        expect_gradients_match(name, {h, w}, [&] {
+          return linear_topk_distill_loss(h, w, t.items, t.logp, t.rest, targets, alpha, temp);
+        });
+      }
+  // The KL part is zero when the student's own top-k view is the teacher's.
+  const TeacherTopK self = teacher_top_k(linear(h, w).value(), 3, 2.0);
+  (void)linear_topk_distill_loss(h, w, self.items, self.logp, self.rest, targets, 0.0, 2.0);
+  EXPECT_NEAR(last_loss_parts().kl, 0.0, 1e-12);
+  // A teacher item listed twice in a row is refused, naming it.
+  Tensor twice = self.items.clone();
+  twice.data<std::int32_t>()[1] = twice.data<std::int32_t>()[0];
+  EXPECT_THROW(linear_topk_distill_loss(h, w, twice, self.logp, self.rest, targets, 0.3, 2.0), ShapeError);
 }
 
 // Multi-chunk equality with the unfused composition matmul(h, W^T) + loss. Chunks hold

@@ -1,14 +1,23 @@
 #include "prune/distill.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
+#include <numeric>
+
+#include "autograd/ops.h"
+#include "tensor/parallel.h"
 
 namespace prunerec::prune {
 
-void TeacherCache::fill(const recsys::TrainBatcher& batcher) {
-  const std::int64_t n = batcher.num_windows(), d = teacher_.hidden_size();
+void TeacherCache::fill(const recsys::TrainBatcher& batcher, const CacheMode& mode) {
+  PR_CHECK_T(ConfigError, mode.top_k >= 0 && mode.top_k <= teacher_.vocab_size() && mode.temperature > 0,
+             "teacher cache: top_k ", mode.top_k, " must be in [0, ", teacher_.vocab_size(),
+             "] and the temperature positive");
+  const std::int64_t n = batcher.num_windows();
   auto same = [&] {
-    if (!ready() || static_cast<std::int64_t>(windows_.size()) != n) return false;
+    if (!ready() || !(mode == mode_) || static_cast<std::int64_t>(windows_.size()) != n) return false;
     for (std::int64_t w = 0; w < n; ++w) {
       const recsys::Window& a = windows_[w];
       const recsys::Window& b = batcher.window(static_cast<std::int32_t>(w));
@@ -17,10 +26,27 @@ void TeacherCache::fill(const recsys::TrainBatcher& batcher) {
     return true;
   };
   if (same()) return;
+  mode_ = mode;
+  states_ = items_ = logp_ = rest_ = Tensor();
   windows_.clear();
   for (std::int64_t w = 0; w < n; ++w) windows_.push_back(batcher.window(static_cast<std::int32_t>(w)));
   offsets_.assign(static_cast<std::size_t>(n) + 1, 0);
   for (std::int64_t w = 0; w < n; ++w) offsets_[w + 1] = offsets_[w] + batcher.window(static_cast<std::int32_t>(w)).length;
+  if (mode.top_k > 0)
+    fill_top_k(batcher);
+  else
+    fill_states(batcher);
+}
+
+std::int64_t TeacherCache::bytes() const {
+  std::int64_t b = 0;
+  for (const Tensor* t : {&states_, &items_, &logp_, &rest_})
+    if (t->defined()) b += static_cast<std::int64_t>(t->nbytes());
+  return b;
+}
+
+void TeacherCache::fill_states(const recsys::TrainBatcher& batcher) {
+  const std::int64_t n = batcher.num_windows(), d = teacher_.hidden_size();
   states_ = Tensor::empty({offsets_.back(), d}, teacher_.dtype());
   constexpr std::int64_t kBatch = 64;  // fixed: the cached values must not depend on anything else
   ag::NoGradGuard no_grad;
@@ -40,6 +66,73 @@ void TeacherCache::fill(const recsys::TrainBatcher& batcher) {
   }
 }
 
+// Each position's logits at temperature T, top k (descending, ties to the lower item) and
+// log-sum-exp over everything and over the rest, in double: the same values whatever the
+// batcher, since rows are computed window by window in fixed batches as in fill_states.
+void TeacherCache::fill_top_k(const recsys::TrainBatcher& batcher) {
+  const std::int64_t n = batcher.num_windows(), V = teacher_.vocab_size(), k = mode_.top_k;
+  const std::int64_t P = offsets_.back();
+  items_ = Tensor::empty({P, k}, DType::i32);
+  logp_ = Tensor::empty({P, k}, DType::f32);
+  rest_ = Tensor::empty({P}, DType::f32);
+  const double inv_t = 1.0 / mode_.temperature;
+  constexpr std::int64_t kBatch = 64;  // fixed: the cached values must not depend on anything else
+  ag::NoGradGuard no_grad;
+  for (std::int64_t w0 = 0; w0 < n; w0 += kBatch) {
+    std::vector<std::int32_t> ids;
+    for (std::int64_t w = w0; w < std::min(n, w0 + kBatch); ++w) ids.push_back(static_cast<std::int32_t>(w));
+    const recsys::Batch b = batcher.make_batch(ids);
+    const std::int64_t T = b.ids.size(1), d = teacher_.hidden_size();
+    const Tensor h = teacher_.hidden(b.ids, b.pads).value().reshape({static_cast<std::int64_t>(ids.size()) * T, d});
+    const Tensor logits = ag::linear(ag::Var(h), teacher_.output_weight()).value().to(DType::f32).contiguous();
+    parallel_for(0, static_cast<std::int64_t>(ids.size()), 1, [&](std::int64_t lo, std::int64_t hi) {
+      std::vector<std::int32_t> order(static_cast<std::size_t>(V));
+      for (std::int64_t r = lo; r < hi; ++r) {
+        const std::int64_t len = batcher.window(ids[r]).length;
+        for (std::int64_t t = T - len; t < T; ++t) {
+          const float* x = logits.data<float>() + (r * T + t) * V;
+          const std::int64_t row = offsets_[ids[r]] + t - (T - len);
+          std::iota(order.begin(), order.end(), 0);
+          std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                            [&](std::int32_t a, std::int32_t c) { return x[a] > x[c] || (x[a] == x[c] && a < c); });
+          const double m = x[order[0]] * inv_t;
+          double z = 0, z_rest = 0;
+          for (std::int64_t j = 0; j < V; ++j) z += std::exp(x[order[j]] * inv_t - m);
+          for (std::int64_t j = k; j < V; ++j) z_rest += std::exp(x[order[j]] * inv_t - m);
+          const double log_z = std::log(z);
+          for (std::int64_t i = 0; i < k; ++i) {
+            items_.data<std::int32_t>()[row * k + i] = order[i];
+            logp_.data<float>()[row * k + i] = static_cast<float>(x[order[i]] * inv_t - m - log_z);
+          }
+          rest_.data<float>()[row] = z_rest > 0 ? static_cast<float>(std::log(z_rest) - log_z)
+                                                : -std::numeric_limits<float>::infinity();
+        }
+      }
+    });
+  }
+}
+
+TeacherCache::TopK TeacherCache::top_k_for(const recsys::Batch& batch) const {
+  PR_CHECK(items_.defined() && !batch.windows.empty(),
+           "teacher cache: no top-k entries, or the batch does not name its windows");
+  const std::int64_t B = batch.ids.size(0), T = batch.ids.size(1), k = mode_.top_k;
+  TopK out{Tensor::empty({B * T, k}, DType::i32), Tensor::zeros({B * T, k}, DType::f32),
+           Tensor::zeros({B * T}, DType::f32)};
+  for (std::int64_t row = 0; row < B * T; ++row)  // padding: distinct items, ignored by the loss
+    std::iota(out.items.data<std::int32_t>() + row * k, out.items.data<std::int32_t>() + (row + 1) * k, 0);
+  for (std::int64_t r = 0; r < B; ++r) {
+    const std::int32_t w = batch.windows[r];
+    const std::int64_t len = offsets_[w + 1] - offsets_[w], first = r * T + T - len;
+    PR_ASSERT(len <= T);
+    std::memcpy(out.items.data<std::int32_t>() + first * k, items_.data<std::int32_t>() + offsets_[w] * k,
+                static_cast<std::size_t>(len * k) * sizeof(std::int32_t));
+    std::memcpy(out.logp.data<float>() + first * k, logp_.data<float>() + offsets_[w] * k,
+                static_cast<std::size_t>(len * k) * sizeof(float));
+    std::memcpy(out.rest.data<float>() + first, rest_.data<float>() + offsets_[w], static_cast<std::size_t>(len) * sizeof(float));
+  }
+  return out;
+}
+
 Tensor TeacherCache::states_for(const recsys::Batch& batch) const {
   PR_CHECK(ready() && !batch.windows.empty(), "teacher cache: not filled, or the batch does not name its windows");
   const std::int64_t B = batch.ids.size(0), T = batch.ids.size(1), d = teacher_.hidden_size();
@@ -57,16 +150,25 @@ Tensor TeacherCache::states_for(const recsys::Batch& batch) const {
 }
 
 recsys::LossFn distillation_loss(const nn::Transformer& teacher, double alpha, double temperature,
-                                 const TeacherCache* cache) {
+                                 const TeacherCache* cache, int top_k) {
   PR_CHECK_T(ConfigError, alpha >= 0 && alpha <= 1 && temperature > 0, "distillation: alpha ", alpha,
              " must be in [0, 1] and temperature ", temperature, " positive");
-  return [&teacher, alpha, temperature, cache](const nn::Transformer& student, const recsys::Batch& b,
-                                               const nn::ForwardOptions& fo) {
+  PR_CHECK_T(ConfigError, top_k == 0 || cache, "distillation: top-k distillation needs the teacher cache");
+  return [&teacher, alpha, temperature, cache, top_k](const nn::Transformer& student, const recsys::Batch& b,
+                                                      const nn::ForwardOptions& fo) {
     PR_CHECK(student.vocab_size() == teacher.vocab_size(), "distillation: student scores ", student.vocab_size(),
              " items, teacher ", teacher.vocab_size());
     const std::int64_t N = b.ids.numel();
+    if (top_k > 0) {
+      PR_CHECK(cache->ready() && cache->mode() == (CacheMode{top_k, temperature}),
+               "distillation: the teacher cache holds another mode (top_k ", cache->mode().top_k, ")");
+      const TeacherCache::TopK t = cache->top_k_for(b);
+      const ag::Var h = student.hidden(b.ids, b.pads, fo);
+      return ag::linear_topk_distill_loss(ag::reshape(h, {N, student.hidden_size()}), student.output_weight(), t.items,
+                                          t.logp, t.rest, b.targets.reshape({N}), alpha, temperature);
+    }
     Tensor teacher_h;
-    if (cache && cache->ready() && !b.windows.empty()) {
+    if (cache && cache->ready() && cache->mode().top_k == 0 && !b.windows.empty()) {
       teacher_h = cache->states_for(b);
     } else {
       ag::NoGradGuard no_grad;
@@ -78,8 +180,8 @@ recsys::LossFn distillation_loss(const nn::Transformer& teacher, double alpha, d
   };
 }
 
-std::function<void(const recsys::TrainBatcher&)> distillation_on_start(TeacherCache* cache) {
-  return [cache](const recsys::TrainBatcher& batcher) { cache->fill(batcher); };
+std::function<void(const recsys::TrainBatcher&)> distillation_on_start(TeacherCache* cache, const CacheMode& mode) {
+  return [cache, mode](const recsys::TrainBatcher& batcher) { cache->fill(batcher, mode); };
 }
 
 }  // namespace prunerec::prune

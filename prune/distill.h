@@ -21,31 +21,53 @@
 
 namespace prunerec::prune {
 
-// Final hidden states of a fixed model for every training window, [positions, d].
+// What the cache keeps per training position: the teacher's final hidden state (top_k 0;
+// 4d bytes in f32), or its top_k items at `temperature` with their log-probabilities and
+// the log of the rest's mass (Note [top-k distillation] in autograd/ops/loss.cc; 8 top_k
+// + 4 bytes, and no teacher output layer per step).
+struct CacheMode {
+  int top_k = 0;
+  double temperature = 1.0;
+  bool operator==(const CacheMode&) const = default;
+};
+
+// The teacher's view of every training window, computed once (Note [teacher cache]).
 class TeacherCache {
  public:
   explicit TeacherCache(const nn::Transformer& teacher) : teacher_(teacher) {}
-  // Computes the states of every window; a later call with the same windows (from any
-  // batcher over the same training data) keeps them.
-  void fill(const recsys::TrainBatcher& batcher);
-  bool ready() const { return states_.defined(); }
-  // [B*T, d] states for a training batch (zeros at padding).
+  // Computes every window's entries; a later call with the same windows (from any batcher
+  // over the same training data) and the same mode keeps them.
+  void fill(const recsys::TrainBatcher& batcher, const CacheMode& mode = {});
+  bool ready() const { return states_.defined() || items_.defined(); }
+  const CacheMode& mode() const { return mode_; }
+  // States mode: [B*T, d] states for a training batch (zeros at padding).
   Tensor states_for(const recsys::Batch& batch) const;
-  std::int64_t bytes() const { return states_.defined() ? static_cast<std::int64_t>(states_.nbytes()) : 0; }
+  // Top-k mode: items i32 [B*T, k], log-probabilities [B*T, k] and the rest's log-mass
+  // [B*T] for a training batch (padding rows hold items 0..k-1 and zeros: they are ignored).
+  struct TopK {
+    Tensor items, logp, rest;
+  };
+  TopK top_k_for(const recsys::Batch& batch) const;
+  std::int64_t bytes() const;
 
  private:
+  void fill_states(const recsys::TrainBatcher& batcher);
+  void fill_top_k(const recsys::TrainBatcher& batcher);
+
   const nn::Transformer& teacher_;
-  std::vector<recsys::Window> windows_;  // the windows the states belong to
+  CacheMode mode_;
+  std::vector<recsys::Window> windows_;  // the windows the entries belong to
   Tensor states_;                      // [total window positions, d]
+  Tensor items_, logp_, rest_;         // [positions, k] i32, [positions, k] f32, [positions] f32
   std::vector<std::int64_t> offsets_;  // first row of each window
 };
 
 // A loss for recsys::train_model. `teacher` (and `cache`, when given) must outlive the
 // training run and score the same catalogue as the student. With a cache the loss reads
-// the teacher's states from it (filled by the trainer's on_start hook, see
-// distillation_on_start).
+// the teacher from it (filled by the trainer's on_start hook, see distillation_on_start);
+// top_k > 0 distils from the teacher's top_k items and needs the cache.
 recsys::LossFn distillation_loss(const nn::Transformer& teacher, double alpha, double temperature,
-                                 const TeacherCache* cache = nullptr);
-std::function<void(const recsys::TrainBatcher&)> distillation_on_start(TeacherCache* cache);
+                                 const TeacherCache* cache = nullptr, int top_k = 0);
+std::function<void(const recsys::TrainBatcher&)> distillation_on_start(TeacherCache* cache, const CacheMode& mode = {});
 
 }  // namespace prunerec::prune

@@ -379,6 +379,13 @@ pb::RecoveryConfig recovery_of(const pb::Schedule& s, const pb::StageConfig& st)
   return r;
 }
 
+// What the teacher cache keeps for a recovery: the top-k view at the recovery's
+// temperature, or the states (whose values do not depend on the temperature, so stages
+// with different temperatures share them).
+CacheMode cache_mode(const pb::RecoveryConfig& r) {
+  return r.distill_top_k() > 0 ? CacheMode{r.distill_top_k(), r.temperature()} : CacheMode{};
+}
+
 std::unique_ptr<nn::Transformer> load_net(const std::string& path) {
   return std::move(nn::load_model(path, {.with_optimizer = false}).model);
 }
@@ -391,6 +398,8 @@ void check_schedule_fits(const pb::Schedule& s, const pb::ModelConfig& teacher) 
   for (int i = 0; i < s.stages_size(); ++i) {
     const pb::StageConfig& st = s.stages(i);
     const std::string where = detail::str_cat("schedule stage ", i + 1, " (", stage_name(st, i), ")");
+    PR_CHECK_T(ConfigError, recovery_of(s, st).distill_top_k() <= c.vocab_size(), where, ": distill_top_k ",
+               recovery_of(s, st).distill_top_k(), " is more than the catalogue's ", c.vocab_size(), " items");
     if (st.kind() == pb::StageConfig::WIDTH_ATTENTION) {
       const bool heads = st.has_keep_heads() || st.has_keep_heads_fraction();
       const bool hidden = st.has_keep_hidden() || st.has_keep_hidden_fraction();
@@ -530,6 +539,8 @@ pb::Schedule parse_schedule(const std::string& text, const std::string& source) 
     const pb::RecoveryConfig r = recovery_of(s, st);
     PR_CHECK_T(ConfigError, r.alpha() >= 0 && r.alpha() <= 1 && r.temperature() > 0, source, ": stage ", i + 1,
                ": recovery alpha must be in [0, 1] and temperature positive");
+    PR_CHECK_T(ConfigError, r.distill_top_k() >= 0, source, ": stage ", i + 1, ": distill_top_k must be 0 (the whole "
+               "catalogue) or positive, got ", r.distill_top_k());
   }
   return s;
 }
@@ -714,8 +725,8 @@ pb::Report run_schedule(const PruneRun& run) {
       // Note [teacher cache]: the teacher's states for every window, computed once.
       TeacherCache previous_cache(*distill_teacher);
       TeacherCache* cache = distill_teacher == &teacher ? &original_cache : &previous_cache;
-      spec.loss = distillation_loss(*distill_teacher, rc.alpha(), rc.temperature(), cache);
-      spec.on_start = distillation_on_start(cache);
+      spec.loss = distillation_loss(*distill_teacher, rc.alpha(), rc.temperature(), cache, rc.distill_top_k());
+      spec.on_start = distillation_on_start(cache, cache_mode(rc));
       spec.log = &log;
       spec.progress = run.progress;
       if (run.redo) fs::remove(stage_path + ".state");
@@ -875,8 +886,8 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
       spec.resume = !main_run.redo;
       if (main_run.redo) fs::remove(spec.out_path + ".state");
       if (distill) {
-        spec.loss = distillation_loss(*teacher_rec.net, rc.alpha(), rc.temperature(), &cache);
-        spec.on_start = distillation_on_start(&cache);
+        spec.loss = distillation_loss(*teacher_rec.net, rc.alpha(), rc.temperature(), &cache, rc.distill_top_k());
+        spec.on_start = distillation_on_start(&cache, cache_mode(rc));
       }
       const auto t_train = Clock::now();
       results.push_back(recsys::train_model(model, spec));

@@ -14,14 +14,30 @@ TitleTask::TitleTask(PromptTemplate tmpl_in, TitleCodec codec_in, const ItemCata
       table(tokenize_titles(items, codec, options.max_context)),
       trie(table) {}
 
-std::vector<std::int32_t> TitleTask::prompt(const ItemCatalog& items, std::span<const std::int32_t> history,
-                                            const std::string& who) const {
-  std::vector<std::int32_t> p = encode_prompt(items, history, tmpl, codec, options, who);
+namespace {
+// Cut from the left so the longest title still fits the context.
+void fit_prompt(std::vector<std::int32_t>& p, const TitleDataOptions& options, const TitleTable& table) {
   // Room for the longest title (the trie's height): the prompt is cut from the left.
   if (options.max_context > 0) {
     const auto room = std::max<std::int64_t>(1, options.max_context - static_cast<std::int64_t>(table.longest));
     if (static_cast<std::int64_t>(p.size()) > room) p.erase(p.begin(), p.end() - room);
   }
+}
+}  // namespace
+
+std::vector<std::int32_t> TitleTask::prompt(const ItemCatalog& items, std::span<const std::int32_t> history,
+                                            const std::string& who) const {
+  std::vector<std::int32_t> p = encode_prompt(items, history, tmpl, codec, options, who);
+  fit_prompt(p, options, table);
+  return p;
+}
+
+std::vector<std::int32_t> TitleTask::prompt_from_titles(std::span<const std::string> titles) const {
+  PR_CHECK_T(ConfigError, !titles.empty(), "title mode: no history titles");
+  const std::size_t n = std::min<std::size_t>(titles.size(), static_cast<std::size_t>(options.history));
+  for (const auto& t : titles) PR_CHECK_T(ConfigError, !t.empty(), "title mode: an empty history title");
+  std::vector<std::int32_t> p = codec.encode(tmpl.render(titles.subspan(titles.size() - n)));
+  fit_prompt(p, options, table);
   return p;
 }
 

@@ -36,9 +36,12 @@ struct TitleTask {
   TitleTable table;
   TitleTrie trie;
   // Prompt tokens of a history, cut from the left so the longest title still fits the
-  // context (Note [title collisions] has nothing to do with it; see make_sequence).
+  // context.
   std::vector<std::int32_t> prompt(const ItemCatalog& items, std::span<const std::int32_t> history,
                                    const std::string& who) const;
+  // The same from titles (oldest first; the last options.history are used), which need
+  // not be catalogue titles. ConfigError for no titles or an empty one.
+  std::vector<std::int32_t> prompt_from_titles(std::span<const std::string> titles) const;
 };
 
 constexpr std::int64_t kNotGenerated = std::numeric_limits<std::int32_t>::max();

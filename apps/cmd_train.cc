@@ -36,6 +36,7 @@ int cmd_train(const Args& args) {
   flags.range("beams", 1);
   flags.add("valid-limit", &title.valid_limit, "title mode: validation examples generated per epoch (0 = all)");
   flags.range("valid-limit", 0);
+  flags.add("init", &title.init, "title mode: start from this model file (an imported Hugging Face model with its tokenizer) instead of the recipe's model");
   flags.add("config", &config, "recipe: a text-format file or a recipe preset (teacher, small)");
   flags.add("out", &out, "model file to write (the best model); its resume state goes beside it", cli::Flags::kRequired);
   flags.add("seed", &seed, "random seed (default: the recipe's)");
@@ -58,11 +59,13 @@ int cmd_train(const Args& args) {
   if (flags.given("seed")) recipe.mutable_train()->set_seed(seed);
   if (epochs > 0) recipe.mutable_train()->set_epochs(epochs);
   if (max_len > 0) recipe.mutable_model()->set_max_len(max_len);
-  for (const char* f : {"template", "vocab-size", "history", "beams", "valid-limit"})
+  for (const char* f : {"template", "vocab-size", "history", "beams", "valid-limit", "init"})
     if (mode != "title" && flags.given(f)) throw cli::UsageError(std::string("train: --") + f + " applies to --mode title only");
   if (mode == "title") {
     if (flags.given("no-resume")) throw cli::UsageError("train: title mode does not resume yet (--no-resume has nothing to do)");
     title.max_len_given = max_len > 0;
+    if (!title.init.empty() && flags.given("vocab-size"))
+      throw cli::UsageError("train: --vocab-size does not apply with --init (the initial model brings its tokenizer)");
     return train_title_mode(recipe, recipe_source, data, out, title, quiet, json);
   }
 

@@ -102,13 +102,46 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
   const std::string template_text = read_prompt_template(flags.template_name, &template_source);
   const recsys::PromptTemplate tmpl(template_text, template_source);
 
-  // The tokenizer, trained on the catalogue (Note [title collisions] applies to its output).
-  const std::string spm = train_title_tokenizer(d.data.items, template_text, flags.vocab_size);
-  const std::unique_ptr<text::Tokenizer> tok = text::tokenizer_from_bytes("tokenizer.model (trained)", spm);
-  const std::int32_t eos = eos_of(*tok);
-  recipe.mutable_model()->set_vocab_size(tok->vocab_size());
-  if (!flags.max_len_given && recipe.model().max_len() < 256) recipe.mutable_model()->set_max_len(256);
-  validate_recipe(recipe, recipe_source);
+  // The tokenizer: trained on the catalogue, or the initial model's own.
+  std::string spm;
+  std::unique_ptr<text::Tokenizer> tok;
+  std::unique_ptr<nn::Transformer> net;
+  pb::Pretrained pretrained;
+  std::int32_t eos = -1;
+  if (flags.init.empty()) {
+    spm = train_title_tokenizer(d.data.items, template_text, flags.vocab_size);
+    tok = text::tokenizer_from_bytes("tokenizer.model (trained)", spm);
+    eos = eos_of(*tok);
+    recipe.mutable_model()->set_vocab_size(tok->vocab_size());
+    if (!flags.max_len_given && recipe.model().max_len() < 256) recipe.mutable_model()->set_max_len(256);
+    validate_recipe(recipe, recipe_source);
+    net = std::make_unique<nn::Transformer>(recipe.model(), DType::f32, recipe.train().seed());
+  } else {
+    nn::LoadedModel init = nn::load_model(flags.init, {.with_optimizer = false});
+    PR_CHECK_T(ConfigError, !init.manifest.has_title_mode() || init.manifest.title_mode().has_tokenizer() == false,
+               flags.init, ": --init takes an imported model (continuing a title-mode model is not supported yet)");
+    pretrained = init.manifest.pretrained();
+    for (const char* name : {"tokenizer.json", "tokenizer.model"})
+      for (const auto& f : pretrained.tokenizer_files())
+        if (!tok && f.name() == name) tok = text::tokenizer_from_bytes(flags.init + " (" + name + ")", f.data());
+    PR_CHECK_T(ConfigError, tok != nullptr, flags.init,
+               ": --init needs a model that carries its tokenizer (one imported from a folder with tokenizer.json or "
+               "tokenizer.model)");
+    net = std::move(init.model);
+    PR_CHECK_T(ConfigError, tok->vocab_size() <= net->vocab_size(), flags.init, ": its tokenizer has ",
+               tok->vocab_size(), " tokens, more than the model's vocabulary of ", net->vocab_size());
+    eos = pretrained.eos_token_id() >= 0 && pretrained.eos_token_id() < net->vocab_size() ? pretrained.eos_token_id()
+                                                                                           : eos_of(*tok);
+    // The model's own shape; the recipe gives the training settings only.
+    const std::int32_t requested = recipe.model().max_len();
+    *recipe.mutable_model() = net->config();
+    if (flags.max_len_given) {
+      PR_CHECK_T(ConfigError, requested <= net->config().max_len(), "--max-len ", requested, " is longer than ",
+                 flags.init, "'s context of ", net->config().max_len());
+      recipe.mutable_model()->set_max_len(requested);  // prompts are cut to it; the model keeps its own
+    }
+    validate_recipe(recipe, recipe_source);
+  }
 
   const recsys::TitleDataOptions options{.history = flags.history, .max_context = recipe.model().max_len()};
   const recsys::TitleTask task(tmpl, title_codec(*tok, eos), d.data.items, options);
@@ -122,7 +155,9 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
     cut += static_cast<std::int64_t>(s.ids.size()) == recipe.model().max_len();
   }
   if (!quiet)
-    std::cerr << "title mode: tokenizer " << tok->vocab_size() << " pieces (asked " << flags.vocab_size << "), "
+    std::cerr << "title mode: " << (flags.init.empty() ? "trained" : "the initial model's") << " tokenizer, "
+              << tok->vocab_size() << " pieces"
+              << (flags.init.empty() ? " (asked " + std::to_string(flags.vocab_size) + ")" : std::string()) << ", "
               << task.trie.num_titles() << " distinct titles of " << d.data.items.size() << " items, "
               << train.size() << " training sequences (" << target_tokens << " target tokens, longest " << longest
               << " of context " << recipe.model().max_len() << (cut > 0 ? ", " + std::to_string(cut) + " at the context and possibly cut from the left" : "")
@@ -133,9 +168,11 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
   title_mode.set_template_source(template_source);
   title_mode.set_history(flags.history);
   title_mode.set_eos_token_id(eos);
-  title_mode.mutable_tokenizer()->set_name("tokenizer.model");
-  title_mode.mutable_tokenizer()->set_data(spm);
-  title_mode.set_tokenizer_vocab_requested(flags.vocab_size);
+  if (!spm.empty()) {
+    title_mode.mutable_tokenizer()->set_name("tokenizer.model");
+    title_mode.mutable_tokenizer()->set_data(spm);
+    title_mode.set_tokenizer_vocab_requested(flags.vocab_size);
+  }
   const pb::ItemCatalog catalog = recsys::catalog_to_proto(d.data.items);
   std::map<std::string, std::string> metadata;
   metadata["mode"] = "title";
@@ -144,7 +181,7 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
   metadata["threads"] = std::to_string(num_threads());
   data_config_to_metadata(d.config, data_flags.path, metadata);
 
-  nn::Transformer net(recipe.model(), DType::f32, recipe.train().seed());
+  if (!flags.init.empty()) metadata["title.init"] = flags.init;
   recsys::BeamOptions beams;
   beams.beams = flags.beams;
   recsys::TitleTrainSpec spec;
@@ -156,9 +193,10 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
                                    {.split = "valid", .beams = beams, .limit = flags.valid_limit, .stoppable = false});
   };
   spec.save_best = [&](const nn::Transformer& m) {
-    nn::save_model(out, m, {.catalog = &catalog, .metadata = metadata, .title_mode = &title_mode});
+    nn::save_model(out, m, {.catalog = &catalog, .metadata = metadata,
+                            .pretrained = flags.init.empty() ? nullptr : &pretrained, .title_mode = &title_mode});
   };
-  const recsys::TitleTrainResult r = recsys::train_title_model(net, spec);
+  const recsys::TitleTrainResult r = recsys::train_title_model(*net, spec);
 
   const TitleModel best = load_title_model(out);
   recsys::TitleEvalOptions eo;

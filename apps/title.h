@@ -55,9 +55,12 @@ struct TitleTrainFlags {
   int beams = 20;
   std::int64_t valid_limit = 500;  // validation examples per epoch (0 = all)
   bool max_len_given = false;      // --max-len was given (else the context is at least 256)
+  // A model file to start from (an imported Hugging Face model): its weights, its
+  // tokenizer and its context replace the recipe's model and the trained tokenizer.
+  std::string init;
 };
 
-// Trains a title-mode model from scratch on `data` (already parsed recipe), writes the
+// Trains a title-mode model from scratch (or from flags.init) on `data` (already parsed recipe), writes the
 // best by validation NDCG@10 to `out`, evaluates it on the test split and prints the
 // result as cmd_train does. Returns the exit code.
 int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const DataFlags& data,

@@ -2,7 +2,12 @@
 // recommend on the model it writes, and the named errors for bad input.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
+
+#include "nn/checkpoint_file.h"
+#include "text/tokenizer.h"
 
 #include "tests/api/json_reader.h"
 #include "tests/apps/cli_runner.h"
@@ -113,6 +118,55 @@ TEST(TitleCli, BadInputIsNamed) {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("context"), std::string::npos) << r.err;
   }
+}
+
+// --init: title mode from an imported model (the tiny Qwen2 fixture, given a SentencePiece
+// tokenizer that fits its 96-token vocabulary): its weights and tokenizer are used, the
+// model file records where it came from and stores no tokenizer of its own.
+TEST(TitleCli, TrainsFromAnImportedModel) {
+  TitleRun t;
+  namespace fs = std::filesystem;
+  const fs::path hf = fs::path(t.dir.root()) / "qwen2";
+  fs::create_directories(hf);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(fs::path(PRUNEREC_SOURCE_DIR) / "tests/fixtures/hf/qwen2" / f, hf / f);
+  std::vector<std::string> sentences;
+  for (int k = 0; k < 40; ++k) {
+    std::ostringstream os;
+    os << '"' << (k % 2 ? "red" : "blue") << " widget " << k << "\"\n";
+    sentences.push_back(os.str());
+  }
+  sentences.push_back("bought: {history}\nnext: ");
+  const std::string spm = text::train_sentencepiece(sentences, {.vocab_size = 80, .hard_vocab_limit = false});
+  std::ofstream(hf / "tokenizer.model", std::ios::binary) << spm;
+  const std::string base = t.dir.path("base.prc"), model = t.dir.path("title.prc");
+  const RunResult imp = run_prunerec({"import", "--hf", hf.string(), "--out", base});
+  ASSERT_EQ(imp.exit_code, 0) << imp.err;
+  // Titles made of the words the tokenizer was trained on (no <unk> pieces).
+  const std::string titles = t.dir.write("titles2.tsv", [] {
+    std::ostringstream os;
+    for (int k = 0; k < 40; ++k) os << 100 + k << '\t' << (k % 2 ? "red" : "blue") << " widget " << k << '\n';
+    return os.str();
+  }());
+  std::vector<std::string> args = t.train_args(model);
+  for (auto& a : args)
+    if (a == t.titles) a = titles;
+  for (std::size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--vocab-size") args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+  args.insert(args.end(), {"--init", base});
+  const RunResult train = run_prunerec(args);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const pb::Manifest m = nn::read_checkpoint_manifest(model);
+  EXPECT_TRUE(m.has_title_mode());
+  EXPECT_FALSE(m.title_mode().has_tokenizer());
+  EXPECT_EQ(m.pretrained().architecture(), "Qwen2ForCausalLM");
+  EXPECT_EQ(m.config().hidden(), 32);  // the imported shape, not the recipe's (16)
+  EXPECT_EQ(m.metadata().at("title.init"), base);
+  const RunResult eval = run_prunerec({"eval", "--model", model, "--json", "--limit", "10", kThreads});
+  EXPECT_EQ(eval.exit_code, 0) << eval.err;
+  const RunResult vocab = run_prunerec({"train", "--mode", "title", "--init", base, "--vocab-size", "50", "--data", t.data,
+                                        "--out", t.dir.path("x.prc")});
+  EXPECT_EQ(vocab.exit_code, 2);
 }
 
 }  // namespace

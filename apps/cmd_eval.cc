@@ -69,7 +69,7 @@ int cmd_eval(const Args& args) {
   std::int64_t limit = 0;
   flags.add("beams", &beams, "title-mode models: beams of the constrained beam search (the paper's 20)");
   flags.range("beams", 1);
-  flags.add("limit", &limit, "title-mode models: evaluate only the first N examples of the split (0 = all)");
+  flags.add("limit", &limit, "title-mode models: evaluate only the first N examples of the split (default: all)");
   flags.range("limit", 0);
   flags.parse(args);
   if (threads > 0) set_num_threads(threads);

@@ -1,10 +1,12 @@
 // prunerec eval
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "apps/commands.h"
 #include "apps/common.h"
+#include "apps/title.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/eval/paired.h"
 #include "recsys/recommender.h"
@@ -14,7 +16,11 @@ namespace prunerec::apps {
 
 std::string metrics_table(const std::map<std::string, double>& metrics) {
   std::ostringstream os;
-  const int ks[] = {1, 5, 10, 20};
+  // The cut-offs present (item-token mode: 1, 5, 10, 20; title mode adds 3).
+  std::set<int> ks;
+  for (const auto& [name, value] : metrics)
+    if (name.rfind("HR@", 0) == 0) ks.insert(std::stoi(name.substr(3)));
+  if (ks.empty()) ks = {1, 5, 10, 20};
   os << "        ";
   for (int k : ks) os << "     @" << k << (k < 10 ? " " : "");
   os << "\n";
@@ -59,8 +65,42 @@ int cmd_eval(const Args& args) {
   flags.range("threads", 1);
   flags.add_switch("json", &json, "print one JSON object with protocol and metrics");
   flags.add("per-user", &per_user, "also write each user's rank of the target to FILE (for prunerec compare)");
+  int beams = 20;
+  std::int64_t limit = 0;
+  flags.add("beams", &beams, "title-mode models: beams of the constrained beam search (the paper's 20)");
+  flags.range("beams", 1);
+  flags.add("limit", &limit, "title-mode models: evaluate only the first N examples of the split (default: all)");
+  flags.range("limit", 0);
   flags.parse(args);
   if (threads > 0) set_num_threads(threads);
+  if (!model_path.empty() && is_title_model(model_path)) {
+    // Title mode: rank of the target among the generated titles (docs/title-mode.md).
+    for (const char* f : {"ranking", "negatives", "seed", "keep-history", "batch-size"})
+      if (flags.given(f))
+        throw cli::UsageError(std::string("eval: --") + f + " does not apply to a title-mode model (" + model_path +
+                              " writes titles under a constrained beam search)");
+    TitleModel m = load_title_model(model_path);
+    LoadedData d = load_model_data(data, m.catalog, m.manifest.metadata(), model_path, "eval");
+    recsys::TitleEvalOptions to;
+    to.split = split;
+    to.beams.beams = beams;
+    to.limit = limit;
+    const auto& examples = split == "test" ? d.split.test : d.split.valid;
+    Progress progress(std::cerr, "eval " + split,
+                      limit > 0 ? std::min<std::int64_t>(limit, static_cast<std::int64_t>(examples.size()))
+                                : static_cast<std::int64_t>(examples.size()));
+    const recsys::EvalResult r = recsys::evaluate_titles(*m.net, d.data, d.split, *m.task, to, &progress);
+    progress.clear();
+    if (!per_user.empty()) recsys::write_per_user(per_user, r, d.data);
+    if (json)
+      std::cout << recsys::to_json(r) << "\n";
+    else
+      std::cout << recsys::describe(r.protocol) << ", " << r.num_examples << " examples:\n" << metrics_table(r.metrics);
+    return 0;
+  }
+  if (flags.given("beams") || flags.given("limit"))
+    throw cli::UsageError(std::string("eval: --") + (flags.given("beams") ? "beams" : "limit") +
+                          " applies to title-mode models only");
   if (model_path.empty() == baseline.empty())
     throw cli::UsageError("eval: give either --model or --baseline popularity");
   // Flags that would be ignored are refused, not dropped silently.

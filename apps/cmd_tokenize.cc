@@ -21,10 +21,12 @@ std::unique_ptr<text::Tokenizer> open_tokenizer(const std::string& path) {
   in.read(head, sizeof head);
   if (std::string_view(head, sizeof head) != "PRUNEREC") return text::load_tokenizer(path);
   const pb::Manifest m = nn::read_checkpoint_manifest(path);
+  if (m.title_mode().has_tokenizer())  // a title-mode model trained from scratch (docs/title-mode.md)
+    return text::tokenizer_from_bytes(path + " (" + m.title_mode().tokenizer().name() + ")", m.title_mode().tokenizer().data());
   for (const char* name : {"tokenizer.json", "tokenizer.model"})
     for (const auto& f : m.pretrained().tokenizer_files())
       if (f.name() == name) return text::tokenizer_from_bytes(path + " (" + name + ")", f.data());
-  throw IoError(path + ": the model carries no tokenizer (only models imported with a tokenizer file do)");
+  throw IoError(path + ": the model carries no tokenizer (only models imported with a tokenizer file and title-mode models do)");
 }
 
 }  // namespace

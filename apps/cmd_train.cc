@@ -4,6 +4,7 @@
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "apps/pipeline.h"
+#include "apps/title.h"
 #include "base/json.h"
 #include "nn/text_proto.h"
 #include "recsys/eval/evaluator.h"
@@ -22,6 +23,20 @@ int cmd_train(const Args& args) {
   std::uint64_t seed = 0;
   int epochs = 0, threads = 0, max_len = 0;
   bool no_resume = false, quiet = false, json = false;
+  std::string mode = "item";
+  TitleTrainFlags title;
+  flags.add("mode", &mode, "item (every item is a token) or title (the model writes the next item's title; docs/title-mode.md)");
+  flags.choices("mode", {"item", "title"});
+  flags.add("template", &title.template_name, "title mode: the prompt template, a file with a {history} slot or a preset (paper, paper-games)");
+  flags.add("vocab-size", &title.vocab_size, "title mode: pieces of the SentencePiece tokenizer trained on the titles (an upper bound)");
+  flags.range("vocab-size", 8);
+  flags.add("history", &title.history, "title mode: the last N items go into the prompt");
+  flags.range("history", 1);
+  flags.add("beams", &title.beams, "title mode: beams of the constrained beam search in validation and test");
+  flags.range("beams", 1);
+  flags.add("valid-limit", &title.valid_limit, "title mode: validation examples generated per epoch (0 = all)");
+  flags.range("valid-limit", 0);
+  flags.add("init", &title.init, "title mode: start from this model file (an imported Hugging Face model with its tokenizer) instead of the recipe's model");
   flags.add("config", &config, "recipe: a text-format file or a recipe preset (teacher, small)");
   flags.add("out", &out, "model file to write (the best model); its resume state goes beside it", cli::Flags::kRequired);
   flags.add("seed", &seed, "random seed (default: the recipe's)");
@@ -44,6 +59,15 @@ int cmd_train(const Args& args) {
   if (flags.given("seed")) recipe.mutable_train()->set_seed(seed);
   if (epochs > 0) recipe.mutable_train()->set_epochs(epochs);
   if (max_len > 0) recipe.mutable_model()->set_max_len(max_len);
+  for (const char* f : {"template", "vocab-size", "history", "beams", "valid-limit", "init"})
+    if (mode != "title" && flags.given(f)) throw cli::UsageError(std::string("train: --") + f + " applies to --mode title only");
+  if (mode == "title") {
+    if (flags.given("no-resume")) throw cli::UsageError("train: title mode does not resume yet (--no-resume has nothing to do)");
+    title.max_len_given = max_len > 0;
+    if (!title.init.empty() && flags.given("vocab-size"))
+      throw cli::UsageError("train: --vocab-size does not apply with --init (the initial model brings its tokenizer)");
+    return train_title_mode(recipe, recipe_source, data, out, title, quiet, json);
+  }
 
   LoadedData d = load_data(data, recipe.data());
   *recipe.mutable_data() = d.config;

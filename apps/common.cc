@@ -97,7 +97,14 @@ void data_config_to_metadata(const pb::DataConfig& config, const std::string& pa
   md["data.path"] = ec ? path : absolute.lexically_normal().string();
 }
 
-const char* preset_kind_name(PresetKind kind) { return kind == PresetKind::kRecipe ? "recipe" : "schedule"; }
+const char* preset_kind_name(PresetKind kind) {
+  switch (kind) {
+    case PresetKind::kRecipe: return "recipe";
+    case PresetKind::kSchedule: return "schedule";
+    case PresetKind::kTemplate: return "template";
+  }
+  return "";
+}
 
 std::string preset_or_file(const std::string& name_or_path, PresetKind kind, const std::string& flag,
                            std::string* source) {

@@ -62,13 +62,13 @@ void data_config_to_metadata(const pb::DataConfig& config, const std::string& pa
 // working folder is read, and a note says so); a preset of another kind is an error that
 // names the kinds ("'schedule' is a schedule preset; --config takes a recipe: teacher,
 // small"). Returns the text and sets *source to what was read ("preset teacher" or the path).
-enum class PresetKind { kRecipe, kSchedule };
+enum class PresetKind { kRecipe, kSchedule, kTemplate };
 std::string preset_or_file(const std::string& name_or_path, PresetKind kind, const std::string& flag,
                            std::string* source = nullptr);
 // The earlier spelling, kept for commands written against it: kind "schedule" reads a
 // schedule, anything else ("config") a recipe.
 std::string preset_or_file(const std::string& name_or_path, const std::string& kind);
-// The preset kind's name ("recipe", "schedule").
+// The preset kind's name ("recipe", "schedule", "template").
 const char* preset_kind_name(PresetKind kind);
 
 // Checks a recipe whose vocab_size is set (the model config and the training settings);

@@ -23,6 +23,7 @@ void save_model(const std::string& path, const Transformer& model, const SaveOpt
   if (options.state) *manifest.mutable_state() = *options.state;
   if (options.catalog) *manifest.mutable_catalog() = *options.catalog;
   if (options.pretrained) *manifest.mutable_pretrained() = *options.pretrained;
+  if (options.title_mode) *manifest.mutable_title_mode() = *options.title_mode;
   for (const auto& [k, v] : options.metadata) (*manifest.mutable_metadata())[k] = v;
   if (options.optimizer) manifest.mutable_state()->set_step(options.optimizer->steps());
 

@@ -27,6 +27,7 @@ struct SaveOptions {
   const pb::ItemCatalog* catalog = nullptr;   // raw item ids and titles
   std::map<std::string, std::string> metadata;
   const pb::Pretrained* pretrained = nullptr;  // an imported model's source and tokenizer
+  const pb::TitleMode* title_mode = nullptr;   // a title-mode model's template and tokenizer
 };
 
 void save_model(const std::string& path, const Transformer& model, const SaveOptions& options = {});

@@ -29,6 +29,8 @@ Recommender recommender_from_model(const std::string& path, nn::LoadedModel load
   Recommender r;
   r.net = std::move(loaded.model);
   r.manifest = std::move(loaded.manifest);
+  PR_CHECK_T(IoError, !r.manifest.has_title_mode(), path,
+             ": a title-mode model (it writes titles; `prunerec eval` and `recommend` read it, docs/title-mode.md)");
   PR_CHECK_T(IoError, r.manifest.has_catalog() && r.manifest.catalog().raw_ids_size() > 0, path,
              ": model file has no item catalogue (was it written by `prunerec train`?)");
   try {

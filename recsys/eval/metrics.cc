@@ -229,9 +229,13 @@ std::map<std::string, double> MetricAccumulator::result() const {
 void validate(const Protocol& protocol) {
   PR_CHECK_T(ConfigError, !protocol.split.empty(), "eval protocol: split is empty");
   PR_CHECK_T(ConfigError, !protocol.split_kind.empty(), "eval protocol: split_kind is empty");
-  PR_CHECK_T(ConfigError, protocol.ranking == "full" || protocol.ranking == "sampled",
-             "eval protocol: ranking must be \"full\" or \"sampled\", got \"", protocol.ranking,
-             "\"");
+  PR_CHECK_T(ConfigError,
+             protocol.ranking == "full" || protocol.ranking == "sampled" || protocol.ranking == "title-generation",
+             "eval protocol: ranking must be \"full\", \"sampled\" or \"title-generation\", got \"",
+             protocol.ranking, "\"");
+  if (protocol.ranking == "title-generation")
+    PR_CHECK_T(ConfigError, protocol.beams > 0, "eval protocol: title generation needs beams > 0, got ",
+               protocol.beams);
   PR_CHECK_T(ConfigError, protocol.ties == "pessimistic",
              "eval protocol: ties must be \"pessimistic\" (the only kind implemented), got \"",
              protocol.ties, "\"");
@@ -248,6 +252,7 @@ std::string to_json(const EvalResult& result) {
   j.begin_object().key("protocol").begin_object();
   j.key("split").value(p.split).key("split_kind").value(p.split_kind).key("ranking").value(p.ranking);
   if (p.ranking == "sampled") j.key("num_negatives").value(p.num_negatives);  // meaningless under full ranking
+  if (p.ranking == "title-generation") j.key("beams").value(p.beams);
   j.key("exclude_history").value(p.exclude_history).key("ties").value(p.ties);
   j.key("seed").value(static_cast<std::uint64_t>(p.seed));  // full uint64; readers using doubles lose bits above 2^53
   j.end_object();
@@ -269,6 +274,9 @@ std::string describe(const Protocol& protocol) {
   } else if (protocol.ranking == "sampled") {
     out += "sampled ranking against " + std::to_string(protocol.num_negatives) +
            " negatives not in history (seed " + std::to_string(protocol.seed) + ")";
+  } else if (protocol.ranking == "title-generation") {
+    out += "title generation, " + std::to_string(protocol.beams) + " beams (trie-constrained; rank of the first " +
+           "beam whose title is the target's)";
   } else {
     out += "unknown ranking \"" + protocol.ranking + "\"";
   }

@@ -128,15 +128,19 @@ class MetricAccumulator {
 struct Protocol {
   std::string split = "test";                  // which split was evaluated
   std::string split_kind = "leave-one-out";    // how the splits were made
-  std::string ranking = "full";                // "full" or "sampled"
+  // "full", "sampled", or "title-generation" (title mode: the rank of the target among
+  // the titles a trie-constrained beam search writes; recsys/title/title_eval.h)
+  std::string ranking = "full";
   int num_negatives = 100;                     // sampled ranking only
+  int beams = 0;                               // title-generation only: B
   bool exclude_history = true;                 // Note [history exclusion]; full ranking
   std::string ties = "pessimistic";            // Note [pessimistic ties]; the only kind
   std::uint64_t seed = 0;                      // sampled negatives' seed
 };
 
-// ConfigError unless ranking is "full" or "sampled", ties is "pessimistic", split and
-// split_kind are non-empty and, for sampled ranking, num_negatives > 0.
+// ConfigError unless ranking is "full", "sampled" or "title-generation", ties is
+// "pessimistic", split and split_kind are non-empty, for sampled ranking num_negatives > 0
+// and for title generation beams > 0.
 void validate(const Protocol& protocol);
 
 struct EvalResult {
@@ -157,7 +161,8 @@ struct EvalResult {
 //   {"protocol": {"split": "test", "split_kind": "leave-one-out", "ranking": "full",
 //    "exclude_history": true, "ties": "pessimistic", "seed": 0},
 //    (sampled ranking adds "num_negatives": 100 after "ranking", and
-//    "examples_short_of_negatives" after "num_examples")
+//    "examples_short_of_negatives" after "num_examples"; title generation adds
+//    "beams": 20 after "ranking")
 //    "metrics": {"HR@1": 0.25, ...}, "num_examples": 4, "seconds": 0.5}
 // Doubles are written in the shortest form that round-trips; NaN and Inf as null.
 std::string to_json(const EvalResult& result);

@@ -1,0 +1,46 @@
+// Training a title-mode model: next-token cross-entropy on the target tokens of the
+// prompt ++ target sequences (recsys/title/title_data.h), AdamW with the recipe's schedule
+// and clipping, validation by title generation after every epoch, the best model kept.
+//
+//   per epoch: shuffle the sequences (Rng(seed, epoch)), cut into batches of batch_size
+//     loss = model.loss(ids, pads, targets)       targets -1 on prompt positions
+//     clip_and_step(lr_at(step)); zero_grad
+//   validate() -> NDCG@10; the best epoch so far is saved through save_best
+//
+// Simpler than the item-token trainer (recsys/trainer.h): no resumable state yet (a run
+// killed midway starts over), and the same seed and thread count give the same bits.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <vector>
+
+#include "nn/transformer.h"
+#include "proto/train.pb.h"
+#include "recsys/eval/metrics.h"
+#include "recsys/title/title_data.h"
+
+namespace prunerec::recsys {
+
+struct TitleTrainSpec {
+  const std::vector<TitleSequence>* train = nullptr;
+  pb::TrainConfig config;                                       // epochs, batch_size, dropout, optimizer, patience, seed
+  std::function<EvalResult(const nn::Transformer&)> validate;   // null: no validation, the last epoch is kept
+  std::function<void(const nn::Transformer&)> save_best;        // called whenever validation improves
+  std::ostream* log = nullptr;                                  // one line per epoch; null = silent
+};
+
+struct TitleTrainResult {
+  int epochs_run = 0;
+  int best_epoch = -1;
+  EvalResult best_valid;
+  std::vector<double> loss_curve;   // mean target-token loss per epoch
+  std::int64_t steps = 0;
+  double seconds = 0;
+  double tokens_per_second = 0;     // supervised (target) tokens
+  bool stopped_early = false;
+};
+
+TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec& spec);
+
+}  // namespace prunerec::recsys

@@ -1,0 +1,173 @@
+// Title mode through the command line (docs/title-mode.md): train --mode title, eval and
+// recommend on the model it writes, and the named errors for bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "nn/checkpoint_file.h"
+#include "text/tokenizer.h"
+
+#include "tests/api/json_reader.h"
+#include "tests/apps/cli_runner.h"
+#include "tests/apps/fixtures.h"
+
+namespace prunerec::apps_test {
+namespace {
+
+using prunerec::testing::parse_json;
+
+// Titles for synthetic_user_seq's items (raw ids 100..139): "<colour> widget <k>".
+std::string titles_tsv(int items, int untitled = -1) {
+  const char* colours[] = {"red", "green", "blue", "grey", "black"};
+  std::ostringstream os;
+  for (int k = 0; k < items; ++k)
+    if (k != untitled) os << 100 + k << '\t' << colours[k % 5] << " widget " << k << '\n';
+  return os.str();
+}
+
+struct TitleRun {
+  Workdir dir;
+  std::string data = dir.write("seq.txt", synthetic_user_seq(80, 40));
+  std::string titles = dir.write("titles.tsv", titles_tsv(40));
+  std::string tmpl = dir.write("prompt.txt", "bought: {history}\nnext: ");
+  std::string recipe = dir.write("tiny.pbtxt", tiny_recipe(2, 0));
+  std::vector<std::string> train_args(const std::string& out) const {
+    return {"train", "--mode", "title", "--data", data, "--titles", titles, "--template", tmpl, "--config", recipe,
+            "--max-len", "64", "--history", "3", "--vocab-size", "200", "--valid-limit", "20", "--out", out,
+            "--quiet", kThreads};
+  }
+};
+
+TEST(TitleCli, TrainEvalRecommend) {
+  TitleRun t;
+  const std::string model = t.dir.path("title.prc");
+  std::vector<std::string> args = t.train_args(model);
+  args.push_back("--json");
+  const RunResult train = run_prunerec(args);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const auto j = parse_json(train.out);
+  EXPECT_EQ(j.at("mode").string, "title");
+  EXPECT_EQ(j.at("test").at("protocol").at("ranking").string, "title-generation");
+  EXPECT_EQ(j.at("test").at("protocol").at("beams").number, 20);
+
+  // eval prints every key item-token mode prints (and @3).
+  const RunResult eval = run_prunerec({"eval", "--model", model, "--json", kThreads});
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  const auto e = parse_json(eval.out);
+  EXPECT_EQ(e.at("protocol").at("split").string, "test");
+  EXPECT_EQ(e.at("protocol").at("split_kind").string, "leave-one-out");
+  for (const char* m : {"HR", "NDCG", "MRR"})
+    for (int k : {1, 3, 5, 10, 20}) EXPECT_TRUE(e.at("metrics").has(std::string(m) + "@" + std::to_string(k))) << m << k;
+  // The same model evaluated twice gives the same numbers (the train command's test).
+  EXPECT_EQ(e.at("metrics").at("NDCG@10").number, j.at("test").at("metrics").at("NDCG@10").number);
+  const RunResult text = run_prunerec({"eval", "--model", model, "--limit", "5", kThreads});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("title generation, 20 beams"), std::string::npos) << text.out;
+
+  // recommend from item ids and from free titles: answers are catalogue items and titles.
+  for (const std::vector<std::string>& history :
+       {std::vector<std::string>{"--history", "103 104"}, std::vector<std::string>{"--history-titles", "red widget 0|any text"}}) {
+    std::vector<std::string> rargs = {"recommend", "--model", model, "-k", "5", "--json"};
+    rargs.insert(rargs.end(), history.begin(), history.end());
+    const RunResult rec = run_prunerec(rargs);
+    ASSERT_EQ(rec.exit_code, 0) << rec.err;
+    const auto items = parse_json(rec.out).at("items").array;
+    ASSERT_EQ(items.size(), 5u);
+    for (const auto& it : items) {
+      const std::string id = it.at("ids").array.at(0).string;
+      const int k = std::stoi(id) - 100;
+      ASSERT_TRUE(k >= 0 && k < 40) << id;
+      EXPECT_NE(it.at("title").string.find("widget " + std::to_string(k)), std::string::npos) << it.at("title").string;
+    }
+  }
+  // Item-token-only flags are refused by name.
+  const RunResult sampled = run_prunerec({"eval", "--model", model, "--ranking", "sampled"});
+  EXPECT_EQ(sampled.exit_code, 2);
+  EXPECT_NE(sampled.err.find("title-mode"), std::string::npos) << sampled.err;
+}
+
+TEST(TitleCli, BadInputIsNamed) {
+  TitleRun t;
+  {
+    const std::string bad = t.dir.write("noslot.txt", "bought: these items\nnext: ");
+    std::vector<std::string> args = t.train_args(t.dir.path("a.prc"));
+    for (auto& a : args)
+      if (a == t.tmpl) a = bad;
+    const RunResult r = run_prunerec(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("noslot.txt"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("{history}"), std::string::npos) << r.err;
+  }
+  {
+    const std::string partial = t.dir.write("partial.tsv", titles_tsv(40, /*untitled=*/7));
+    std::vector<std::string> args = t.train_args(t.dir.path("b.prc"));
+    for (auto& a : args)
+      if (a == t.titles) a = partial;
+    const RunResult r = run_prunerec(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("107"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("no title"), std::string::npos) << r.err;
+  }
+  {
+    std::vector<std::string> args = t.train_args(t.dir.path("c.prc"));
+    for (std::size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--max-len") args[i + 1] = "4";
+    const RunResult r = run_prunerec(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("context"), std::string::npos) << r.err;
+  }
+}
+
+// --init: title mode from an imported model (the tiny Qwen2 fixture, given a SentencePiece
+// tokenizer that fits its 96-token vocabulary): its weights and tokenizer are used, the
+// model file records where it came from and stores no tokenizer of its own.
+TEST(TitleCli, TrainsFromAnImportedModel) {
+  TitleRun t;
+  namespace fs = std::filesystem;
+  const fs::path hf = fs::path(t.dir.root()) / "qwen2";
+  fs::create_directories(hf);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(fs::path(PRUNEREC_SOURCE_DIR) / "tests/fixtures/hf/qwen2" / f, hf / f);
+  std::vector<std::string> sentences;
+  for (int k = 0; k < 40; ++k) {
+    std::ostringstream os;
+    os << '"' << (k % 2 ? "red" : "blue") << " widget " << k << "\"\n";
+    sentences.push_back(os.str());
+  }
+  sentences.push_back("bought: {history}\nnext: ");
+  const std::string spm = text::train_sentencepiece(sentences, {.vocab_size = 80, .hard_vocab_limit = false});
+  std::ofstream(hf / "tokenizer.model", std::ios::binary) << spm;
+  const std::string base = t.dir.path("base.prc"), model = t.dir.path("title.prc");
+  const RunResult imp = run_prunerec({"import", "--hf", hf.string(), "--out", base});
+  ASSERT_EQ(imp.exit_code, 0) << imp.err;
+  // Titles made of the words the tokenizer was trained on (no <unk> pieces).
+  const std::string titles = t.dir.write("titles2.tsv", [] {
+    std::ostringstream os;
+    for (int k = 0; k < 40; ++k) os << 100 + k << '\t' << (k % 2 ? "red" : "blue") << " widget " << k << '\n';
+    return os.str();
+  }());
+  std::vector<std::string> args = t.train_args(model);
+  for (auto& a : args)
+    if (a == t.titles) a = titles;
+  for (std::size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--vocab-size") args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+  args.insert(args.end(), {"--init", base});
+  const RunResult train = run_prunerec(args);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const pb::Manifest m = nn::read_checkpoint_manifest(model);
+  EXPECT_TRUE(m.has_title_mode());
+  EXPECT_FALSE(m.title_mode().has_tokenizer());
+  EXPECT_EQ(m.pretrained().architecture(), "Qwen2ForCausalLM");
+  EXPECT_EQ(m.config().hidden(), 32);  // the imported shape, not the recipe's (16)
+  EXPECT_EQ(m.metadata().at("title.init"), base);
+  const RunResult eval = run_prunerec({"eval", "--model", model, "--json", "--limit", "10", kThreads});
+  EXPECT_EQ(eval.exit_code, 0) << eval.err;
+  const RunResult vocab = run_prunerec({"train", "--mode", "title", "--init", base, "--vocab-size", "50", "--data", t.data,
+                                        "--out", t.dir.path("x.prc")});
+  EXPECT_EQ(vocab.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace prunerec::apps_test

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <unordered_set>
 
@@ -332,16 +333,21 @@ AlignedBytes aligned_zeros(std::size_t n, const std::string& path) {
   return AlignedBytes(p);
 }
 
-// The file of Note [streamed checkpoint writes], written front to back through a staging
-// block, except its head [0, head_size), which stays in memory until finish().
+// The file of Note [streamed checkpoint writes], written front to back through two staging
+// blocks (one filled while the other is written), except its head [0, head_size), which
+// stays in memory until finish().
 class StagedFile {
  public:
   StagedFile(const AtomicFile& file, std::uint64_t head_size, std::uint64_t file_size, bool direct)
       : path_(file.target()), temp_(file.temp_path()), file_size_(file_size),
         head_size_(std::min(align_direct(head_size), file_size)),
         block_size_(static_cast<std::size_t>(std::min<std::uint64_t>(kStagingBlock, file_size - head_size_))),
-        head_(aligned_zeros(static_cast<std::size_t>(head_size_), path_)), block_(aligned_zeros(block_size_, path_)) {
+        head_(aligned_zeros(static_cast<std::size_t>(head_size_), path_)),
+        blocks_{aligned_zeros(block_size_, path_), aligned_zeros(block_size_, path_)} {
     open(direct);
+  }
+  ~StagedFile() {
+    if (pending_.valid()) pending_.wait();  // never leave a write running on our buffers
   }
 
   unsigned char* head() { return head_.get(); }
@@ -356,7 +362,7 @@ class StagedFile {
     }
     const std::uint64_t in_block = (pos_ - head_size_) % block_size_;
     *room = static_cast<std::size_t>(std::min<std::uint64_t>(block_size_ - in_block, file_size_ - pos_));
-    return block_.get() + in_block;
+    return blocks_[current_].get() + in_block;
   }
   // n bytes at next() are written; a full block (or the file's last) goes to the file.
   void advance(std::size_t n) {
@@ -364,8 +370,14 @@ class StagedFile {
     if (pos_ <= head_size_) return;
     const std::uint64_t in_block = (pos_ - head_size_) % block_size_;
     if (in_block == 0 || pos_ == file_size_) {
+      // The block goes to the file on another thread while the next one is filled (the
+      // write of the one before must be done first: its buffer is the next one).
       const std::size_t len = in_block == 0 ? block_size_ : static_cast<std::size_t>(in_block);
-      write_at(block_.get(), len, pos_ - len);
+      if (pending_.valid()) pending_.get();  // rethrows its IoError
+      unsigned char* block = blocks_[current_].get();
+      const std::uint64_t offset = pos_ - len;
+      pending_ = std::async(std::launch::async, [this, block, len, offset] { write_at(block, len, offset); });
+      current_ ^= 1;
     }
   }
   void put(const void* data, std::size_t n) {
@@ -393,6 +405,7 @@ class StagedFile {
   // Writes the head and gives the file its exact size (the last write may be padded).
   void finish() {
     PR_ASSERT(pos_ == file_size_);
+    if (pending_.valid()) pending_.get();
     write_at(head_.get(), static_cast<std::size_t>(head_size_), 0);
     if (::ftruncate(fd_.get(), static_cast<off_t>(file_size_)) != 0)
       fail(path_, "truncate of ", temp_, ": ", std::strerror(errno));
@@ -434,7 +447,9 @@ class StagedFile {
   std::string path_, temp_;
   std::uint64_t file_size_, head_size_;
   std::size_t block_size_;
-  AlignedBytes head_, block_;
+  AlignedBytes head_, blocks_[2];
+  int current_ = 0;                // the block being filled
+  std::future<void> pending_;      // the write of the other one
   UniqueFd fd_;
   bool direct_ = false;
   std::uint64_t pos_ = 0;

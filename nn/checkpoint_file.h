@@ -96,7 +96,8 @@ struct StreamedTensor {
 // write_checkpoint_streamed writes the same bytes write_checkpoint would for tensors with
 // these contents (write_checkpoint is built on it), in one pass: each piece of a tensor is
 // produced into an 8 MiB staging block, its CRC-32C is taken while the piece is still in
-// cache, and full blocks go to the file. The manifest (which holds the CRCs and precedes
+// cache, and full blocks go to the file from a second thread while the next block is
+// filled (two blocks; the order of writes does not change the bytes). The manifest (which holds the CRCs and precedes
 // the data) is serialised twice: once with zero CRCs to fix its size (crc32c is a fixed32
 // field, so the size does not depend on the values), and again at the end with the real
 // ones, when the head of the file, kept in memory, is written last.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -125,6 +126,24 @@ std::uint32_t file_crc32c(const std::string& path, std::uint64_t* size) {
   return crc;
 }
 
+// Where a source tensor is.
+struct Source {
+  const SafetensorsFile* file;
+  const SafetensorsEntry* entry;
+};
+
+// A Hugging Face folder whose config, index, safetensors headers and tensor list were
+// checked against each other (every problem reported before any tensor data is read).
+struct CheckedFolder {
+  pb::ModelConfig config;                         // normalised
+  pb::Pretrained pretrained;                      // provenance, tokenizer files
+  std::vector<SafetensorsFile> files;             // mapped
+  std::map<std::string, Source> by_engine_name;   // every parameter of `config`
+  std::int64_t source_tensors = 0;
+};
+
+CheckedFolder check_folder(const std::string& dir_text);
+
 }  // namespace
 
 HfConfig parse_hf_config(std::string_view json, const std::string& path) {
@@ -240,11 +259,13 @@ HfConfig parse_hf_config(std::string_view json, const std::string& path) {
   return out;
 }
 
-ImportedModel read_hf_model(const std::string& dir_text) {
+namespace {
+
+CheckedFolder check_folder(const std::string& dir_text) {
   const fs::path dir = fs::absolute(fs::path(dir_text)).lexically_normal();
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail(dir_text, "not a folder (give the Hugging Face model folder)");
-  ImportedModel out;
+  CheckedFolder out;
   pb::Pretrained& pre = out.pretrained;
   pre.set_format("huggingface");
   pre.set_source(dir.string());
@@ -292,16 +313,13 @@ ImportedModel read_hf_model(const std::string& dir_text) {
   } else {
     fail(dir.string(), "holds neither model.safetensors nor model.safetensors.index.json");
   }
-  std::vector<SafetensorsFile> files;
+  std::vector<SafetensorsFile>& files = out.files;
+  files.reserve(shard_names.size());  // the Sources below point into it
   for (const std::string& name : shard_names) files.emplace_back((dir / name).string());
 
   // Where each source tensor is; every one must be known to the engine, and for sharded
   // models, in the shard the index names.
-  struct Source {
-    const SafetensorsFile* file;
-    const SafetensorsEntry* entry;
-  };
-  std::map<std::string, Source> by_engine_name;
+  std::map<std::string, Source>& by_engine_name = out.by_engine_name;
   std::vector<std::string> problems;
   std::set<std::string> dtypes;
   std::int64_t tensors_read = 0;
@@ -382,18 +400,6 @@ ImportedModel read_hf_model(const std::string& dir_text) {
                              "biases (prunerec.qkv_bias false)");
   }
 
-  // Stream every tensor into the model.
-  out.net = nn::Transformer::uninitialized(cfg.model, DType::f32);
-  for (auto& [name, var] : out.net->named_parameters()) {
-    const Source& src = by_engine_name.at(name);
-    Tensor t = var.value();
-    PR_ASSERT(t.is_contiguous() && t.dtype() == DType::f32 && t.shape() == src.entry->shape);
-    float* p = t.data<float>();
-    if (t.numel() > 0) src.file->read_f32(*src.entry, p);
-    for (std::int64_t i = 0; i < t.numel(); ++i)
-      if (!std::isfinite(p[i]))
-        fail(src.file->path(), "tensor '", src.entry->name, "' holds NaN or Inf (element ", i, ")");
-  }
   for (const std::string& name : shard_names) record(dir / name);
   pre.set_source_dtype(dtypes.size() == 1 ? *dtypes.begin() : dtypes.empty() ? "F32" : "mixed");
 
@@ -405,22 +411,74 @@ ImportedModel read_hf_model(const std::string& dir_text) {
     sf->set_data(read_file(p.string(), kMaxTokenizerBytes));
     record(p);
   }
+  out.config = cfg.model;
   out.source_tensors = tensors_read;
   return out;
 }
 
+// Converts elements [first, first + count) of the source tensor into dst and checks they
+// are finite (the error names the element).
+void convert_checked(const Source& src, std::uint64_t first, std::uint64_t count, float* dst) {
+  src.file->convert_f32(*src.entry, first, count, dst);
+  // An exponent of all ones is NaN or Inf; tested on the bits without an early exit, so
+  // the loop vectorises, and searched again only when something was found.
+  std::uint32_t any = 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, dst + i, 4);
+    any |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  if (any == 0) return;
+  for (std::uint64_t i = 0; i < count; ++i)
+    if (!std::isfinite(dst[i]))
+      fail(src.file->path(), "tensor '", src.entry->name, "' holds NaN or Inf (element ", first + i, ")");
+}
+
+}  // namespace
+
+ImportedModel read_hf_model(const std::string& dir) {
+  CheckedFolder folder = check_folder(dir);
+  ImportedModel out;
+  out.net = nn::Transformer::uninitialized(folder.config, DType::f32);
+  for (auto& [name, var] : out.net->named_parameters()) {
+    const Source& src = folder.by_engine_name.at(name);
+    Tensor t = var.value();
+    PR_ASSERT(t.is_contiguous() && t.dtype() == DType::f32 && t.shape() == src.entry->shape);
+    convert_checked(src, 0, static_cast<std::uint64_t>(t.numel()), t.data<float>());
+    src.file->drop_pages(*src.entry);
+  }
+  out.pretrained = std::move(folder.pretrained);
+  out.source_tensors = folder.source_tensors;
+  return out;
+}
+
 ImportSummary import_hf(const std::string& dir, const std::string& out_path) {
-  ImportedModel m = read_hf_model(dir);
+  const CheckedFolder folder = check_folder(dir);
   ImportSummary s;
-  s.architecture = m.pretrained.architecture();
-  s.parameters = m.net->num_parameters();
-  s.source_dtype = m.pretrained.source_dtype();
-  for (const auto& f : m.pretrained.tokenizer_files()) s.tokenizer_files.push_back(f.name());
-  s.tensors = m.source_tensors;
+  s.architecture = folder.pretrained.architecture();
+  for (const nn::TensorSpec& spec : nn::tensor_specs(folder.config))
+    if (!spec.buffer) s.parameters += shape_numel(spec.shape);
+  s.source_dtype = folder.pretrained.source_dtype();
+  for (const auto& f : folder.pretrained.tokenizer_files()) s.tokenizer_files.push_back(f.name());
+  s.tensors = folder.source_tensors;
   nn::SaveOptions options;
-  options.pretrained = &m.pretrained;
-  options.metadata["source"] = m.pretrained.source();
-  nn::save_model(out_path, *m.net, options);
+  options.pretrained = &folder.pretrained;
+  options.metadata["source"] = folder.pretrained.source();
+  // Note [streaming import]: each piece is converted straight into the checkpoint writer's
+  // staging block; the f32 model never exists in memory.
+  nn::save_model_streamed(out_path, folder.config, options,
+                          [&](const nn::TensorSpec& spec, std::uint64_t begin, std::size_t n, unsigned char* out) {
+                            auto* dst = reinterpret_cast<float*>(out);
+                            if (spec.buffer) {  // head and channel gates: all open
+                              std::fill(dst, dst + n / sizeof(float), 1.0f);
+                              return;
+                            }
+                            const Source& src = folder.by_engine_name.at(spec.name);
+                            convert_checked(src, begin / sizeof(float), n / sizeof(float), dst);
+                            const std::uint64_t f32_bytes = (src.entry->end - src.entry->begin) /
+                                                            st_dtype_size(src.entry->dtype) * sizeof(float);
+                            if (begin + n == f32_bytes) src.file->drop_pages(*src.entry);
+                          });
   return s;
 }
 

@@ -160,6 +160,39 @@ float f16_to_f32(std::uint16_t h) {
   return sign ? -v : v;
 }
 
+void bf16_to_f32(const unsigned char* src, std::size_t n, float* dst) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t bits;
+    std::memcpy(&bits, src + 2 * i, 2);
+    const std::uint32_t word = static_cast<std::uint32_t>(bits) << 16;
+    std::memcpy(dst + i, &word, 4);
+  }
+}
+
+// Branch-free IEEE half -> float: for a normal half, its exponent and mantissa bits moved
+// into a float's place plus the exponent bias difference (127 - 15) << 23; for exponent 0
+// (zero, subnormal) the mantissa m converted exactly and scaled, m * 2^-24 (a normal float,
+// so no denormal arithmetic, whatever the FTZ/DAZ flags of the host process); for exponent
+// 31 (infinity, NaN) the float's all-ones exponent with the mantissa kept. All three are
+// computed and one is selected, so the loop vectorises.
+void f16_to_f32(const unsigned char* src, std::size_t n, float* dst) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+    const std::uint32_t exponent = h & 0x7c00u, mantissa = h & 0x3ffu;
+    const std::uint32_t shifted = static_cast<std::uint32_t>(h & 0x7fffu) << 13;
+    const float small = static_cast<float>(static_cast<std::int32_t>(mantissa)) * 0x1p-24f;
+    std::uint32_t small_bits;
+    std::memcpy(&small_bits, &small, 4);
+    const std::uint32_t bits = exponent == 0 ? small_bits
+                               : exponent == 0x7c00u ? (shifted | 0x7f800000u)
+                                                     : shifted + (std::uint32_t{127 - 15} << 23);
+    const std::uint32_t word = bits | sign;
+    std::memcpy(dst + i, &word, 4);
+  }
+}
+
 SafetensorsHeader parse_safetensors_header(std::string_view prefix, std::uint64_t file_size, const std::string& path) {
   if (file_size < 8 || prefix.size() < 8) fail(path, "truncated: ", file_size, " bytes, the header length needs 8");
   std::uint64_t n = 0;
@@ -291,32 +324,38 @@ std::string_view SafetensorsFile::bytes(const SafetensorsEntry& e) const {
   return {reinterpret_cast<const char*>(map_ + header_.data_start + e.begin), e.end - e.begin};
 }
 
-void SafetensorsFile::read_f32(const SafetensorsEntry& e, float* dst) const {
-  const unsigned char* src = map_ + header_.data_start + e.begin;
-  const std::uint64_t n = (e.end - e.begin) / st_dtype_size(e.dtype);
+void SafetensorsFile::convert_f32(const SafetensorsEntry& e, std::uint64_t first, std::uint64_t count,
+                                  float* dst) const {
+  const std::size_t size = st_dtype_size(e.dtype);
+  PR_ASSERT(first + count <= (e.end - e.begin) / size);
+  const unsigned char* src = map_ + header_.data_start + e.begin + first * size;
   switch (e.dtype) {
-    case StDType::f32: std::memcpy(dst, src, n * 4); break;
+    case StDType::f32: std::memcpy(dst, src, count * 4); break;
     case StDType::f64:
-      for (std::uint64_t i = 0; i < n; ++i) {
+      for (std::uint64_t i = 0; i < count; ++i) {
         double v;
         std::memcpy(&v, src + 8 * i, 8);
         dst[i] = static_cast<float>(v);
       }
       break;
-    case StDType::bf16:
-    case StDType::f16:
-      for (std::uint64_t i = 0; i < n; ++i) {
-        const std::uint16_t bits = static_cast<std::uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
-        dst[i] = e.dtype == StDType::bf16 ? bf16_to_f32(bits) : f16_to_f32(bits);
-      }
-      break;
+    case StDType::bf16: bf16_to_f32(src, count, dst); break;
+    case StDType::f16: f16_to_f32(src, count, dst); break;
   }
-  // Drop the source pages from this process (a private, read-only map of an unchanged
-  // file: the data is read again from the page cache if touched later).
+}
+
+void SafetensorsFile::drop_pages(const SafetensorsEntry& e) const {
+  // A private, read-only map of an unchanged file: the data is read again from the page
+  // cache if touched later.
+  const unsigned char* src = map_ + header_.data_start + e.begin;
   const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
   const std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(src) & ~(page - 1);
   const std::uintptr_t hi = reinterpret_cast<std::uintptr_t>(src + (e.end - e.begin)) & ~(page - 1);
   if (hi > lo) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
+void SafetensorsFile::read_f32(const SafetensorsEntry& e, float* dst) const {
+  convert_f32(e, 0, (e.end - e.begin) / st_dtype_size(e.dtype), dst);
+  drop_pages(e);
 }
 
 Tensor SafetensorsFile::read_f32(const SafetensorsEntry& e) const {

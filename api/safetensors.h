@@ -113,9 +113,13 @@ class SafetensorsFile {
   // The tensor's raw bytes (little-endian, row-major), inside the map.
   std::string_view bytes(const SafetensorsEntry& e) const;
   // Converts the tensor to f32 into dst (numel floats; f64 is rounded to nearest), then
-  // tells the kernel the tensor's pages are no longer needed, so streaming a whole file
-  // keeps at most about one tensor's source bytes resident.
+  // drops its pages (drop_pages).
   void read_f32(const SafetensorsEntry& e, float* dst) const;
+  // Elements [first, first + count) of the tensor (flat, row-major) to f32 in dst.
+  void convert_f32(const SafetensorsEntry& e, std::uint64_t first, std::uint64_t count, float* dst) const;
+  // Tells the kernel the tensor's pages are no longer needed, so streaming a whole file
+  // keeps at most about one tensor's source bytes resident.
+  void drop_pages(const SafetensorsEntry& e) const;
   // The same into a new f32 tensor of the entry's shape.
   Tensor read_f32(const SafetensorsEntry& e) const;
 
@@ -129,5 +133,9 @@ class SafetensorsFile {
 // bf16 / IEEE half bits to float (exact: every bf16 and f16 value is a float).
 float bf16_to_f32(std::uint16_t bits);
 float f16_to_f32(std::uint16_t bits);
+// The same over n little-endian values at src (any alignment): branch-free loops the
+// compiler vectorises, checked against the two functions above on every bit pattern.
+void bf16_to_f32(const unsigned char* src, std::size_t n, float* dst);
+void f16_to_f32(const unsigned char* src, std::size_t n, float* dst);
 
 }  // namespace prunerec::hf

@@ -13,12 +13,9 @@ constexpr const char* kRowStep = "optim.row_step.";  // lazy rows only (Note [la
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
-}  // namespace
-
-void save_model(const std::string& path, const Transformer& model, const SaveOptions& options) {
-  model.check_invariants();
+pb::Manifest model_manifest(const pb::ModelConfig& config, const SaveOptions& options) {
   pb::Manifest manifest;
-  *manifest.mutable_config() = model.config();
+  *manifest.mutable_config() = config;
   manifest.set_created_by("prunerec 0.1.0");
   if (options.state) *manifest.mutable_state() = *options.state;
   if (options.catalog) *manifest.mutable_catalog() = *options.catalog;
@@ -26,6 +23,14 @@ void save_model(const std::string& path, const Transformer& model, const SaveOpt
   if (options.title_mode) *manifest.mutable_title_mode() = *options.title_mode;
   for (const auto& [k, v] : options.metadata) (*manifest.mutable_metadata())[k] = v;
   if (options.optimizer) manifest.mutable_state()->set_step(options.optimizer->steps());
+  return manifest;
+}
+
+}  // namespace
+
+void save_model(const std::string& path, const Transformer& model, const SaveOptions& options) {
+  model.check_invariants();
+  pb::Manifest manifest = model_manifest(model.config(), options);
 
   std::vector<NamedTensor> tensors;
   for (const auto& [name, var] : model.named_parameters()) tensors.push_back({name, var.value()});
@@ -38,6 +43,21 @@ void save_model(const std::string& path, const Transformer& model, const SaveOpt
     }
   }
   write_checkpoint(path, std::move(manifest), tensors);
+}
+
+void save_model_streamed(const std::string& path, const pb::ModelConfig& config, const SaveOptions& options,
+                         const TensorFill& fill) {
+  PR_CHECK(options.optimizer == nullptr, "save_model_streamed: optimizer state cannot be streamed");
+  // The config a Transformer built from `config` reports (Transformer::config()), so the
+  // bytes equal save_model's (tests/api/import_test.cc compares them).
+  const pb::ModelConfig normal = normalize_config(config);
+  std::vector<StreamedTensor> tensors;
+  for (const TensorSpec& spec : tensor_specs(normal)) {
+    // Parameters first, then buffers, as save_model lists them (tensor_specs lists them so).
+    tensors.push_back({spec.name, DType::f32, spec.shape,
+                       [spec, &fill](std::uint64_t begin, std::size_t n, unsigned char* out) { fill(spec, begin, n, out); }});
+  }
+  write_checkpoint_streamed(path, model_manifest(normal, options), tensors);
 }
 
 namespace {

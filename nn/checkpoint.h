@@ -11,6 +11,7 @@
 // has, with the same shapes and dtypes; every mismatch is listed by name in one IoError.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +32,15 @@ struct SaveOptions {
 };
 
 void save_model(const std::string& path, const Transformer& model, const SaveOptions& options = {});
+
+// Writes the checkpoint save_model would write for an f32 model of `config` (without
+// optimizer state) whose tensor bytes come from `fill`, piece by piece, so the model never
+// has to exist in memory (Note [streamed checkpoint writes] in nn/checkpoint_file.h). The
+// tensors are tensor_specs(config), parameters then buffers; fill(spec, begin, n, out)
+// writes bytes [begin, begin + n) of that tensor. Used by the Hugging Face import.
+using TensorFill = std::function<void(const TensorSpec& spec, std::uint64_t begin, std::size_t n, unsigned char* out)>;
+void save_model_streamed(const std::string& path, const pb::ModelConfig& config, const SaveOptions& options,
+                         const TensorFill& fill);
 
 struct LoadedModel {
   std::unique_ptr<Transformer> model;

@@ -2,15 +2,19 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <concepts>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <unordered_set>
 
@@ -309,82 +313,254 @@ Tensor tensor_on_mapping(unsigned char* data, std::size_t nbytes, const std::sha
 
 // ---- write ----------------------------------------------------------------------------
 
-void write_checkpoint(const std::string& path, pb::Manifest manifest,
-                      const std::vector<NamedTensor>& tensors) {
+namespace {
+
+constexpr std::size_t kDirectAlign = 4096;                      // O_DIRECT: offsets, lengths, buffers
+constexpr std::size_t kStagingBlock = std::size_t{8} << 20;     // bytes per write(2)
+constexpr std::uint64_t kDirectIoMinData = std::uint64_t{64} << 20;
+
+constexpr std::uint64_t align_direct(std::uint64_t x) { return (x + kDirectAlign - 1) / kDirectAlign * kDirectAlign; }
+
+struct FreeDeleter {
+  void operator()(unsigned char* p) const { std::free(p); }
+};
+using AlignedBytes = std::unique_ptr<unsigned char[], FreeDeleter>;
+
+AlignedBytes aligned_zeros(std::size_t n, const std::string& path) {
+  auto* p = static_cast<unsigned char*>(std::aligned_alloc(kDirectAlign, align_direct(std::max<std::size_t>(n, 1))));
+  if (p == nullptr) fail(path, "cannot write checkpoint: out of memory for a ", n, "-byte staging buffer");
+  std::memset(p, 0, n);
+  return AlignedBytes(p);
+}
+
+// The file of Note [streamed checkpoint writes], written front to back through two staging
+// blocks (one filled while the other is written), except its head [0, head_size), which
+// stays in memory until finish().
+class StagedFile {
+ public:
+  StagedFile(const AtomicFile& file, std::uint64_t head_size, std::uint64_t file_size, bool direct)
+      : path_(file.target()), temp_(file.temp_path()), file_size_(file_size),
+        head_size_(std::min(align_direct(head_size), file_size)),
+        block_size_(static_cast<std::size_t>(std::min<std::uint64_t>(kStagingBlock, file_size - head_size_))),
+        head_(aligned_zeros(static_cast<std::size_t>(head_size_), path_)),
+        blocks_{aligned_zeros(block_size_, path_), aligned_zeros(block_size_, path_)} {
+    open(direct);
+  }
+  ~StagedFile() {
+    if (pending_.valid()) pending_.wait();  // never leave a write running on our buffers
+  }
+
+  unsigned char* head() { return head_.get(); }
+  std::uint64_t position() const { return pos_; }
+
+  // Where the bytes at position() go, and how many fit there before the next write.
+  unsigned char* next(std::size_t* room) {
+    PR_ASSERT(pos_ < file_size_);
+    if (pos_ < head_size_) {
+      *room = static_cast<std::size_t>(head_size_ - pos_);
+      return head_.get() + pos_;
+    }
+    const std::uint64_t in_block = (pos_ - head_size_) % block_size_;
+    *room = static_cast<std::size_t>(std::min<std::uint64_t>(block_size_ - in_block, file_size_ - pos_));
+    return blocks_[current_].get() + in_block;
+  }
+  // n bytes at next() are written; a full block (or the file's last) goes to the file.
+  void advance(std::size_t n) {
+    pos_ += n;
+    if (pos_ <= head_size_) return;
+    const std::uint64_t in_block = (pos_ - head_size_) % block_size_;
+    if (in_block == 0 || pos_ == file_size_) {
+      // The block goes to the file on another thread while the next one is filled (the
+      // write of the one before must be done first: its buffer is the next one).
+      const std::size_t len = in_block == 0 ? block_size_ : static_cast<std::size_t>(in_block);
+      if (pending_.valid()) pending_.get();  // rethrows its IoError
+      unsigned char* block = blocks_[current_].get();
+      const std::uint64_t offset = pos_ - len;
+      pending_ = std::async(std::launch::async, [this, block, len, offset] { write_at(block, len, offset); });
+      current_ ^= 1;
+    }
+  }
+  void put(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    while (n > 0) {
+      std::size_t room = 0;
+      unsigned char* dst = next(&room);
+      const std::size_t k = std::min(n, room);
+      std::memcpy(dst, p, k);
+      p += k;
+      n -= k;
+      advance(k);
+    }
+  }
+  void put_zeros(std::uint64_t n) {
+    while (n > 0) {
+      std::size_t room = 0;
+      unsigned char* dst = next(&room);
+      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, room));
+      std::memset(dst, 0, k);
+      n -= k;
+      advance(k);
+    }
+  }
+  // Writes the head and gives the file its exact size (the last write may be padded).
+  void finish() {
+    PR_ASSERT(pos_ == file_size_);
+    if (pending_.valid()) pending_.get();
+    write_at(head_.get(), static_cast<std::size_t>(head_size_), 0);
+    if (::ftruncate(fd_.get(), static_cast<off_t>(file_size_)) != 0)
+      fail(path_, "truncate of ", temp_, ": ", std::strerror(errno));
+    fd_.reset();
+  }
+
+ private:
+  void open(bool direct) {
+    int fd;
+    do {
+      fd = ::open(temp_.c_str(), O_WRONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0 && direct && errno == EINVAL) return open(false);  // e.g. tmpfs
+    if (fd < 0) fail(path_, "cannot open ", temp_, " for writing: ", std::strerror(errno));
+    fd_ = UniqueFd(fd);
+    direct_ = direct;
+  }
+  // len bytes at `offset` (a multiple of kDirectAlign); with O_DIRECT the length is
+  // padded with zeros to a multiple of it (the buffers have the room, see aligned_zeros)
+  // and finish() truncates.
+  void write_at(unsigned char* data, std::size_t len, std::uint64_t offset) {
+    PR_ASSERT(offset % kDirectAlign == 0);
+    const std::size_t padded = static_cast<std::size_t>(align_direct(len));
+    std::memset(data + len, 0, padded - len);
+    std::size_t done = 0;
+    const std::size_t total = direct_ ? padded : len;
+    while (done < total) {
+      const ssize_t n = ::pwrite(fd_.get(), data + done, total - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINVAL && direct_ && done == 0) {  // O_DIRECT refused at write time
+        open(false);
+        return write_at(data, len, offset);
+      }
+      if (n <= 0) fail(path_, "write to ", temp_, " at offset ", offset + done, ": ", n < 0 ? std::strerror(errno) : "no progress");
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+  std::string path_, temp_;
+  std::uint64_t file_size_, head_size_;
+  std::size_t block_size_;
+  AlignedBytes head_, blocks_[2];
+  int current_ = 0;                // the block being filled
+  std::future<void> pending_;      // the write of the other one
+  UniqueFd fd_;
+  bool direct_ = false;
+  std::uint64_t pos_ = 0;
+};
+
+std::string serialize_manifest(const std::string& path, const pb::Manifest& manifest) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    if (!manifest.SerializeToCodedStream(&coded)) fail(path, "cannot serialize the manifest");
+  }
+  return bytes;
+}
+
+}  // namespace
+
+void write_checkpoint_streamed(const std::string& path, pb::Manifest manifest,
+                               const std::vector<StreamedTensor>& tensors) {
   // Everything that can be checked is checked before the temporary file exists.
   std::unordered_set<std::string_view> names;
   names.reserve(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const NamedTensor& nt = tensors[i];
-    if (nt.name.empty()) fail(path, "cannot write checkpoint: tensor #", i, " has an empty name");
-    if (!names.insert(nt.name).second)
-      fail(path, "cannot write checkpoint: ", quoted(nt.name), " appears twice");
-    if (!nt.tensor.defined()) fail(path, "cannot write checkpoint: ", quoted(nt.name), " is undefined");
+    const StreamedTensor& st = tensors[i];
+    if (st.name.empty()) fail(path, "cannot write checkpoint: tensor #", i, " has an empty name");
+    if (!names.insert(st.name).second) fail(path, "cannot write checkpoint: ", quoted(st.name), " appears twice");
+    if (!st.fill) fail(path, "cannot write checkpoint: ", quoted(st.name), " has no data");
+    for (std::int64_t d : st.shape)
+      if (d < 0) fail(path, "cannot write checkpoint: ", quoted(st.name), " has shape ", shape_str(st.shape));
   }
 
-  // Contiguous bytes and checksums first: the manifest, which precedes the data, holds them.
-  std::vector<Tensor> contiguous;
-  contiguous.reserve(tensors.size());
+  // The records, with zero CRCs until the data has been produced.
   manifest.clear_tensors();
   manifest.set_format_version(kCheckpointFormatVersion);
   std::uint64_t data_size = 0;
-  for (const NamedTensor& nt : tensors) {
-    Tensor c = nt.tensor.contiguous();
+  for (const StreamedTensor& st : tensors) {
+    const std::uint64_t nbytes = static_cast<std::uint64_t>(shape_numel(st.shape)) * dtype_size(st.dtype);
     const std::uint64_t offset = align_up(data_size);
     pb::TensorRecord* rec = manifest.add_tensors();
-    rec->set_name(nt.name);
-    rec->set_dtype(to_pb(c.dtype()));
-    for (std::int64_t d : c.shape()) rec->add_shape(d);
+    rec->set_name(st.name);
+    rec->set_dtype(to_pb(st.dtype));
+    for (std::int64_t d : st.shape) rec->add_shape(d);
     rec->set_offset(offset);
-    rec->set_nbytes(c.nbytes());
-    rec->set_crc32c(c.nbytes() > 0 ? crc32c(c.raw_data(), c.nbytes()) : 0u);
-    data_size = offset + c.nbytes();
-    contiguous.push_back(std::move(c));
+    rec->set_nbytes(nbytes);
+    rec->set_crc32c(0);
+    data_size = offset + nbytes;
   }
-
   // Deterministic serialization: map entries in key order, so equal input gives equal bytes.
   const std::size_t manifest_size = manifest.ByteSizeLong();
   if (manifest_size > kMaxManifestBytes)
     fail(path, "cannot write checkpoint: manifest of ", manifest_size, " bytes exceeds the limit of ",
          kMaxManifestBytes);
-  std::string manifest_bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&manifest_bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    if (!manifest.SerializeToCodedStream(&coded)) fail(path, "cannot serialize the manifest");
+  const std::uint64_t data_start = align_up(kHeaderBytes + manifest_size);
+  const std::uint64_t file_size = data_start + data_size + kTrailerBytes;
+
+  AtomicFile file(path);
+  StagedFile out(file, data_start, file_size, data_size >= kDirectIoMinData);
+  out.put_zeros(data_start);  // header and manifest: written into the head by finish()
+  for (int i = 0; i < manifest.tensors_size(); ++i) {
+    pb::TensorRecord& rec = *manifest.mutable_tensors(i);
+    const StreamedTensor& st = tensors[static_cast<std::size_t>(i)];
+    out.put_zeros(data_start + rec.offset() - out.position());
+    std::uint32_t crc = 0;
+    for (std::uint64_t begin = 0; begin < rec.nbytes();) {
+      std::size_t room = 0;
+      unsigned char* dst = out.next(&room);
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(room, rec.nbytes() - begin));
+      PR_ASSERT(begin % dtype_size(st.dtype) == 0 && n % dtype_size(st.dtype) == 0);
+      st.fill(begin, n, dst);
+      crc = crc32c(dst, n, crc);  // while the piece is in cache
+      out.advance(n);
+      begin += n;
+    }
+    rec.set_crc32c(crc);
   }
-  if (manifest_bytes.size() != manifest_size)
-    throw InternalError(detail::str_cat(path, ": manifest serialized to ", manifest_bytes.size(),
-                                        " bytes, expected ", manifest_size));
-
-  unsigned char header[kHeaderBytes] = {};
-  std::memcpy(header, kMagic, sizeof kMagic);
-  put_u32(header + 8, kCheckpointFormatVersion);
-  put_u32(header + 12, 0);
-  put_u64(header + 16, manifest_size);
-  put_u32(header + 24, crc32c(manifest_bytes.data(), manifest_bytes.size()));
-  put_u32(header + 28, crc32c(header, 28));
-
   unsigned char trailer[kTrailerBytes];
   put_u64(trailer, data_size);
   std::memcpy(trailer + 8, kEndMagic, sizeof kEndMagic);
+  out.put(trailer, sizeof trailer);
 
-  static constexpr unsigned char kZeros[kAlign] = {};
-  AtomicFile file(path);
-  file.write(header, sizeof header);
-  file.write(manifest_bytes);
-  const std::uint64_t manifest_end = kHeaderBytes + manifest_size;
-  file.write(kZeros, align_up(manifest_end) - manifest_end);
-  std::uint64_t position = 0;  // in the data section
-  for (std::size_t i = 0; i < contiguous.size(); ++i) {
-    const pb::TensorRecord& rec = manifest.tensors(static_cast<int>(i));
-    file.write(kZeros, rec.offset() - position);
-    if (rec.nbytes() > 0) file.write(contiguous[i].raw_data(), rec.nbytes());
-    position = rec.offset() + rec.nbytes();
-  }
-  file.write(trailer, sizeof trailer);
+  const std::string manifest_bytes = serialize_manifest(path, manifest);
+  if (manifest_bytes.size() != manifest_size)
+    throw InternalError(detail::str_cat(path, ": manifest serialized to ", manifest_bytes.size(),
+                                        " bytes, expected ", manifest_size));
+  unsigned char* head = out.head();
+  std::memcpy(head, kMagic, sizeof kMagic);
+  put_u32(head + 8, kCheckpointFormatVersion);
+  put_u32(head + 12, 0);
+  put_u64(head + 16, manifest_size);
+  put_u32(head + 24, crc32c(manifest_bytes.data(), manifest_bytes.size()));
+  put_u32(head + 28, crc32c(head, 28));
+  std::memcpy(head + kHeaderBytes, manifest_bytes.data(), manifest_bytes.size());
+  out.finish();
   file.commit();
+}
+
+void write_checkpoint(const std::string& path, pb::Manifest manifest,
+                      const std::vector<NamedTensor>& tensors) {
+  std::vector<StreamedTensor> streamed;
+  streamed.reserve(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const NamedTensor& nt = tensors[i];
+    if (!nt.tensor.defined()) fail(path, "cannot write checkpoint: ", quoted(nt.name), " is undefined");
+    // Non-contiguous tensors are copied; the copy lives in the closure until the write ends.
+    Tensor c = nt.tensor.contiguous();
+    streamed.push_back({nt.name, c.dtype(), c.shape(), [c](std::uint64_t begin, std::size_t n, unsigned char* out) {
+                          std::memcpy(out, static_cast<const unsigned char*>(c.raw_data()) + begin, n);
+                        }});
+  }
+  write_checkpoint_streamed(path, std::move(manifest), streamed);
 }
 
 // ---- read -----------------------------------------------------------------------------

@@ -4,9 +4,17 @@ namespace prunerec::nn {
 
 // ---- Linear -------------------------------------------------------------------------------
 
-Linear::Linear(std::int64_t in, std::int64_t out, bool bias, DType dtype)
-    : weight_(register_parameter("weight", Tensor::zeros({out, in}, dtype))) {
-  if (bias) bias_ = register_parameter("bias", Tensor::zeros({out}, dtype));
+namespace {
+// A new parameter: unfilled, or zeros (ones for norm gains).
+Tensor new_parameter(const Shape& shape, DType dtype, ParamInit init, double value) {
+  if (init == ParamInit::unfilled) return Tensor::empty(shape, dtype);
+  return value == 0.0 ? Tensor::zeros(shape, dtype) : Tensor::ones(shape, dtype);
+}
+}  // namespace
+
+Linear::Linear(std::int64_t in, std::int64_t out, bool bias, DType dtype, ParamInit init)
+    : weight_(register_parameter("weight", new_parameter({out, in}, dtype, init, 0.0))) {
+  if (bias) bias_ = register_parameter("bias", new_parameter({out}, dtype, init, 0.0));
 }
 
 void Linear::check_own_invariants(const std::string& path) const {
@@ -18,22 +26,22 @@ void Linear::check_own_invariants(const std::string& path) const {
 
 // ---- Embedding, RMSNorm -----------------------------------------------------------------------
 
-Embedding::Embedding(std::int64_t num, std::int64_t dim, DType dtype)
-    : weight_(register_parameter("weight", Tensor::zeros({num, dim}, dtype))) {}
+Embedding::Embedding(std::int64_t num, std::int64_t dim, DType dtype, ParamInit init)
+    : weight_(register_parameter("weight", new_parameter({num, dim}, dtype, init, 0.0))) {}
 
-RMSNorm::RMSNorm(std::int64_t dim, double eps, DType dtype)
-    : weight_(register_parameter("weight", Tensor::ones({dim}, dtype))), eps_(eps) {}
+RMSNorm::RMSNorm(std::int64_t dim, double eps, DType dtype, ParamInit init)
+    : weight_(register_parameter("weight", new_parameter({dim}, dtype, init, 1.0))), eps_(eps) {}
 
 // ---- Attention ------------------------------------------------------------------------------
 
 Attention::Attention(std::int64_t hidden, std::int64_t num_heads, std::int64_t num_kv_heads,
                      std::vector<std::int32_t> kv_map, std::int64_t head_dim, double rope_theta, bool qkv_bias,
-                     DType dtype)
+                     DType dtype, ParamInit init)
     : kv_map_(std::move(kv_map)), head_dim_(head_dim), rope_theta_(rope_theta) {
-  q_ = &register_module("q_proj", std::make_unique<Linear>(hidden, num_heads * head_dim, qkv_bias, dtype));
-  k_ = &register_module("k_proj", std::make_unique<Linear>(hidden, num_kv_heads * head_dim, qkv_bias, dtype));
-  v_ = &register_module("v_proj", std::make_unique<Linear>(hidden, num_kv_heads * head_dim, qkv_bias, dtype));
-  o_ = &register_module("o_proj", std::make_unique<Linear>(num_heads * head_dim, hidden, false, dtype));
+  q_ = &register_module("q_proj", std::make_unique<Linear>(hidden, num_heads * head_dim, qkv_bias, dtype, init));
+  k_ = &register_module("k_proj", std::make_unique<Linear>(hidden, num_kv_heads * head_dim, qkv_bias, dtype, init));
+  v_ = &register_module("v_proj", std::make_unique<Linear>(hidden, num_kv_heads * head_dim, qkv_bias, dtype, init));
+  o_ = &register_module("o_proj", std::make_unique<Linear>(num_heads * head_dim, hidden, false, dtype, init));
   head_gate_ = &register_buffer("head_gate", Tensor::ones({num_heads}, dtype));
 }
 
@@ -107,10 +115,10 @@ void Attention::check_own_invariants(const std::string& path) const {
 
 // ---- MLP ------------------------------------------------------------------------------------
 
-MLP::MLP(std::int64_t hidden, std::int64_t width, DType dtype) {
-  gate_ = &register_module("gate_proj", std::make_unique<Linear>(hidden, width, false, dtype));
-  up_ = &register_module("up_proj", std::make_unique<Linear>(hidden, width, false, dtype));
-  down_ = &register_module("down_proj", std::make_unique<Linear>(width, hidden, false, dtype));
+MLP::MLP(std::int64_t hidden, std::int64_t width, DType dtype, ParamInit init) {
+  gate_ = &register_module("gate_proj", std::make_unique<Linear>(hidden, width, false, dtype, init));
+  up_ = &register_module("up_proj", std::make_unique<Linear>(hidden, width, false, dtype, init));
+  down_ = &register_module("down_proj", std::make_unique<Linear>(width, hidden, false, dtype, init));
   channel_gate_ = &register_buffer("channel_gate", Tensor::ones({width}, dtype));
 }
 
@@ -134,12 +142,13 @@ void MLP::check_own_invariants(const std::string& path) const {
 // ---- Block ----------------------------------------------------------------------------------
 
 Block::Block(std::int64_t hidden, std::int64_t num_heads, std::int64_t num_kv_heads, std::vector<std::int32_t> kv_map,
-             std::int64_t mlp_width, std::int64_t head_dim, double rope_theta, double eps, bool qkv_bias, DType dtype) {
-  attn_norm_ = &register_module("attn_norm", std::make_unique<RMSNorm>(hidden, eps, dtype));
+             std::int64_t mlp_width, std::int64_t head_dim, double rope_theta, double eps, bool qkv_bias, DType dtype,
+             ParamInit init) {
+  attn_norm_ = &register_module("attn_norm", std::make_unique<RMSNorm>(hidden, eps, dtype, init));
   attn_ = &register_module("attn", std::make_unique<Attention>(hidden, num_heads, num_kv_heads, std::move(kv_map),
-                                                               head_dim, rope_theta, qkv_bias, dtype));
-  mlp_norm_ = &register_module("mlp_norm", std::make_unique<RMSNorm>(hidden, eps, dtype));
-  mlp_ = &register_module("mlp", std::make_unique<MLP>(hidden, mlp_width, dtype));
+                                                               head_dim, rope_theta, qkv_bias, dtype, init));
+  mlp_norm_ = &register_module("mlp_norm", std::make_unique<RMSNorm>(hidden, eps, dtype, init));
+  mlp_ = &register_module("mlp", std::make_unique<MLP>(hidden, mlp_width, dtype, init));
 }
 
 void Block::check_own_invariants(const std::string& path) const {

@@ -13,9 +13,15 @@
 
 namespace prunerec::nn {
 
+// How a layer's parameters start: `values` (zeros; ones for norm gains) or `unfilled`,
+// memory that is allocated but never written, for a caller that replaces or overwrites
+// every parameter before use (Transformer::uninitialized: loading a checkpoint). Buffers
+// (gates) always start at one.
+enum class ParamInit { values, unfilled };
+
 class Linear : public Module {
  public:
-  Linear(std::int64_t in, std::int64_t out, bool bias, DType dtype);
+  Linear(std::int64_t in, std::int64_t out, bool bias, DType dtype, ParamInit init = ParamInit::values);
   ag::Var forward(const ag::Var& x) const { return ag::linear(x, weight_, bias_); }
   std::int64_t in_features() const { return weight_.size(1); }
   std::int64_t out_features() const { return weight_.size(0); }
@@ -33,7 +39,7 @@ class Linear : public Module {
 
 class Embedding : public Module {
  public:
-  Embedding(std::int64_t num, std::int64_t dim, DType dtype);
+  Embedding(std::int64_t num, std::int64_t dim, DType dtype, ParamInit init = ParamInit::values);
   ag::Var forward(const Tensor& ids) const { return ag::embedding(weight_, ids); }
   std::int64_t num_embeddings() const { return weight_.size(0); }
   std::int64_t dim() const { return weight_.size(1); }
@@ -45,7 +51,7 @@ class Embedding : public Module {
 
 class RMSNorm : public Module {
  public:
-  RMSNorm(std::int64_t dim, double eps, DType dtype);
+  RMSNorm(std::int64_t dim, double eps, DType dtype, ParamInit init = ParamInit::values);
   ag::Var forward(const ag::Var& x) const { return ag::rmsnorm(x, weight_, eps_); }
   std::int64_t dim() const { return weight_.size(0); }
   double eps() const { return eps_; }
@@ -61,7 +67,7 @@ class RMSNorm : public Module {
 class Attention : public Module {
  public:
   Attention(std::int64_t hidden, std::int64_t num_heads, std::int64_t num_kv_heads, std::vector<std::int32_t> kv_map,
-            std::int64_t head_dim, double rope_theta, bool qkv_bias, DType dtype);
+            std::int64_t head_dim, double rope_theta, bool qkv_bias, DType dtype, ParamInit init = ParamInit::values);
   // x [B,T,hidden] -> [B,T,hidden]; heads_out (optional) receives the gated head outputs
   // before o_proj, [B,T,Hq*dh].
   ag::Var forward(const ag::Var& x, const Tensor& pads, Tensor* heads_out = nullptr) const;
@@ -113,7 +119,7 @@ class Attention : public Module {
 // SwiGLU MLP: down(silu(gate(x)) * up(x) * channel_gate), buffer "channel_gate" [F].
 class MLP : public Module {
  public:
-  MLP(std::int64_t hidden, std::int64_t width, DType dtype);
+  MLP(std::int64_t hidden, std::int64_t width, DType dtype, ParamInit init = ParamInit::values);
   // up_out / act_out (optional) receive up(x) and the gated activation, [.., F].
   ag::Var forward(const ag::Var& x, Tensor* up_out = nullptr, Tensor* act_out = nullptr) const;
   std::int64_t width() const { return gate_->out_features(); }
@@ -135,7 +141,8 @@ class MLP : public Module {
 class Block : public Module {
  public:
   Block(std::int64_t hidden, std::int64_t num_heads, std::int64_t num_kv_heads, std::vector<std::int32_t> kv_map,
-        std::int64_t mlp_width, std::int64_t head_dim, double rope_theta, double eps, bool qkv_bias, DType dtype);
+        std::int64_t mlp_width, std::int64_t head_dim, double rope_theta, double eps, bool qkv_bias, DType dtype,
+        ParamInit init = ParamInit::values);
   const RMSNorm& attn_norm() const { return *attn_norm_; }
   const Attention& attn() const { return *attn_; }
   Attention& attn() { return *attn_; }

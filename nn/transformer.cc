@@ -167,16 +167,21 @@ Transformer::Transformer(const pb::ModelConfig& raw, DType dtype, std::uint64_t 
   hyper_ = c;
   hyper_.clear_layers();
   const std::int64_t d = c.hidden();
-  embed_ = &register_module("embed", std::make_unique<Embedding>(c.vocab_size(), d, dtype));
+  // Note [unfilled parameters]: a model built to be loaded into never writes its
+  // parameters' memory (the loader replaces or overwrites each one), so loading a large
+  // model does not first touch gigabytes of fresh pages with zeros.
+  const ParamInit init = initialize ? ParamInit::values : ParamInit::unfilled;
+  embed_ = &register_module("embed", std::make_unique<Embedding>(c.vocab_size(), d, dtype, init));
   blocks_ = &register_module("blocks", std::make_unique<ModuleList>());
   for (const auto& L : c.layers()) {
     blocks_->append(std::make_unique<Block>(d, L.num_heads(), L.num_kv_heads(),
                                             std::vector<std::int32_t>(L.kv_map().begin(), L.kv_map().end()),
                                             L.mlp_width(), c.head_dim(), c.rope_theta(), c.norm_eps(), c.qkv_bias(),
-                                            dtype));
+                                            dtype, init));
   }
-  final_norm_ = &register_module("final_norm", std::make_unique<RMSNorm>(d, c.norm_eps(), dtype));
-  if (!c.tie_embeddings()) lm_head_ = &register_module("lm_head", std::make_unique<Linear>(d, c.vocab_size(), false, dtype));
+  final_norm_ = &register_module("final_norm", std::make_unique<RMSNorm>(d, c.norm_eps(), dtype, init));
+  if (!c.tie_embeddings())
+    lm_head_ = &register_module("lm_head", std::make_unique<Linear>(d, c.vocab_size(), false, dtype, init));
 
   for (auto& [name, var] : named_parameters()) {
     if (!initialize || var.dim() < 2) continue;  // biases stay 0, norm gains 1

@@ -58,7 +58,9 @@ class Transformer : public Module {
   // initialised from `seed`: N(0, init_std) for matrices and the embedding, zeros for
   // biases, ones for norm gains. Each tensor's values depend only on (seed, its name).
   Transformer(const pb::ModelConfig& config, DType dtype, std::uint64_t seed);
-  // A model whose matrices are left zero, for loading weights into.
+  // A model whose parameters are allocated but not written (Note [unfilled parameters] in
+  // nn/transformer.cc), for loading weights into: every parameter must be replaced or
+  // overwritten before use. Buffers (gates) are ones.
   static std::unique_ptr<Transformer> uninitialized(const pb::ModelConfig& config, DType dtype);
 
   // Final hidden states h [B,T,d] (after final_norm). pads: i32 [B] leading padding.

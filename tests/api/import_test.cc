@@ -220,6 +220,21 @@ TEST_F(ImportTest, ExportThenImportGivesTheSameModelBitForBit) {
   }
 }
 
+// import_hf streams the converted tensors into the checkpoint (Note [streaming import]);
+// the file must be the one save_model writes of the model read_hf_model builds.
+TEST_F(ImportTest, StreamedImportWritesWhatSaveModelWritesOfTheReadModel) {
+  for (const std::string name : {"qwen2", "llama", "qwen2-bf16", "llama-bf16"}) {
+    const fs::path streamed = tmp(name + "-streamed.prc"), saved = tmp(name + "-saved.prc");
+    hf::import_hf((kFixtures / name).string(), streamed.string());
+    const hf::ImportedModel m = hf::read_hf_model((kFixtures / name).string());
+    nn::SaveOptions options;
+    options.pretrained = &m.pretrained;
+    options.metadata["source"] = m.pretrained.source();
+    nn::save_model(saved.string(), *m.net, options);
+    EXPECT_TRUE(slurp(streamed) == slurp(saved)) << name << ": the streamed import differs from save_model's file";
+  }
+}
+
 TEST_F(ImportTest, TheCheckpointCarriesTokenizerAndProvenance) {
   const fs::path src = copy_fixture("qwen2");
   spit(src / "tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE"}})");
@@ -396,6 +411,28 @@ TEST(SafetensorsReaderTest, HalfPrecisionConversionsAreExact) {
   EXPECT_TRUE(std::isinf(hf::f16_to_f32(0x7c00)));
   EXPECT_TRUE(std::isnan(hf::f16_to_f32(0x7e00)));
   EXPECT_TRUE(std::signbit(hf::f16_to_f32(0x8000)));
+}
+
+// The vectorised loops against the scalar conversions, on every 16-bit pattern (NaNs
+// compared by bits: payload and sign are kept).
+TEST(SafetensorsReaderTest, BulkHalfPrecisionConversionsMatchTheScalarOnesOnEveryPattern) {
+  std::vector<unsigned char> src(2 * 65536 + 1);
+  for (std::uint32_t b = 0; b < 65536; ++b) {  // at an odd address: the loops must not assume alignment
+    src[1 + 2 * b] = static_cast<unsigned char>(b & 0xff);
+    src[2 + 2 * b] = static_cast<unsigned char>(b >> 8);
+  }
+  std::vector<float> bulk(65536);
+  auto bits = [](float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+  };
+  hf::bf16_to_f32(src.data() + 1, bulk.size(), bulk.data());
+  for (std::uint32_t b = 0; b < 65536; ++b)
+    ASSERT_EQ(bits(bulk[b]), bits(hf::bf16_to_f32(static_cast<std::uint16_t>(b)))) << "bf16 0x" << std::hex << b;
+  hf::f16_to_f32(src.data() + 1, bulk.size(), bulk.data());
+  for (std::uint32_t b = 0; b < 65536; ++b)
+    ASSERT_EQ(bits(bulk[b]), bits(hf::f16_to_f32(static_cast<std::uint16_t>(b)))) << "f16 0x" << std::hex << b;
 }
 
 TEST(SafetensorsReaderTest, ReadsWhatTheWriterWrites) {

@@ -783,5 +783,82 @@ TEST_F(CheckpointFileTest, FailedOverwriteLeavesOldFileAndNoTemporary) {
   EXPECT_EQ(listing(), std::vector<std::string>{"model.prc"});
 }
 
+// ---- streamed writes (Note [streamed checkpoint writes]) --------------------------------
+
+// A file above the O_DIRECT threshold (64 MiB of data), with a tensor whose length is not
+// a multiple of 4096 (the padded last write is truncated) and a 100 kB manifest (the head,
+// kept in memory until the end, spans many 4096-byte pages and ends inside one): byte for
+// byte the documented layout, and read back exactly.
+TEST_F(CheckpointFileTest, LargeFilesWrittenDirectlyMatchTheLayout) {
+  pb::Manifest m = sample_manifest();
+  (*m.mutable_metadata())["blob"] = std::string(100'003, 'x');
+  const std::int64_t n = (std::int64_t{64} << 20) / 4 + 1001;
+  Tensor big = Tensor::empty({n}, DType::f32);
+  for (std::int64_t i = 0; i < n; ++i) big.data<float>()[i] = static_cast<float>(i % 65521) * 0.25f;
+  const std::vector<NamedTensor> tensors = {{"small", from_bits<std::int32_t>({1, 2, 3}, {3})}, {"big", big}};
+  const std::string p = path("direct.prc");
+  write_checkpoint(p, m, tensors);
+
+  // Checked in place (a copy of 64 MiB per step costs seconds of page faults on a VM).
+  std::string file(fs::file_size(p), '\0');
+  std::ifstream(p, std::ios::binary).read(file.data(), static_cast<std::streamsize>(file.size()));
+  const std::uint64_t manifest_size = get_u64(file, 16);
+  const std::string manifest_bytes = file.substr(32, manifest_size);
+  EXPECT_EQ(file.substr(0, 8), "PRUNEREC");
+  EXPECT_EQ(get_u32(file, 24), crc32c(manifest_bytes.data(), manifest_bytes.size()));
+  EXPECT_EQ(get_u32(file, 28), crc32c(file.data(), 28));
+  pb::Manifest stored;
+  ASSERT_TRUE(stored.ParseFromString(manifest_bytes));
+  const std::uint64_t data_start = align64(32 + manifest_size);
+  std::uint64_t at = 32 + manifest_size;  // every byte not in a tensor must be zero
+  for (int i = 0; i < stored.tensors_size(); ++i) {
+    const Tensor& t = tensors[static_cast<std::size_t>(i)].tensor;
+    const pb::TensorRecord& r = stored.tensors(i);
+    for (; at < data_start + r.offset(); ++at) ASSERT_EQ(file[at], '\0') << "padding at " << at;
+    ASSERT_EQ(r.nbytes(), t.nbytes());
+    EXPECT_EQ(std::memcmp(file.data() + at, t.raw_data(), t.nbytes()), 0) << r.name();
+    EXPECT_EQ(r.crc32c(), crc32c(t.raw_data(), t.nbytes())) << r.name();
+    at += r.nbytes();
+  }
+  ASSERT_EQ(file.size(), at + 16);
+  EXPECT_EQ(get_u64(file, at), at - data_start);
+  EXPECT_EQ(file.substr(at + 8), "PRNR-END");
+  file = std::string();
+  expect_same_tensors(tensors, read_checkpoint(p, {.verify_checksums = true, .mmap = true}));
+  EXPECT_EQ(listing(), std::vector<std::string>{"direct.prc"});
+}
+
+// The pieces a StreamedTensor is asked for cover it once, in order, in whole elements; a
+// fill that throws abandons the file.
+TEST_F(CheckpointFileTest, StreamedTensorsArePiecesInOrderAndAFailingFillWritesNothing) {
+  const std::int64_t n = (std::int64_t{10} << 20) / 8 + 3;  // > one 8 MiB staging block
+  std::uint64_t expected_begin = 0;
+  StreamedTensor t{"x", DType::f64, {n}, [&](std::uint64_t begin, std::size_t bytes, unsigned char* out) {
+                     EXPECT_EQ(begin, expected_begin);
+                     EXPECT_EQ(begin % 8, 0u);
+                     EXPECT_EQ(bytes % 8, 0u);
+                     for (std::size_t k = 0; k < bytes / 8; ++k) {
+                       const double v = static_cast<double>(begin / 8 + k);
+                       std::memcpy(out + 8 * k, &v, 8);
+                     }
+                     expected_begin += bytes;
+                   }};
+  const std::string p = path("streamed.prc");
+  write_checkpoint_streamed(p, small_manifest(), {t});
+  EXPECT_EQ(expected_begin, static_cast<std::uint64_t>(n) * 8);
+  const LoadedCheckpoint back = read_checkpoint(p);
+  ASSERT_EQ(back.tensors.size(), 1u);
+  for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(back.tensors[0].tensor.data<double>()[i], static_cast<double>(i));
+
+  const std::string old_bytes = slurp(p);
+  StreamedTensor failing{"x", DType::f32, {n}, [](std::uint64_t begin, std::size_t, unsigned char*) {
+                           if (begin > 0) throw IoError("source went away");
+                         }};
+  EXPECT_EQ(error_message<IoError>([&] { write_checkpoint_streamed(p, small_manifest(), {failing}); }),
+            "source went away");
+  EXPECT_EQ(slurp(p), old_bytes);
+  EXPECT_EQ(listing(), std::vector<std::string>{"streamed.prc"});
+}
+
 }  // namespace
 }  // namespace prunerec::nn

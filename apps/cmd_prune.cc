@@ -1,4 +1,5 @@
 // prunerec prune
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -7,12 +8,64 @@
 #include "apps/common.h"
 #include "apps/pipeline.h"
 #include "nn/text_proto.h"
+#include "base/atomic_file.h"
+#include "base/format.h"
+#include "nn/checkpoint.h"
 #include "prune/report.h"
+#include "prune/token_calibration.h"
 #include "prune/schedule.h"
 #include "recsys/recommender.h"
 #include "tensor/parallel.h"
 
 namespace prunerec::apps {
+namespace {
+
+namespace fs = std::filesystem;
+
+// prune --calibration-tokens: Note [one-shot pruning] on an imported (or any) model, each
+// stage's model, plan and scores written to OUT as a schedule run writes them, and a table
+// of sizes and calibration losses on stdout.
+int prune_on_tokens(const std::string& model_path, const std::string& tokens_path, const pb::Schedule& schedule,
+                    const std::string& out, bool quiet) {
+  nn::LoadedModel loaded = nn::load_model(model_path, {.with_optimizer = false});
+  nn::Transformer& model = *loaded.model;
+  const auto sequences = prune::read_token_sequences(tokens_path, model.vocab_size());
+  prune::Calibration calib =
+      prune::token_calibration(sequences, static_cast<int>(model.config().max_len()), schedule.calibration());
+  std::ostringstream silent;
+  std::ostream& log = quiet ? silent : std::cerr;
+  Progress progress(log, "", 0, quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto);
+  WorkMeter meter(progress, "");
+  calib.meter = &meter;
+  if (!quiet)
+    log << "calibration: " << calib.sequences << " token sequences of " << tokens_path << ", " << calib.positions
+        << " positions\n";
+  const std::int64_t before = model.non_embedding_parameters();
+  const double loss0 = prune::calibration_loss(model, calib);
+  const std::vector<prune::OneShotStage> stages = prune::prune_one_shot(model, schedule, calib, log);
+  fs::create_directories(out);
+  nn::SaveOptions save;
+  if (loaded.manifest.has_pretrained()) save.pretrained = &loaded.manifest.pretrained();
+  save.metadata = {{"one_shot_prune_of", model_path}, {"calibration_tokens", tokens_path}};
+  // The stages' plans and scores as a schedule run writes them; the model only after the
+  // last cut (the intermediate models are not kept: the plans compose to it).
+  for (const prune::OneShotStage& st : stages) {
+    write_file_atomic((fs::path(out) / (st.name + ".plan.pbtxt")).string(), nn::to_text_proto(st.plan));
+    write_file_atomic((fs::path(out) / (st.name + ".scores.json")).string(), st.scores_json);
+  }
+  const std::string final_path = (fs::path(out) / "final.prc").string();
+  nn::save_model(final_path, model, save);
+  std::cout << "| model | non-embedding parameters | of the original | calibration loss |\n|---|---:|---:|---:|\n"
+            << "| " << model_path << " | " << format_grouped(before) << " | 100% | " << format_fixed(loss0, 4) << " |\n";
+  for (const prune::OneShotStage& st : stages)
+    std::cout << "| " << st.name << " | " << format_grouped(st.non_embedding_parameters) << " | "
+              << format_percent(static_cast<double>(st.non_embedding_parameters) / static_cast<double>(before)) << " | "
+              << format_fixed(st.loss_after, 4) << " |\n";
+  std::cout << "final model: " << final_path << " (no recovery: Note [one-shot pruning])\n";
+  return 0;
+}
+
+}  // namespace
 
 int cmd_prune(const Args& args) {
   cli::Flags flags("prune",
@@ -21,7 +74,7 @@ int cmd_prune(const Args& args) {
                    "prunerec prune --teacher runs/beauty/teacher.prc --data ../shared/data/amazon-beauty/s3rec/Beauty.txt --schedule schedule --out runs/beauty/prune");
   DataFlags data;
   data.add_to(flags, false);
-  std::string teacher, schedule = "schedule", out, controls, budgets;
+  std::string teacher, schedule = "schedule", out, controls, budgets, calibration_tokens;
   int threads = 0, seeds = 1;
   bool redo = false, quiet = false, no_latency = false, json = false;
   flags.add("teacher", &teacher, "the teacher model", cli::Flags::kRequired);
@@ -33,6 +86,9 @@ int cmd_prune(const Args& args) {
   flags.add("budgets", &budgets, "comma list of epochs per recovery, e.g. 1,3,10,30: the student-budget curve (pruned, scratch-distill, scratch at each) in OUT/budget/ and OUT/budget_curve.svg");
   flags.add("seeds", &seeds, "student seeds: recoveries and controls run with N schedule seeds (seed k > 0 in OUT/seeds/), reported as mean and standard deviation");
   flags.range("seeds", 1);
+  flags.add("calibration-tokens", &calibration_tokens,
+            "one-shot prune of a language model (e.g. an imported one) scored on these token sequences, one per line "
+            "(Note [token calibration]); no recovery, no item data");
   flags.add_switch("redo", &redo, "recompute finished stages and controls instead of skipping them");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "print nothing but the result (no progress, no data summary)");
@@ -45,6 +101,12 @@ int cmd_prune(const Args& args) {
   std::string schedule_source;
   const pb::Schedule sched =
       prune::parse_schedule(preset_or_file(schedule, PresetKind::kSchedule, "--schedule", &schedule_source), schedule_source);
+  if (!calibration_tokens.empty()) {
+    if (!data.path.empty() || !controls.empty() || !budgets.empty() || seeds > 1 || json)
+      throw cli::UsageError("prune: --calibration-tokens prunes one-shot on token sequences; --data, --controls, "
+                            "--budgets, --seeds and --json belong to the schedule with recovery");
+    return prune_on_tokens(teacher, calibration_tokens, sched, out, quiet);
+  }
   const recsys::Recommender rec = recsys::load_recommender(teacher);
   LoadedData d = load_model_data(data, rec.catalog, rec.manifest.metadata(), teacher, "prune");
   if (!quiet) std::cerr << "data: " << d.summary << "\n";

@@ -1117,4 +1117,29 @@ std::vector<pb::BudgetPoint> run_budget_curve(const PruneRun& run, const std::ve
   return points;
 }
 
+std::vector<OneShotStage> prune_one_shot(nn::Transformer& model, const pb::Schedule& schedule, const Calibration& calib,
+                                         std::ostream& log) {
+  check_schedule_fits(schedule, model.config());
+  std::vector<OneShotStage> out;
+  for (int i = 0; i < schedule.stages_size(); ++i) {
+    const pb::StageConfig& st = schedule.stages(i);
+    OneShotStage stage;
+    stage.name = stage_name(st, i);
+    log << stage.name << " (stage " << i + 1 << "/" << schedule.stages_size() << "):\n";
+    stage.loss_before = calibration_loss(model, calib);
+    if (calib.meter) calib.meter->set_prefix(stage.name);
+    StagePlan sp = plan_stage(model, st, calib, schedule.seed() + static_cast<std::uint64_t>(i), log, nullptr);
+    stage.plan = apply_plan(model, sp.plan);
+    stage.plan.set_estimator(estimator_name(st));
+    stage.stability = sp.stability;
+    stage.scores_json = std::move(sp.scores_json);
+    stage.loss_after = calibration_loss(model, calib);
+    stage.non_embedding_parameters = model.non_embedding_parameters();
+    log << "  cut: " << format_grouped(stage.non_embedding_parameters) << " non-embedding parameters; calibration loss "
+        << format_fixed(stage.loss_before, 4) << " -> " << format_fixed(stage.loss_after, 4) << "\n";
+    out.push_back(std::move(stage));
+  }
+  return out;
+}
+
 }  // namespace prunerec::prune

@@ -20,6 +20,7 @@
 
 #include "proto/prune.pb.h"
 #include "proto/report.pb.h"
+#include "prune/importance.h"
 #include "recsys/data/split.h"
 #include "recsys/progress.h"
 
@@ -49,6 +50,25 @@ struct PruneRun {
 
 // Runs (or resumes) the schedule; returns the report, also written to out_dir.
 pb::Report run_schedule(const PruneRun& run);
+
+// One stage of a one-shot prune (prune_one_shot).
+struct OneShotStage {
+  std::string name;
+  pb::PrunePlan plan;              // in the stage's input indices, estimator named
+  pb::ScoreStability stability;    // split-half Spearman of each score
+  std::string scores_json;         // the scores, as <stage>.scores.json of a schedule run
+  double loss_before = 0, loss_after = 0;  // mean calibration loss before and after the cut
+  std::int64_t non_embedding_parameters = 0;  // after the cut
+};
+
+// Note [one-shot pruning]: the schedule's stages (estimators, targets, order) applied to
+// `model` in place, each scored on `calib` and cut, with no recovery between them, for
+// models that have no training data in the engine to recover on: an imported language
+// model calibrated on token sequences (prune/token_calibration.h). The calibration loss
+// (next-token cross-entropy) before and after each cut is what it reports as quality; the
+// recovery, and metrics on a task, need the task's data (title mode, docs/title-mode.md).
+std::vector<OneShotStage> prune_one_shot(nn::Transformer& model, const pb::Schedule& schedule, const Calibration& calib,
+                                         std::ostream& log);
 
 // The importance estimators a stage uses, with their options, as reports name them:
 // "heads greedy_kl (mask query_scale, minmax, smoothing previous 0.7); hidden top_logit".

@@ -159,6 +159,22 @@ void Var::set_grad(Tensor g) {
   impl_->row_grads.clear();
 }
 
+void Var::set_row_grad(RowGrad g) {
+  PR_CHECK(impl_ != nullptr, "Var: undefined");
+  const Tensor& v = impl_->value;
+  PR_CHECK(g.rows.defined() && g.rows.dtype() == DType::i32 && g.rows.dim() == 1 && g.values.defined() &&
+               v.dim() == 2 && g.values.shape() == Shape({g.rows.numel(), v.size(1)}) && g.values.dtype() == v.dtype(),
+           "set_row_grad: rows ", g.rows.defined() ? g.rows.shape_str() : "undefined", " and values ",
+           g.values.defined() ? g.values.shape_str() : "undefined", " do not fit the table ", v.shape_str());
+  const Tensor r = g.rows.contiguous();
+  const std::int32_t* p = r.data<std::int32_t>();
+  for (std::int64_t i = 0; i < r.numel(); ++i)
+    PR_CHECK(p[i] >= 0 && p[i] < v.size(0) && (i == 0 || p[i] > p[i - 1]), "set_row_grad: rows must be strictly",
+             " increasing and in [0, ", v.size(0), "); row ", i, " is ", p[i]);
+  impl_->grad = Tensor();
+  impl_->row_grads.assign(1, RowGrad{r, g.values.contiguous()});
+}
+
 void Var::retain_grad() {
   PR_CHECK(impl_ != nullptr, "Var: undefined");
   impl_->retain_grad = true;

@@ -80,6 +80,9 @@ class Var {
   RowGrad row_grad() const;
   void zero_grad();                // drops the gradient (the next backward allocates anew)
   void set_grad(Tensor g);
+  // Replaces the gradient by a row-sparse one whose rows are strictly increasing (the
+  // data-parallel reduction of recsys/data_parallel.h hands back the summed row sets).
+  void set_row_grad(RowGrad g);
   void retain_grad();              // keep the gradient of a non-leaf
 
   // Replaces the value (same Var identity): how surgery swaps a parameter's tensor in

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/comm.h"
+
 namespace prunerec::prune {
 
 void TeacherCache::fill(const recsys::TrainBatcher& batcher) {
@@ -21,10 +23,13 @@ void TeacherCache::fill(const recsys::TrainBatcher& batcher) {
   for (std::int64_t w = 0; w < n; ++w) windows_.push_back(batcher.window(static_cast<std::int32_t>(w)));
   offsets_.assign(static_cast<std::size_t>(n) + 1, 0);
   for (std::int64_t w = 0; w < n; ++w) offsets_[w + 1] = offsets_[w] + batcher.window(static_cast<std::int32_t>(w)).length;
-  states_ = Tensor::empty({offsets_.back(), d}, teacher_.dtype());
+  Communicator& comm = world();
+  states_ = comm.size() > 1 ? Tensor::zeros({offsets_.back(), d}, teacher_.dtype())
+                            : Tensor::empty({offsets_.back(), d}, teacher_.dtype());
   constexpr std::int64_t kBatch = 64;  // fixed: the cached values must not depend on anything else
   ag::NoGradGuard no_grad;
   for (std::int64_t w0 = 0; w0 < n; w0 += kBatch) {
+    if ((w0 / kBatch) % comm.size() != comm.rank()) continue;  // another rank's batch (Note [teacher cache])
     std::vector<std::int32_t> ids;
     for (std::int64_t w = w0; w < std::min(n, w0 + kBatch); ++w) ids.push_back(static_cast<std::int32_t>(w));
     const recsys::Batch b = batcher.make_batch(ids);
@@ -37,6 +42,11 @@ void TeacherCache::fill(const recsys::TrainBatcher& batcher) {
                   static_cast<const char*>(h.raw_data()) + (static_cast<std::int64_t>(r) * T + T - len) * static_cast<std::int64_t>(row_bytes),
                   static_cast<std::size_t>(len) * row_bytes);
     }
+  }
+  if (comm.size() > 1) {
+    PR_CHECK_T(ConfigError, states_.dtype() == DType::f32, "teacher cache: a data-parallel run needs an f32 teacher, got ",
+               dtype_name(states_.dtype()));
+    comm.allreduce_sum(states_.data<float>(), states_.numel());
   }
 }
 

@@ -207,7 +207,7 @@ Var make_result(Tensor value, std::shared_ptr<Node> node) {
   return out;
 }
 
-void Var::backward(const Tensor& seed) const {
+void Var::backward(const Tensor& seed, const std::function<void(const VarImpl*)>* on_leaf_ready) const {
   PR_CHECK(impl_ != nullptr, "backward: undefined Var");
   PR_CHECK(impl_->requires_grad, "backward: ", impl_->value.shape_str(), " does not require a gradient");
   Tensor g = seed;
@@ -243,6 +243,18 @@ void Var::backward(const Tensor& seed) const {
     }
   }
 
+  // Note [leaf-ready hook]: how many nodes still have each leaf as an input.
+  std::unordered_map<const VarImpl*, int> uses;
+  if (on_leaf_ready)
+    for (Node* node : order)
+      for (const Var& in : node->inputs)
+        if (in.defined() && in.requires_grad() && !in.impl()->grad_fn) ++uses[in.impl()];
+  auto leaves_done = [&](Node* node) {
+    if (!on_leaf_ready) return;
+    for (const Var& in : node->inputs)
+      if (in.defined() && in.requires_grad() && !in.impl()->grad_fn && --uses[in.impl()] == 0) (*on_leaf_ready)(in.impl());
+  };
+
   // Reverse topological order: every node runs after all its consumers.
   std::unordered_map<Node*, Tensor> pending;
   pending[impl_->grad_fn.get()] = g;
@@ -250,7 +262,10 @@ void Var::backward(const Tensor& seed) const {
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     auto found = pending.find(node);
-    if (found == pending.end()) continue;  // no gradient flows here
+    if (found == pending.end()) {  // no gradient flows here
+      leaves_done(node);
+      continue;
+    }
     Tensor grad_out = std::move(found->second);
     pending.erase(found);
     PR_CHECK(!node->used, "backward: the graph through '", node->name(),
@@ -312,6 +327,7 @@ void Var::backward(const Tensor& seed) const {
       }
     }
     node->row_grads_out.clear();
+    leaves_done(node);
     node->release();
   }
 }

@@ -1,5 +1,7 @@
 #include "recsys/data_parallel.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "base/crc32c.h"
@@ -17,8 +19,8 @@ std::int64_t positions_of(const TrainBatcher& batcher, const std::vector<std::in
   return positions;
 }
 
-GradientReducer::GradientReducer(const nn::Module& model, Communicator& comm, bool lazy_rows)
-    : model_(model), comm_(comm), lazy_rows_(lazy_rows) {}
+GradientReducer::GradientReducer(const nn::Module& model, Communicator& comm, bool lazy_rows, std::int64_t bucket_floats)
+    : model_(model), comm_(comm), lazy_rows_(lazy_rows), bucket_floats_(bucket_floats) {}
 
 void GradientReducer::reduce(double scale) {
   const auto params = model_.named_parameters();
@@ -104,6 +106,93 @@ void GradientReducer::reduce(double scale) {
     comm_.allreduce_sum(vp, U * d);
     ag::Var(v).set_row_grad({Tensor::from_vector(union_rows), values});
   }
+}
+
+void GradientReducer::begin(double scale) {
+  PR_ASSERT(overlapped());
+  scale_ = static_cast<float>(scale);
+  wait_seconds_ = 0;
+  next_launch_ = 0;
+  hook_ = [this](const ag::VarImpl* leaf) { on_ready(leaf); };
+  // Buckets from the parameters of this step (surgery may have swapped them since).
+  params_ = model_.named_parameters();
+  std::vector<Bucket> buckets;
+  where_.assign(params_.size(), {0, 0});
+  index_.clear();
+  for (std::size_t k = params_.size(); k-- > 0;) {
+    const ag::Var& v = params_[k].second;
+    PR_CHECK_T(ConfigError, v.value().dtype() == DType::f32, "data-parallel training: parameter '", params_[k].first,
+               "' is ", dtype_name(v.value().dtype()), "; only f32 gradients are reduced");
+    const std::int64_t n = v.value().numel();
+    if (buckets.empty() || (buckets.back().elements > 0 && buckets.back().elements + n > bucket_floats_))
+      buckets.emplace_back();
+    Bucket& b = buckets.back();
+    where_[k] = {buckets.size() - 1, b.params.size()};
+    b.params.push_back(k);
+    b.elements += n;
+    index_[v.impl()] = k;
+  }
+  // Keep the buffers of the last step when the sizes did not change.
+  for (std::size_t i = 0; i < buckets.size(); ++i) {
+    if (i < buckets_.size()) buckets[i].buffer = std::move(buckets_[i].buffer);
+    buckets[i].buffer.resize(static_cast<std::size_t>(buckets[i].elements) + buckets[i].params.size());
+  }
+  buckets_ = std::move(buckets);
+}
+
+void GradientReducer::launch(Bucket& b) {
+  float* out = b.buffer.data();
+  float* counts = out + b.elements;
+  for (std::size_t slot = 0; slot < b.params.size(); ++slot) {
+    const ag::Var& v = params_[b.params[slot]].second;
+    const std::int64_t n = v.value().numel();
+    const bool has = v.has_row_grad() || v.grad().defined();  // grad() makes row pieces dense
+    if (has) {
+      const Tensor g = v.grad().contiguous();
+      const float* gp = g.data<float>();
+      for (std::int64_t k = 0; k < n; ++k) out[k] = gp[k] * scale_;
+    } else {
+      std::fill(out, out + n, 0.0f);
+    }
+    counts[slot] = has ? 1.0f : 0.0f;
+    out += n;
+  }
+  b.request = comm_.start_allreduce_sum(b.buffer.data(), static_cast<std::int64_t>(b.buffer.size()));
+}
+
+void GradientReducer::on_ready(const ag::VarImpl* leaf) {
+  const auto it = index_.find(leaf);
+  if (it == index_.end()) return;  // a leaf that is not one of the model's parameters
+  ++buckets_[where_[it->second].first].ready;
+  while (next_launch_ < buckets_.size() &&
+         buckets_[next_launch_].ready == static_cast<int>(buckets_[next_launch_].params.size()))
+    launch(buckets_[next_launch_++]);
+  for (std::size_t i = 0; i < next_launch_; ++i) comm_.test(buckets_[i].request);  // let MPI progress
+}
+
+void GradientReducer::finish() {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (next_launch_ < buckets_.size()) launch(buckets_[next_launch_++]);
+  for (Bucket& b : buckets_) {
+    comm_.wait(b.request);
+    const float* in = b.buffer.data();
+    const float* counts = in + b.elements;
+    for (std::size_t slot = 0; slot < b.params.size(); ++slot) {
+      ag::Var v = params_[b.params[slot]].second;
+      const std::int64_t n = v.value().numel();
+      if (counts[slot] > 0) {
+        Tensor g = Tensor::empty(v.value().shape(), DType::f32);
+        std::memcpy(g.data<float>(), in, static_cast<std::size_t>(n) * sizeof(float));
+        v.set_grad(std::move(g));
+      } else {
+        v.set_grad(Tensor());
+      }
+      in += n;
+    }
+    b.ready = 0;
+    b.request = -1;
+  }
+  wait_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::uint64_t parameters_fingerprint(const nn::Module& model) {

@@ -39,6 +39,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/comm.h"
@@ -60,18 +63,67 @@ Shard shard_of(std::int64_t n, const Communicator& comm);
 std::int64_t positions_of(const TrainBatcher& batcher, const std::vector<std::int32_t>& windows);
 
 // Sums a model's gradients over the ranks (Note [data-parallel training]).
+//
+// Note [gradient buckets]: as PyTorch DDP does, the dense gradients are summed in buckets
+// while the backward pass still runs. The parameters, in reverse registration order
+// (roughly the order their gradients become final: output side first), are cut into
+// buckets of at most 2^20 floats. The autograd engine reports each parameter whose
+// gradient is final (Note [leaf-ready hook] in autograd/var.h); when every parameter of
+// the next bucket is, the bucket is packed (scaled, plus one "had a gradient" count per
+// parameter) and its non-blocking allreduce started. Buckets start in index order on
+// every rank (MPI needs the same order of collectives everywhere; a bucket ready early
+// waits for the ones before it), and every hook call lets MPI progress the ones in
+// flight. After the backward pass, finish() starts what is left (parameters the graph
+// did not reach, or every bucket on a rank with an empty shard), waits, and unpacks: a
+// parameter no rank gave a gradient gets none, as on one process. Each bucket sums in the
+// fixed order of its allreduce, so the same N gives the same bits. Used when every
+// gradient is dense; with lazy AdamW rows (row-sparse tables) reduce() runs after the
+// backward pass instead.
 class GradientReducer {
  public:
   // lazy_rows: whether the optimizer reads row-sparse gradients (nn::AdamWOptions).
-  GradientReducer(const nn::Module& model, Communicator& comm, bool lazy_rows);
+  // bucket_floats: the largest bucket of the overlapped form (Note [gradient buckets]).
+  GradientReducer(const nn::Module& model, Communicator& comm, bool lazy_rows,
+                  std::int64_t bucket_floats = std::int64_t{1} << 20);
   // Multiplies the local gradients by `scale` (this rank's share of the global batch's
   // positions) and replaces them by their sum over ranks. Every rank must call it.
   void reduce(double scale);
 
+  // The overlapped form (Note [gradient buckets]); only when overlapped():
+  //   reducer.begin(scale);  loss.backward(Tensor(), reducer.hook());  reducer.finish();
+  bool overlapped() const { return !lazy_rows_; }
+  void begin(double scale);
+  const std::function<void(const ag::VarImpl*)>* hook() const { return &hook_; }
+  void finish();
+  // Seconds the last finish() spent waiting for the sums (communication not hidden).
+  double wait_seconds() const { return wait_seconds_; }
+  // Buckets of this step, and how many have started their sum so far.
+  std::size_t buckets() const { return buckets_.size(); }
+  std::size_t buckets_started() const { return next_launch_; }
+
  private:
+  struct Bucket {
+    std::vector<std::size_t> params;  // indices into params_
+    std::int64_t elements = 0;
+    std::vector<float> buffer;        // gradients, then one count per parameter
+    int ready = 0;
+    std::int64_t request = -1;
+  };
+  void on_ready(const ag::VarImpl* leaf);
+  void launch(Bucket& bucket);
+
   const nn::Module& model_;
   Communicator& comm_;
   bool lazy_rows_;
+  std::int64_t bucket_floats_;
+  std::vector<std::pair<std::string, ag::Var>> params_;
+  std::vector<Bucket> buckets_;
+  std::vector<std::pair<std::size_t, std::size_t>> where_;  // per parameter: bucket, slot
+  std::unordered_map<const ag::VarImpl*, std::size_t> index_;
+  std::size_t next_launch_ = 0;
+  float scale_ = 1;
+  double wait_seconds_ = 0;
+  std::function<void(const ag::VarImpl*)> hook_;
 };
 
 // CRC32C of every parameter's bytes in name order: ranks that hold the same weights give

@@ -245,9 +245,17 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
             bad.empty() ? " with finite weights (is the learning rate too high?)" : "; parameter '" + bad + "' is not finite",
             "; stopped before the update", std::filesystem::exists(state_path) ? "; last good state: " + state_path : ""));
       }
-      if (loss) loss->backward();
-      if (comm.size() > 1)
-        reducer.reduce(global_positions > 0 ? static_cast<double>(shard_positions) / static_cast<double>(global_positions) : 0);
+      // Gradients summed over ranks, in buckets during the backward pass where all are
+      // dense (Note [gradient buckets] in recsys/data_parallel.h).
+      const double share =
+          global_positions > 0 ? static_cast<double>(shard_positions) / static_cast<double>(global_positions) : 0;
+      const bool overlap = comm.size() > 1 && reducer.overlapped();
+      if (overlap) reducer.begin(share);
+      if (loss) loss->backward(Tensor(), overlap ? reducer.hook() : nullptr);
+      if (overlap)
+        reducer.finish();
+      else if (comm.size() > 1)
+        reducer.reduce(share);
       const double norm = opt.grad_norm();
       if (!std::isfinite(norm)) {
         const std::string bad = first_bad_gradient(model);

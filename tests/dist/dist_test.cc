@@ -147,6 +147,39 @@ TEST(DataParallel, ReducerSumsScaledDenseAndRowSparseGradients) {
   EXPECT_EQ(rg.values.data<float>()[N * d], static_cast<float>(2.0 * sum));  // every rank holds row 50
 }
 
+// Note [gradient buckets]: the buckets start during the backward pass, and the overlapped
+// sums equal the blocking reduction's bit for bit (the same values added over the same ranks).
+TEST(DataParallel, BucketsStartDuringTheBackwardPassAndEqualTheBlockingSum) {
+  Fixture f;
+  const nn::Transformer net(f.model, DType::f32, 5);
+  Communicator& comm = world();
+  TrainBatcher batcher(f.split.train, 12, 32, false);
+  const auto plan = batcher.epoch_plan(1, 0);
+  const Shard shard = shard_of(static_cast<std::int64_t>(plan[0].size()), comm);
+  const Batch batch = batcher.make_batch({plan[0].begin() + shard.begin, plan[0].begin() + shard.end});
+  const double share = static_cast<double>(batch.positions) / static_cast<double>(positions_of(batcher, plan[0]));
+  auto gradients = [&] {
+    std::vector<std::vector<float>> out;
+    for (const auto& [name, v] : net.named_parameters()) {
+      const Tensor g = v.grad().contiguous();
+      out.emplace_back(g.data<float>(), g.data<float>() + g.numel());
+    }
+    return out;
+  };
+  GradientReducer reducer(net, comm, /*lazy_rows=*/false, /*bucket_floats=*/4096);  // ~20 buckets
+  const_cast<nn::Transformer&>(net).zero_grad();
+  net.loss(batch.ids, batch.pads, batch.targets).backward();
+  reducer.reduce(share);
+  const auto blocking = gradients();
+  const_cast<nn::Transformer&>(net).zero_grad();
+  reducer.begin(share);
+  net.loss(batch.ids, batch.pads, batch.targets).backward(Tensor(), reducer.hook());
+  EXPECT_GT(reducer.buckets(), 5u);
+  EXPECT_EQ(reducer.buckets_started(), reducer.buckets()) << "every parameter is reached, so every bucket starts before finish()";
+  reducer.finish();
+  EXPECT_EQ(gradients(), blocking);
+}
+
 TEST(DataParallel, EvaluationMetricsOfOneAndTwoRanksAreIdentical) {
   const Fixture f;
   const nn::Transformer net(f.model, DType::f32, 3);

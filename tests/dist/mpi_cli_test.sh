@@ -4,7 +4,8 @@
 #   bash tests/dist/mpi_cli_test.sh build/apps/prunerec mpirun --allow-run-as-root --oversubscribe -np 2
 # 1. a prune schedule on a fixture gives the same plans on 1 and 2 ranks;
 # 2. ranks started with different data files are refused before training, by name;
-# 3. a rank killed mid-run fails the job naming the rank, and a rerun resumes and finishes.
+# 3. a rank killed mid-run fails the job naming the rank, and a rerun resumes and finishes;
+# 4. a run of 2 ranks resumes on one process.
 set -euo pipefail
 prunerec=$(realpath "${1:?usage: mpi_cli_test.sh PRUNEREC MPIRUN...}")
 shift
@@ -89,4 +90,14 @@ recipe 4 > "$dir/long.pbtxt"  # finish soon: the resumed run extends or ends at 
 grep -q "resuming from\|is finished\|already trained" "$dir/resumed.out" || { cat "$dir/resumed.out"; fail "the rerun did not resume"; }
 [ -f "$dir/long.prc" ] || fail "the rerun wrote no model"
 echo "mpi_cli_test: the rerun resumed and finished"
+
+# 4. Resuming with another number of ranks is supported (docs/scale-out.md): 2 ranks train
+#    one epoch, one process extends the run to two.
+recipe 1 > "$dir/n.pbtxt"
+n_train=(train --data "$dir/seq.txt" --out "$dir/n.prc" --threads=1)
+"${mpirun[@]}" "$prunerec" "${n_train[@]}" --config "$dir/n.pbtxt" > "$dir/n2.out" 2>&1 || { cat "$dir/n2.out"; fail "2-rank epoch"; }
+recipe 2 > "$dir/n.pbtxt"
+"$prunerec" "${n_train[@]}" --config "$dir/n.pbtxt" > "$dir/n1.out" 2>&1 || { cat "$dir/n1.out"; fail "1-process resume"; }
+grep -q "resuming from" "$dir/n1.out" || { cat "$dir/n1.out"; fail "one process did not resume the 2-rank run"; }
+echo "mpi_cli_test: a 2-rank run resumed on one process"
 echo "mpi_cli_test: PASS"

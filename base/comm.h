@@ -101,6 +101,8 @@ class MpiSession {
   // Ends every process of the job with exit_code (MPI_Abort), for a command that failed on
   // some rank; does nothing on one process. The command line's choice, never the library's.
   void abort_job(int exit_code);
+  // Whether this process opened MPI (runs under mpirun in a build with MPI).
+  bool active() const { return active_; }
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
 

@@ -7,10 +7,10 @@
 #include <optional>
 #include <sstream>
 
+#include "base/crc32c.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/text_proto.h"
-#include "base/crc32c.h"
 #include "recsys/catalogue_loss.h"
 #include "recsys/data_parallel.h"
 #include "recsys/eval/evaluator.h"
@@ -175,9 +175,10 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   const pb::ItemCatalog catalog = spec.catalog ? catalog_to_proto(*spec.catalog) : pb::ItemCatalog();
   // Every rank holds the same weights (Note [deterministic reduction] in base/comm.h):
   // checked at the start and at every save, so rank 0's file stands for all.
-  comm.check_same(parameters_fingerprint(model), "the model's weights at the start (initialisation or resumed state)");
+  if (comm.size() > 1)
+    comm.check_same(parameters_fingerprint(model), "the model's weights at the start (initialisation or resumed state)");
   auto save_state = [&]() {
-    comm.check_same(parameters_fingerprint(model), "the model's weights (the ranks have diverged)");
+    if (comm.size() > 1) comm.check_same(parameters_fingerprint(model), "the model's weights (the ranks have diverged)");
     if (!comm.is_root()) return;
     nn::save_model(state_path, model, {.optimizer = &opt, .state = &st, .catalog = spec.catalog ? &catalog : nullptr,
                                        .metadata = spec.metadata});

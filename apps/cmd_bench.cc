@@ -105,6 +105,7 @@ int cmd_bench(const Args& args) {
         .key("tied").value(true)
         .key("params").value(r.params)
         .key("threads").value(r.threads)
+        .key("ranks").value(train.ranks)
         .key("seed").value(static_cast<std::int64_t>(seed))
         .key("warmup").value(warmup)
         .key("steps").value(steps)
@@ -116,6 +117,7 @@ int cmd_bench(const Args& args) {
     j.key("positions_per_s").value(positions_per_s)
         .key("gflops").value(gflops)
         .key("phase_ms").object(phases)
+        .key("allreduce_share").value(train.ranks > 1 ? phases.at("allreduce") / step_ms : 0.0)
         .key("foreign_frac_max").value(foreign_max)
         .key("foreign_frac_samples");
     array(j, train.foreign, 3);
@@ -170,8 +172,12 @@ int cmd_bench(const Args& args) {
      << "  GFLOP/s            " << format_fixed(gflops, 1) << "  (" << format_fixed(flops.train_step / 1e9, 2) << " GFLOP per step, reference formula)\n"
      << "  phases (ms)        forward " << format_fixed(phases.at("forward"), 1) << ", loss " << format_fixed(phases.at("loss"), 1)
      << " (output layer fused), backward " << format_fixed(phases.at("backward"), 1) << ", optimizer "
-     << format_fixed(phases.at("optimizer"), 1) << "\n"
-     << "  other load         max " << format_fixed(foreign_max * 100, 0) << "% of the machine during a timed step\n"
+     << format_fixed(phases.at("optimizer"), 1) << "\n";
+  if (train.ranks > 1)
+    os << "  data-parallel      " << train.ranks << " ranks x " << plural(r.threads, "thread") << ": gradient allreduce "
+       << format_fixed(phases.at("allreduce"), 1) << " ms per step, " << format_fixed(100 * phases.at("allreduce") / step_ms, 1)
+       << "% of the step waiting on communication\n";
+  os << "  other load         max " << format_fixed(foreign_max * 100, 0) << "% of the machine during a timed step\n"
      << "GEMM floor (" << plural(floor_reps, "repetition") << ")\n"
      << "  ms                 " << format_fixed(floor_ms, 1) << "  (" << format_fixed(floor_gflops, 1) << " GFLOP/s; step / floor "
      << format_fixed(step_ms / floor_ms, 2) << ")\n";

@@ -2,10 +2,13 @@
 // serve it. Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 stopped by
 // SIGINT/SIGTERM (Ctrl-C) after saving what can be resumed.
 #include <iostream>
+#include <optional>
+#include <streambuf>
 #include <string>
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "base/comm.h"
 #include "base/error.h"
 
 namespace {
@@ -39,6 +42,42 @@ void usage(std::ostream& os) {
   os << "\nexit codes: 0 ok, 1 runtime failure, 2 usage error, 130 stopped by Ctrl-C (SIGINT/SIGTERM; re-run to resume)\n";
 }
 
+// Note [rank 0 speaks]: under mpirun every rank runs the same command on the same data
+// (docs/scale-out.md). Only rank 0 prints results, progress and logs: the other ranks'
+// std::cout and std::cerr go nowhere, and the library writes files on rank 0 only
+// (Communicator::is_root). An error is printed by every rank that meets it, named by
+// rank, and ends the whole job (MpiSession::abort_job): a rank alone in an error must not
+// leave the others waiting in a collective for ever.
+class NullBuffer final : public std::streambuf {
+ protected:
+  int overflow(int c) override { return traits_type::not_eof(c); }
+  std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+};
+
+int run_command(const Command& c, int argc, char** argv, std::ostream& err, const std::string& prefix) {
+  using namespace prunerec;
+  try {
+    return c.run(apps::Args(argv + 2, argv + argc));
+  } catch (const cli::HelpShown&) {
+    return 0;
+  } catch (const cli::UsageError& e) {
+    err << prefix << e.what() << "\n";
+    return 2;
+  } catch (const Interrupted& e) {
+    err << prefix << e.what() << "\n";
+    return 130;
+  } catch (const ConfigError& e) {
+    err << prefix << e.what() << "\n";
+    return 2;
+  } catch (const Error& e) {
+    err << prefix << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    err << prefix << "unexpected error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,31 +93,39 @@ int main(int argc, char** argv) {
   }
   if (name == "--version" || name == "version") {
     std::cout << "prunerec " << PRUNEREC_VERSION << "\n";  // CMake's PROJECT_VERSION (apps/CMakeLists.txt)
+    std::cout << "mpi: " << (mpi_built() ? "yes (data-parallel under mpirun; docs/scale-out.md)" : "no (built without PRUNEREC_MPI)")
+              << "\n";
     return 0;
   }
   cli::install_stop_handlers();
   for (const auto& c : kCommands) {
     if (name != c.name) continue;
+    std::optional<MpiSession> mpi;
     try {
-      return c.run(apps::Args(argv + 2, argv + argc));
-    } catch (const cli::HelpShown&) {
-      return 0;
-    } catch (const cli::UsageError& e) {
-      std::cerr << "prunerec: " << e.what() << "\n";
-      return 2;
-    } catch (const Interrupted& e) {
-      std::cerr << "prunerec: " << e.what() << "\n";
-      return 130;
-    } catch (const ConfigError& e) {
-      std::cerr << "prunerec: " << e.what() << "\n";
-      return 2;
+      mpi.emplace(&argc, &argv);
     } catch (const Error& e) {
       std::cerr << "prunerec: " << e.what() << "\n";
-      return 1;
-    } catch (const std::exception& e) {
-      std::cerr << "prunerec: unexpected error: " << e.what() << "\n";
-      return 1;
+      return 2;
     }
+    // Note [rank 0 speaks].
+    const int rank = world().rank(), size = world().size();
+    std::streambuf* const out_buf = std::cout.rdbuf();
+    std::streambuf* const err_buf = std::cerr.rdbuf();
+    NullBuffer nowhere;
+    if (rank != 0) {
+      std::cout.rdbuf(&nowhere);
+      std::cerr.rdbuf(&nowhere);
+    }
+    std::ostream err(err_buf);
+    const std::string prefix = size > 1 ? prunerec::detail::str_cat("prunerec (rank ", rank, " of ", size, "): ") : "prunerec: ";
+    const int code = run_command(c, argc, argv, err, prefix);
+    std::cout.rdbuf(out_buf);
+    std::cerr.rdbuf(err_buf);
+    if (code != 0 && size > 1) {
+      err.flush();
+      mpi->abort_job(code);
+    }
+    return code;
   }
   std::cerr << "prunerec: unknown command '" << name << "'\n";
   usage(std::cerr);

@@ -159,6 +159,22 @@ void Var::set_grad(Tensor g) {
   impl_->row_grads.clear();
 }
 
+void Var::set_row_grad(RowGrad g) {
+  PR_CHECK(impl_ != nullptr, "Var: undefined");
+  const Tensor& v = impl_->value;
+  PR_CHECK(g.rows.defined() && g.rows.dtype() == DType::i32 && g.rows.dim() == 1 && g.values.defined() &&
+               v.dim() == 2 && g.values.shape() == Shape({g.rows.numel(), v.size(1)}) && g.values.dtype() == v.dtype(),
+           "set_row_grad: rows ", g.rows.defined() ? g.rows.shape_str() : "undefined", " and values ",
+           g.values.defined() ? g.values.shape_str() : "undefined", " do not fit the table ", v.shape_str());
+  const Tensor r = g.rows.contiguous();
+  const std::int32_t* p = r.data<std::int32_t>();
+  for (std::int64_t i = 0; i < r.numel(); ++i)
+    PR_CHECK(p[i] >= 0 && p[i] < v.size(0) && (i == 0 || p[i] > p[i - 1]), "set_row_grad: rows must be strictly",
+             " increasing and in [0, ", v.size(0), "); row ", i, " is ", p[i]);
+  impl_->grad = Tensor();
+  impl_->row_grads.assign(1, RowGrad{r, g.values.contiguous()});
+}
+
 void Var::retain_grad() {
   PR_CHECK(impl_ != nullptr, "Var: undefined");
   impl_->retain_grad = true;
@@ -191,7 +207,7 @@ Var make_result(Tensor value, std::shared_ptr<Node> node) {
   return out;
 }
 
-void Var::backward(const Tensor& seed) const {
+void Var::backward(const Tensor& seed, const std::function<void(const VarImpl*)>* on_leaf_ready) const {
   PR_CHECK(impl_ != nullptr, "backward: undefined Var");
   PR_CHECK(impl_->requires_grad, "backward: ", impl_->value.shape_str(), " does not require a gradient");
   Tensor g = seed;
@@ -227,6 +243,18 @@ void Var::backward(const Tensor& seed) const {
     }
   }
 
+  // Note [leaf-ready hook]: how many nodes still have each leaf as an input.
+  std::unordered_map<const VarImpl*, int> uses;
+  if (on_leaf_ready)
+    for (Node* node : order)
+      for (const Var& in : node->inputs)
+        if (in.defined() && in.requires_grad() && !in.impl()->grad_fn) ++uses[in.impl()];
+  auto leaves_done = [&](Node* node) {
+    if (!on_leaf_ready) return;
+    for (const Var& in : node->inputs)
+      if (in.defined() && in.requires_grad() && !in.impl()->grad_fn && --uses[in.impl()] == 0) (*on_leaf_ready)(in.impl());
+  };
+
   // Reverse topological order: every node runs after all its consumers.
   std::unordered_map<Node*, Tensor> pending;
   pending[impl_->grad_fn.get()] = g;
@@ -234,7 +262,10 @@ void Var::backward(const Tensor& seed) const {
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     auto found = pending.find(node);
-    if (found == pending.end()) continue;  // no gradient flows here
+    if (found == pending.end()) {  // no gradient flows here
+      leaves_done(node);
+      continue;
+    }
     Tensor grad_out = std::move(found->second);
     pending.erase(found);
     PR_CHECK(!node->used, "backward: the graph through '", node->name(),
@@ -296,6 +327,7 @@ void Var::backward(const Tensor& seed) const {
       }
     }
     node->row_grads_out.clear();
+    leaves_done(node);
     node->release();
   }
 }

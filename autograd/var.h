@@ -16,6 +16,7 @@
 // as it has run, so a step's activations do not outlive its backward.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,6 +81,9 @@ class Var {
   RowGrad row_grad() const;
   void zero_grad();                // drops the gradient (the next backward allocates anew)
   void set_grad(Tensor g);
+  // Replaces the gradient by a row-sparse one whose rows are strictly increasing (the
+  // data-parallel reduction of recsys/data_parallel.h hands back the summed row sets).
+  void set_row_grad(RowGrad g);
   void retain_grad();              // keep the gradient of a non-leaf
 
   // Replaces the value (same Var identity): how surgery swaps a parameter's tensor in
@@ -88,7 +92,15 @@ class Var {
 
   // Gradient of this scalar with respect to every leaf requiring one, accumulated into
   // their grad(). seed defaults to 1.
-  void backward(const Tensor& seed = Tensor()) const;
+  //
+  // Note [leaf-ready hook]: on_leaf_ready, when given, is called once for every leaf that
+  // requires a gradient and that the graph reaches, as soon as its gradient is final: after
+  // the last node that has it as an input has run (whether or not that node sent it a
+  // gradient). The data-parallel reducer (recsys/data_parallel.h) starts summing a bucket
+  // of parameters over the ranks there, while the rest of the backward pass runs. The order
+  // of the calls is a function of the graph alone.
+  void backward(const Tensor& seed = Tensor(),
+                const std::function<void(const VarImpl* leaf)>* on_leaf_ready = nullptr) const;
 
   const VarImpl* impl() const { return impl_.get(); }
   bool same(const Var& other) const { return impl_ == other.impl_; }

@@ -31,6 +31,12 @@ message(STATUS "prunerec: OpenBLAS ${OpenBLAS_VERSION} at ${OpenBLAS_LIBRARIES}"
 find_package(TBB REQUIRED COMPONENTS tbb)
 find_package(Threads REQUIRED)
 find_package(Protobuf REQUIRED)
+if(PRUNEREC_MPI)
+  # Data-parallel runs (docs/scale-out.md). Only base/comm_mpi.cc includes mpi.h.
+  set(MPI_CXX_SKIP_MPICXX ON)  # the C API from C++; not the removed C++ bindings
+  find_package(MPI REQUIRED COMPONENTS CXX)
+  message(STATUS "prunerec: MPI ${MPI_CXX_VERSION} (${MPI_CXX_LIBRARIES}); mpiexec ${MPIEXEC_EXECUTABLE}")
+endif()
 if(PRUNEREC_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

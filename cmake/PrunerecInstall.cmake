@@ -83,6 +83,9 @@ file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/install/prunerecConfig.cmake @ONLY C
 # The shared library brings its own dependencies; only the static one needs them found
 # here (Note [exported link closure] in cmake/PrunerecInstall.cmake).
 include("${CMAKE_CURRENT_LIST_DIR}/prunerecTargets.cmake")
+# Whether this install's `prunerec` command runs data-parallel under mpirun (built with
+# PRUNEREC_MPI; docs/scale-out.md). The library itself is inference only and never links MPI.
+set(prunerec_MPI @PRUNEREC_MPI@)
 if(NOT TARGET prunerec::api)
   add_library(prunerec::api ALIAS prunerec::prunerec)  # the name of releases before 0.1
 endif()
@@ -130,6 +133,11 @@ string(REPLACE "/" ";" _prunerec_libdir_parts "${CMAKE_INSTALL_LIBDIR}")
 foreach(part IN LISTS _prunerec_libdir_parts)
   string(APPEND _prunerec_pc_up "/..")
 endforeach()
+if(PRUNEREC_MPI)
+  set(_prunerec_pc_mpi yes)
+else()
+  set(_prunerec_pc_mpi no)
+endif()
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/install/prunerec.pc @ONLY CONTENT [=[
 prefix=${pcfiledir}/@_prunerec_pc_up@
 exec_prefix=${prefix}
@@ -139,6 +147,9 @@ includedir=${prefix}/@CMAKE_INSTALL_INCLUDEDIR@
 Name: prunerec
 Description: Transformer sequential recommender engine: embedding API (prunerec/prunerec.h)
 Version: @PROJECT_VERSION@
+# mpi: whether the installed `prunerec` command runs data-parallel under mpirun
+# (`pkg-config --variable=mpi prunerec`); the library never links MPI.
+mpi=@_prunerec_pc_mpi@
 Requires.private: protobuf tbb
 Cflags: -I${includedir}
 Libs: -L${libdir} -lprunerec

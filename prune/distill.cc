@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "autograd/ops.h"
+#include "base/comm.h"
 #include "tensor/parallel.h"
 
 namespace prunerec::prune {
@@ -47,10 +48,13 @@ std::int64_t TeacherCache::bytes() const {
 
 void TeacherCache::fill_states(const recsys::TrainBatcher& batcher) {
   const std::int64_t n = batcher.num_windows(), d = teacher_.hidden_size();
-  states_ = Tensor::empty({offsets_.back(), d}, teacher_.dtype());
+  Communicator& comm = world();
+  states_ = comm.size() > 1 ? Tensor::zeros({offsets_.back(), d}, teacher_.dtype())
+                            : Tensor::empty({offsets_.back(), d}, teacher_.dtype());
   constexpr std::int64_t kBatch = 64;  // fixed: the cached values must not depend on anything else
   ag::NoGradGuard no_grad;
   for (std::int64_t w0 = 0; w0 < n; w0 += kBatch) {
+    if ((w0 / kBatch) % comm.size() != comm.rank()) continue;  // another rank's batch (Note [teacher cache])
     std::vector<std::int32_t> ids;
     for (std::int64_t w = w0; w < std::min(n, w0 + kBatch); ++w) ids.push_back(static_cast<std::int32_t>(w));
     const recsys::Batch b = batcher.make_batch(ids);
@@ -64,11 +68,17 @@ void TeacherCache::fill_states(const recsys::TrainBatcher& batcher) {
                   static_cast<std::size_t>(len) * row_bytes);
     }
   }
+  if (comm.size() > 1) {
+    PR_CHECK_T(ConfigError, states_.dtype() == DType::f32, "teacher cache: a data-parallel run needs an f32 teacher, got ",
+               dtype_name(states_.dtype()));
+    comm.allreduce_sum(states_.data<float>(), states_.numel());
+  }
 }
 
 // Each position's logits at temperature T, top k (descending, ties to the lower item) and
 // log-sum-exp over everything and over the rest, in double: the same values whatever the
 // batcher, since rows are computed window by window in fixed batches as in fill_states.
+// Under mpirun every rank computes every entry (correct, not yet split like the states).
 void TeacherCache::fill_top_k(const recsys::TrainBatcher& batcher) {
   const std::int64_t n = batcher.num_windows(), V = teacher_.vocab_size(), k = mode_.top_k;
   const std::int64_t P = offsets_.back();

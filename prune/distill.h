@@ -12,6 +12,13 @@
 // composition or on where a resumed run started) and then only runs the teacher's output
 // projection per step, inside the fused loss. That removes the teacher's transformer
 // layers from every step (a quarter to a third of a recovery step's work).
+//
+// Under mpirun (Note [data-parallel training] in recsys/data_parallel.h) the fixed batches
+// of 64 windows are dealt to the ranks in turn: each rank runs the teacher on its own
+// part, writes it into a zeroed table, and the table is summed over ranks, so every rank
+// ends with the table one process computes, bit for bit (each batch is the same batch,
+// computed by one rank), at a 1/N share of the teacher's work. Without the cache each rank
+// runs the teacher on its own shard of every step.
 #pragma once
 
 #include <memory>

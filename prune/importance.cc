@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "autograd/ops.h"
+#include "base/comm.h"
 #include "recsys/progress.h"
 #include "tensor/kernels/softmax.h"
 #include "tensor/rng.h"
@@ -56,15 +57,39 @@ Raw make_raw(const std::vector<std::int64_t>& sizes) {
   return r;
 }
 
+// Sums a Raw over the ranks (every rank holds the total).
+void allreduce(Raw& raw, Communicator& comm) {
+  std::vector<double> flat;
+  for (const auto& l : raw.sum) flat.insert(flat.end(), l.begin(), l.end());
+  flat.push_back(raw.count);
+  comm.allreduce_sum(flat.data(), static_cast<std::int64_t>(flat.size()));
+  std::size_t at = 0;
+  for (auto& l : raw.sum)
+    for (double& v : l) v = flat[at++];
+  raw.count = flat[at];
+}
+
 // Runs `fn(batch, raw)` over the batches of each half (alternate batches), one unit of
 // work `what` per batch (Note [progress of nested work]).
+//
+// Note [data-parallel calibration]: under mpirun, batch i is scored by rank i mod N and
+// the halves' sums are added over ranks. With 2 ranks each half is scored whole, in
+// batch order, by one rank (batch i's half is i mod 2), so the scores are those of one
+// process bit for bit; with more ranks a half's sum adds its batches in another grouping
+// (equal up to float rounding).
 template <class Fn>
 std::pair<Raw, Raw> run_halves(const Calibration& calib, std::string_view what, const Raw& zero, Fn&& fn) {
+  Communicator& comm = world();
   std::pair<Raw, Raw> halves{zero, zero};
   WorkPhase phase(calib.meter, what, static_cast<std::int64_t>(calib.batches.size()));
   for (std::size_t i = 0; i < calib.batches.size(); ++i) {
     phase.next_unit();  // Note [stopping long work]
+    if (static_cast<int>(i % static_cast<std::size_t>(comm.size())) != comm.rank()) continue;
     fn(calib.batches[i], i % 2 == 0 ? halves.first : halves.second);
+  }
+  if (comm.size() > 1) {
+    allreduce(halves.first, comm);
+    allreduce(halves.second, comm);
   }
   return halves;
 }
@@ -311,13 +336,24 @@ std::pair<Calibration, Calibration> split_halves(const Calibration& c) {
 }
 
 double calibration_loss(const nn::Transformer& model, const Calibration& calib, const nn::ForwardOptions& fo) {
-  double sum = 0, count = 0;
-  WorkPhase phase(calib.meter, "calibration loss", static_cast<std::int64_t>(calib.batches.size()));
-  for (const auto& b : calib.batches) {
+  // Per-batch sums, batch i on rank i mod N, added over ranks and then in batch order: the
+  // same value as one process, bit for bit (Note [data-parallel calibration]).
+  Communicator& comm = world();
+  const std::size_t B = calib.batches.size();
+  std::vector<double> per_batch(2 * B, 0.0);
+  WorkPhase phase(calib.meter, "calibration loss", static_cast<std::int64_t>(B));
+  for (std::size_t i = 0; i < B; ++i) {
     phase.next_unit();  // Note [stopping long work]
-    const auto [s, n] = batch_loss(model, b, fo);
-    sum += s;
-    count += n;
+    if (static_cast<int>(i % static_cast<std::size_t>(comm.size())) != comm.rank()) continue;
+    const auto [s, n] = batch_loss(model, calib.batches[i], fo);
+    per_batch[2 * i] = s;
+    per_batch[2 * i + 1] = n;
+  }
+  if (comm.size() > 1) comm.allreduce_sum(per_batch.data(), static_cast<std::int64_t>(per_batch.size()));
+  double sum = 0, count = 0;
+  for (std::size_t i = 0; i < B; ++i) {
+    sum += per_batch[2 * i];
+    count += per_batch[2 * i + 1];
   }
   return count > 0 ? sum / count : 0.0;
 }

@@ -9,11 +9,14 @@
 #include <vector>
 
 #include "base/atomic_file.h"
+#include "base/comm.h"
 #include "base/error.h"
 
 namespace prunerec::prune {
 
-void write_report(const std::string& dir, const pb::Report& r) {
+namespace {
+
+void write_report_files(const std::string& dir, const pb::Report& r) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw IoError(dir + ": cannot create the report directory: " + ec.message());
@@ -26,6 +29,16 @@ void write_report(const std::string& dir, const pb::Report& r) {
   for (const auto& [name, content] : files) write_file_atomic((std::filesystem::path(dir) / name).string(), content);
   if (r.budget_curve_size() > 0)
     write_file_atomic((std::filesystem::path(dir) / "budget_curve.svg").string(), budget_chart_svg(r));
+}
+
+}  // namespace
+
+void write_report(const std::string& dir, const pb::Report& r) {
+  // Rank 0 writes; every rank waits until it has (Note [files decided on rank 0] in
+  // prune/schedule.cc). A failure on rank 0 ends the job (Note [rank 0 speaks]).
+  Communicator& comm = world();
+  if (comm.is_root()) write_report_files(dir, r);
+  comm.barrier();
 }
 
 pb::Report read_report(const std::string& dir) {

@@ -24,6 +24,7 @@
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
 #include "base/atomic_file.h"
+#include "base/comm.h"
 #include "base/format.h"
 #include "base/json.h"
 
@@ -345,9 +346,22 @@ double forward_flops_per_position(const pb::ModelConfig& c, bool output_layer) {
   return f;
 }
 
+// Note [files decided on rank 0]: whether a file exists decides what a schedule does next
+// (skip a finished stage, reuse a plan, evaluate again). Under mpirun only rank 0 writes
+// (Note [rank 0 speaks] in apps/main.cc), so another rank could see a file appear while
+// rank 0 runs ahead and take another path, with other collectives. Every such decision is
+// rank 0's, broadcast to all; a file rank 0 writes that the others read next is followed by
+// a barrier (write_report, the stage plans, the per-user ranks).
+bool exists_agreed(const fs::path& path) {
+  Communicator& comm = world();
+  std::uint8_t exists = comm.is_root() && fs::exists(path);
+  if (comm.size() > 1) comm.broadcast(&exists, 1, 0);
+  return exists != 0;
+}
+
 // Positions a finished training recorded in its checkpoint, and its epochs.
 std::pair<std::int64_t, int> trained_positions(const std::string& checkpoint) {
-  if (!fs::exists(checkpoint)) return {0, 0};
+  if (!exists_agreed(checkpoint)) return {0, 0};
   const pb::Manifest m = nn::read_checkpoint_manifest(checkpoint);
   return {m.state().positions(), m.state().epoch()};
 }
@@ -483,13 +497,14 @@ std::string per_user_path_of(const std::string& checkpoint) {
 // The per-user file of `checkpoint`, evaluated again when it is missing.
 recsys::PerUser ensure_per_user(const std::string& per_user_path, const std::string& checkpoint, const PruneRun& run,
                                 std::ostream& log) {
-  if (!fs::exists(per_user_path)) {
+  if (!exists_agreed(per_user_path)) {
     log << "  per-user ranks: " << per_user_path << " is missing; evaluating " << checkpoint << " again\n";
     const auto model = load_net(checkpoint);
     recsys::EvalOptions eo;
     eo.protocol.split = "test";
     eo.max_len = static_cast<int>(model->config().max_len());
     recsys::write_per_user(per_user_path, recsys::evaluate_model(*model, *run.data, *run.split, eo), *run.data);
+    world().barrier();  // Note [files decided on rank 0]
   }
   return recsys::read_per_user(per_user_path);
 }
@@ -582,7 +597,7 @@ pb::Report run_schedule(const PruneRun& run) {
 
   pb::Report report;
   const std::string report_path = (fs::path(run.out_dir) / "report.json").string();
-  if (fs::exists(report_path) && !run.redo) {
+  if (exists_agreed(report_path) && !run.redo) {
     report = read_report(run.out_dir);
     PR_CHECK_T(ConfigError, report.schedule() == schedule_text, run.out_dir,
                " holds a run of a different schedule; use another --out or --redo");
@@ -641,7 +656,7 @@ pb::Report run_schedule(const PruneRun& run) {
     const fs::path dir(run.out_dir);
     const std::string pruned_path = (dir / (name + ".pruned.prc")).string();
     const std::string stage_path = (dir / (name + ".prc")).string();
-    const bool done = report.stages_size() > i + 1 && report.stages(i + 1).name() == name && fs::exists(stage_path);
+    const bool done = report.stages_size() > i + 1 && report.stages(i + 1).name() == name && exists_agreed(stage_path);
     if (done) {
       log << name << ": done (" << stage_path << ")\n";
       previous_path = stage_path;
@@ -670,7 +685,7 @@ pb::Report run_schedule(const PruneRun& run) {
     pb::ScoreStability stability;
     double scoring_seconds = 0;
     const std::string plan_path = (dir / (name + ".plan.pbtxt")).string();
-    if (fs::exists(pruned_path) && fs::exists(plan_path) && !run.redo) {
+    if (exists_agreed(pruned_path) && exists_agreed(plan_path) && !run.redo) {
       model = load_net(pruned_path);
       nn::read_text_proto(plan_path, &plan);
       log << "  reusing " << pruned_path << "\n";
@@ -685,9 +700,12 @@ pb::Report run_schedule(const PruneRun& run) {
       plan = apply_plan(*model, sp.plan);
       plan.set_estimator(estimator_name(st));
       stability = sp.stability;
-      write_file_atomic((dir / (name + ".scores.json")).string(), sp.scores_json);
-      write_file_atomic(plan_path, nn::to_text_proto(plan));
-      recsys::save_recommender(pruned_path, *model, teacher_rec.catalog, {.metadata = run.metadata});
+      if (world().is_root()) {  // Note [rank 0 speaks] in apps/main.cc
+        write_file_atomic((dir / (name + ".scores.json")).string(), sp.scores_json);
+        write_file_atomic(plan_path, nn::to_text_proto(plan));
+        recsys::save_recommender(pruned_path, *model, teacher_rec.catalog, {.metadata = run.metadata});
+      }
+      world().barrier();
     }
     log << "  pruned: " << format_grouped(model->non_embedding_parameters()) << " non-embedding parameters ("
         << format_percent(static_cast<double>(model->non_embedding_parameters()) / static_cast<double>(teacher_non_emb))
@@ -987,15 +1005,17 @@ pb::StageRow run_control(const PruneRun& main_run, const pb::Report& main_report
     throw ConfigError("unknown control '" + control + "' (" + known + ")");
   }
   // The teacher is the main run's: reuse its measured row instead of measuring again.
-  if (!fs::exists(fs::path(dir) / "report.json") && main_report.stages_size() > 0) {
+  if (!exists_agreed(fs::path(dir) / "report.json") && main_report.stages_size() > 0) {
     pb::Report seed_report;
     seed_report.set_schedule(nn::to_text_proto(sub.schedule));
     *seed_report.add_stages() = main_report.stages(0);
     write_report(dir, seed_report);
   }
   // The teacher's per-user ranks are the main run's (Note [paired differences]).
-  if (const std::string t = teacher_per_user_path(main_run); fs::exists(t) && !fs::exists(teacher_per_user_path(sub)))
-    fs::copy_file(t, teacher_per_user_path(sub));
+  if (const std::string t = teacher_per_user_path(main_run); exists_agreed(t) && !exists_agreed(teacher_per_user_path(sub))) {
+    if (world().is_root()) fs::copy_file(t, teacher_per_user_path(sub));
+    world().barrier();  // Note [files decided on rank 0]
+  }
   const pb::Report r = run_schedule(sub);
   pb::StageRow row = r.stages(r.stages_size() - 1);
   // Note [paired differences]: the sub-run's last stage kept its per-user ranks.
@@ -1107,7 +1127,7 @@ std::vector<pb::BudgetPoint> run_budget_curve(const PruneRun& run, const std::ve
   }
   // The main run's report holds the curve (write_report draws budget_curve.svg).
   pb::Report main;
-  if (fs::exists(fs::path(run.out_dir) / "report.json"))
+  if (exists_agreed(fs::path(run.out_dir) / "report.json"))
     main = read_report(run.out_dir);
   else
     main.set_schedule(nn::to_text_proto(run.schedule));  // so that the main run can start here later

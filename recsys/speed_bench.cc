@@ -10,6 +10,7 @@
 #include "nn/optim.h"
 #include "nn/transformer.h"
 #include "recsys/data/split.h"
+#include "recsys/data_parallel.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/eval/metrics.h"
 #include "recsys/measure.h"
@@ -61,7 +62,15 @@ TrainBench bench_training(nn::Transformer& net, const bench::Config& c, int warm
     const Tensor rows = random_ids(rng, B, T + 1, c.items);
     batches.push_back({rows.narrow(1, 0, T).contiguous(), rows.narrow(1, 1, T).contiguous()});
   }
-  const Tensor pads = Tensor::zeros({B}, DType::i32);
+  // Data-parallel: this rank's rows of every batch (the global batch stays B).
+  Communicator& comm = world();
+  const Shard shard = shard_of(B, comm);
+  if (comm.size() > 1)
+    for (Data& d : batches) {
+      d.ids = d.ids.narrow(0, shard.begin, shard.size()).contiguous();
+      d.targets = d.targets.narrow(0, shard.begin, shard.size()).contiguous();
+    }
+  const Tensor pads = Tensor::zeros({shard.size()}, DType::i32);
 
   nn::AdamWOptions adam;  // Note [bench model]
   adam.beta1 = 0.9;
@@ -69,6 +78,7 @@ TrainBench bench_training(nn::Transformer& net, const bench::Config& c, int warm
   adam.eps = 1e-8;
   adam.weight_decay = 0.01;
   nn::AdamW opt(net, adam);
+  GradientReducer reducer(net, comm, /*lazy_rows=*/false);
   const double lr = 1e-3;
 
   ForwardEndClock forward_end(net.num_layers());
@@ -76,6 +86,7 @@ TrainBench bench_training(nn::Transformer& net, const bench::Config& c, int warm
   fo.hooks = &forward_end;
 
   TrainBench r;
+  r.ranks = comm.size();
   std::int64_t faults0 = 0;
   for (int i = 0; i < warmup + steps; ++i) {
     if (i == warmup) faults0 = minor_page_faults();
@@ -90,9 +101,16 @@ TrainBench bench_training(nn::Transformer& net, const bench::Config& c, int warm
       ag::Var loss = net.loss(b.ids, pads, b.targets, fo);  // forward, then the fused output loss
       loss_value = loss.value().item();
       t2 = Clock::now();
-      loss.backward();
+      // Data-parallel: buckets summed during the backward pass (Note [gradient buckets]).
+      if (comm.size() > 1) reducer.begin(static_cast<double>(shard.size()) / static_cast<double>(B));  // T targets a row
+      loss.backward(Tensor(), comm.size() > 1 ? reducer.hook() : nullptr);
       t3 = Clock::now();
     }  // the graph goes here, as in the trainer
+    Clock::time_point t3r = t3;
+    if (comm.size() > 1) {
+      reducer.finish();  // what the backward pass did not hide
+      t3r = Clock::now();
+    }
     opt.step_with_norm(lr, /*max_norm=*/0.0, /*norm=*/0.0);
     net.zero_grad();
     const auto t4 = Clock::now();
@@ -104,7 +122,8 @@ TrainBench bench_training(nn::Transformer& net, const bench::Config& c, int warm
     r.forward_ms.push_back(split ? ms_between(t0, forward_end.at) : std::nan(""));
     r.loss_ms.push_back(split ? ms_between(forward_end.at, t2) : std::nan(""));
     r.backward_ms.push_back(ms_between(t2, t3));
-    r.optimizer_ms.push_back(ms_between(t3, t4));
+    r.optimizer_ms.push_back(ms_between(t3r, t4));
+    if (comm.size() > 1) r.allreduce_ms.push_back(ms_between(t3, t3r));
     r.foreign.push_back(load.stop());
   }
   r.minor_faults_per_step = steps > 0 ? static_cast<double>(minor_page_faults() - faults0) / steps : 0.0;
@@ -253,10 +272,12 @@ double SpeedBench::gflops() const { return static_cast<double>(flops.train_step)
 double SpeedBench::floor_ms() const { return median(floor.total_ms); }
 double SpeedBench::floor_gflops() const { return static_cast<double>(floor.flops) / (floor_ms() * 1e-3) / 1e9; }
 std::map<std::string, double> SpeedBench::phase_ms() const {
-  return {{"forward", median(train.forward_ms)},
-          {"loss", median(train.loss_ms)},
-          {"backward", median(train.backward_ms)},
-          {"optimizer", median(train.optimizer_ms)}};
+  std::map<std::string, double> phases = {{"forward", median(train.forward_ms)},
+                                          {"loss", median(train.loss_ms)},
+                                          {"backward", median(train.backward_ms)},
+                                          {"optimizer", median(train.optimizer_ms)}};
+  if (!train.allreduce_ms.empty()) phases["allreduce"] = median(train.allreduce_ms);
+  return phases;
 }
 double SpeedBench::eval_users_per_s() const { return median(eval.users_per_s); }
 double SpeedBench::foreign_max() const {

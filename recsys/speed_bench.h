@@ -48,6 +48,13 @@ struct SpeedBenchOptions {
 
 struct TrainBench {
   std::vector<double> step_ms, forward_ms, loss_ms, backward_ms, optimizer_ms, foreign;
+  // Under mpirun (Note [data-parallel training] in recsys/data_parallel.h): each rank runs
+  // its shard of the batch and the gradients are summed in buckets during the backward
+  // pass (Note [gradient buckets]); the time spent after the backward pass waiting for
+  // the sums (communication not hidden, waiting on the slowest rank included) per step.
+  // Empty on one process.
+  std::vector<double> allreduce_ms;
+  int ranks = 1;
   double loss_first = 0, loss_last = 0;
   double minor_faults_per_step = 0;
   double rss_after_mb = 0;

@@ -4,12 +4,15 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
+#include "base/crc32c.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/text_proto.h"
 #include "recsys/catalogue_loss.h"
+#include "recsys/data_parallel.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/recommender.h"
 #include "tensor/kernels/elementwise.h"
@@ -48,6 +51,28 @@ std::string first_bad_gradient(const nn::Transformer& model) {
   return "";
 }
 
+// What every rank of a data-parallel run must agree on: the data as split, and the training
+// and model configs (Note [data-parallel training] in recsys/data_parallel.h).
+std::uint64_t data_fingerprint(const DataSplit& split) {
+  std::uint32_t crc = crc32c(&split.num_items, sizeof split.num_items);
+  for (const auto& seq : split.train) {
+    const std::int64_t n = static_cast<std::int64_t>(seq.size());
+    crc = crc32c(&n, sizeof n, crc);
+    crc = crc32c(seq.data(), seq.size() * sizeof(std::int32_t), crc);
+  }
+  for (const auto* examples : {&split.valid, &split.test})
+    for (const EvalExample& e : *examples) {
+      const std::int32_t fields[3] = {e.user, e.prefix_len, e.target};
+      crc = crc32c(fields, sizeof fields, crc);
+    }
+  return crc;
+}
+
+std::uint64_t config_fingerprint(const pb::TrainConfig& cfg, const nn::Transformer& model, const std::string& phase) {
+  std::string bytes = cfg.SerializeAsString() + "|" + model.config().SerializeAsString() + "|" + phase;
+  return crc32c(bytes.data(), bytes.size());
+}
+
 std::string fmt(double v, int digits = 4) {
   std::ostringstream os;
   os.setf(std::ios::fixed);
@@ -67,7 +92,18 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   PR_CHECK_T(ConfigError, cfg.dropout() >= 0 && cfg.dropout() < 1, "train: dropout ", cfg.dropout(), " is not in [0, 1)");
   PR_CHECK_T(ConfigError, model.vocab_size() == spec.split->num_items, "train: model has ", model.vocab_size(),
              " items, data has ", spec.split->num_items);
-  std::ostream& log = spec.log ? *spec.log : std::cerr;
+  Communicator& comm = spec.comm ? *spec.comm : world();
+  std::ostream quiet(nullptr);  // Note [rank 0 speaks] in apps/main.cc
+  std::ostream& log = !comm.is_root() ? quiet : spec.log ? *spec.log : std::cerr;
+  if (comm.size() > 1) {
+    PR_CHECK_T(ConfigError, spec.loss || resolve_loss_kind(cfg.loss(), spec.split->num_items) == pb::LossConfig::FULL ||
+                                cfg.loss().sampler() != pb::LossConfig::IN_BATCH,
+               "train: the IN_BATCH negative sampler draws from the batch's own targets, which a data-parallel rank does",
+               " not hold; use the uniform or popularity sampler with ", comm.size(), " ranks (Note [data-parallel",
+               " training] in recsys/data_parallel.h)");
+    comm.check_same(data_fingerprint(*spec.split), "the data (file, filters or split)");
+    comm.check_same(config_fingerprint(cfg, model, spec.phase), "the training or model config");
+  }
   if (const auto parent = std::filesystem::path(spec.out_path).parent_path(); !parent.empty())
     std::filesystem::create_directories(parent);
   const std::string state_path = spec.state_path.empty() ? spec.out_path + ".state" : spec.state_path;
@@ -81,6 +117,7 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   nn::AdamWOptions adamw = nn::adamw_options(cfg.optimizer());
   adamw.lazy_rows = !spec.loss && loss_samples(cfg.loss(), spec.split->num_items);  // Note [lazy AdamW rows]
   nn::AdamW opt(model, adamw);
+  GradientReducer reducer(model, comm, adamw.lazy_rows);
   bool started = false;
 
   pb::TrainingState st;
@@ -136,7 +173,13 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   }
 
   const pb::ItemCatalog catalog = spec.catalog ? catalog_to_proto(*spec.catalog) : pb::ItemCatalog();
+  // Every rank holds the same weights (Note [deterministic reduction] in base/comm.h):
+  // checked at the start and at every save, so rank 0's file stands for all.
+  if (comm.size() > 1)
+    comm.check_same(parameters_fingerprint(model), "the model's weights at the start (initialisation or resumed state)");
   auto save_state = [&]() {
+    if (comm.size() > 1) comm.check_same(parameters_fingerprint(model), "the model's weights (the ranks have diverged)");
+    if (!comm.is_root()) return;
     nn::save_model(state_path, model, {.optimizer = &opt, .state = &st, .catalog = spec.catalog ? &catalog : nullptr,
                                        .metadata = spec.metadata});
   };
@@ -144,12 +187,13 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   const double seconds_before = st.seconds();
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - t_start).count(); };
 
-  Progress progress(log, spec.phase, per_epoch, spec.progress);
+  Progress progress(log, spec.phase, per_epoch, comm.is_root() ? spec.progress : Progress::Mode::kSilent);
   EvalOptions eval_options;
   eval_options.protocol.split = "valid";
   eval_options.batch_size = cfg.eval_batch_size();
   eval_options.max_len = max_len;
   eval_options.stoppable = false;  // a stop is taken at the next step, after saving the state
+  eval_options.comm = &comm;
 
   while (!st.finished() && st.epoch() < cfg.epochs()) {
     const int epoch = st.epoch();
@@ -158,7 +202,10 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
     const auto t_epoch = Clock::now();
     std::int64_t positions_this_run = 0;
     for (std::int64_t bi = st.epoch_batch(); bi < static_cast<std::int64_t>(plan.size()); ++bi) {
-      if (stop_requested() || (spec.stop && spec.stop->load())) {  // Note [stopping long work]
+      // Ranks stop together: a signal may reach them at different steps.
+      std::int64_t stop = stop_requested() || (spec.stop && spec.stop->load());
+      if (comm.size() > 1) comm.allreduce_sum(&stop, 1);
+      if (stop) {  // Note [stopping long work]
         st.set_seconds(elapsed());
         save_state();
         progress.clear();
@@ -167,14 +214,31 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
       }
       if (!started && spec.on_start) spec.on_start(batcher);
       started = true;
-      const Batch batch = batcher.make_batch(plan[bi]);
+      // This rank's shard of the global batch (Note [data-parallel training]).
+      const std::vector<std::int32_t>& global_windows = plan[bi];
+      const Shard shard = shard_of(static_cast<std::int64_t>(global_windows.size()), comm);
+      const std::vector<std::int32_t> shard_windows(global_windows.begin() + shard.begin, global_windows.begin() + shard.end);
+      const std::int64_t global_positions = positions_of(batcher, global_windows);
       model.zero_grad();
       nn::ForwardOptions fo;
       fo.dropout = cfg.dropout();
       fo.seed = cfg.seed();
       fo.step = static_cast<std::uint64_t>(st.step());
-      ag::Var loss = loss_fn(model, batch, fo);
-      const double loss_value = loss.value().item();
+      std::optional<ag::Var> loss;
+      std::int64_t shard_positions = 0;
+      double loss_value = 0;
+      if (!shard_windows.empty()) {
+        const Batch batch = batcher.make_batch(shard_windows);
+        shard_positions = batch.positions;
+        PR_ASSERT(comm.size() > 1 || shard_positions == global_positions);
+        loss = loss_fn(model, batch, fo);
+        loss_value = loss->value().item();
+      }
+      if (comm.size() > 1) {  // the global mean over the global batch's positions
+        double sum = loss_value * static_cast<double>(shard_positions);
+        comm.allreduce_sum(&sum, 1);
+        loss_value = global_positions > 0 ? sum / static_cast<double>(global_positions) : 0;
+      }
       if (!std::isfinite(loss_value)) {
         const std::string bad = first_bad_parameter(model);
         throw NumericError(prunerec::detail::str_cat(
@@ -182,7 +246,17 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
             bad.empty() ? " with finite weights (is the learning rate too high?)" : "; parameter '" + bad + "' is not finite",
             "; stopped before the update", std::filesystem::exists(state_path) ? "; last good state: " + state_path : ""));
       }
-      loss.backward();
+      // Gradients summed over ranks, in buckets during the backward pass where all are
+      // dense (Note [gradient buckets] in recsys/data_parallel.h).
+      const double share =
+          global_positions > 0 ? static_cast<double>(shard_positions) / static_cast<double>(global_positions) : 0;
+      const bool overlap = comm.size() > 1 && reducer.overlapped();
+      if (overlap) reducer.begin(share);
+      if (loss) loss->backward(Tensor(), overlap ? reducer.hook() : nullptr);
+      if (overlap)
+        reducer.finish();
+      else if (comm.size() > 1)
+        reducer.reduce(share);
       const double norm = opt.grad_norm();
       if (!std::isfinite(norm)) {
         const std::string bad = first_bad_gradient(model);
@@ -191,13 +265,14 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
             std::filesystem::exists(state_path) ? "; last good state: " + state_path : ""));
       }
       opt.step_with_norm(nn::lr_at(cfg.optimizer(), st.step(), total_steps), cfg.optimizer().clip_norm(), norm);
+      if (spec.on_step) spec.on_step(st.step(), loss_value);
       model.zero_grad();
       st.set_step(st.step() + 1);
       st.set_epoch_batch(bi + 1);
-      st.set_epoch_loss_sum(st.epoch_loss_sum() + loss_value * static_cast<double>(batch.positions));
-      st.set_epoch_positions(st.epoch_positions() + batch.positions);
-      st.set_positions(st.positions() + batch.positions);
-      positions_this_run += batch.positions;
+      st.set_epoch_loss_sum(st.epoch_loss_sum() + loss_value * static_cast<double>(global_positions));
+      st.set_epoch_positions(st.epoch_positions() + global_positions);
+      st.set_positions(st.positions() + global_positions);
+      positions_this_run += global_positions;
       const double dt = std::chrono::duration<double>(Clock::now() - t_epoch).count();
       progress.update(bi + 1, prunerec::detail::str_cat("step ", st.step(), " loss ", fmt(loss_value), " ",
                                               format_count(dt > 0 ? positions_this_run / dt : 0), " pos/s"));
@@ -229,7 +304,8 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
         st.set_seconds(elapsed());
         pb::TrainingState best_state = st;
         best_state.set_finished(true);
-        nn::save_model(spec.out_path, model, {.state = &best_state, .catalog = spec.catalog ? &catalog : nullptr,
+        if (comm.is_root())
+          nn::save_model(spec.out_path, model, {.state = &best_state, .catalog = spec.catalog ? &catalog : nullptr,
                                               .metadata = spec.metadata});
         line += " (best, saved)";
       } else {
@@ -260,13 +336,14 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   result.positions_per_second = st.seconds() > 0 ? static_cast<double>(st.positions()) / st.seconds() : 0;
   result.stopped_early = st.epoch() < cfg.epochs();
   // The best model now holds the final record too (curves and totals).
-  if (std::filesystem::exists(spec.out_path)) {
+  if (comm.is_root() && std::filesystem::exists(spec.out_path)) {
     nn::LoadedModel best = nn::load_model(spec.out_path, {.with_optimizer = false});
     pb::TrainingState final_state = st;
     final_state.set_step(best.manifest.state().step());
     nn::save_model(spec.out_path, *best.model, {.state = &final_state, .catalog = spec.catalog ? &catalog : nullptr,
                                                 .metadata = spec.metadata});
   }
+  comm.barrier();  // the other ranks may read what rank 0 wrote from here on
   return result;
 }
 

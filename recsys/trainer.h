@@ -9,7 +9,8 @@
 // epoch loss) to state_path, atomically. Data order is a pure function of (seed, epoch)
 // and dropout masks of (seed, step), so a run killed at any moment and resumed from its
 // last state ends with the same weights, bit for bit, as one never interrupted (same seed
-// and thread count). A NaN or Inf in the loss or a gradient stops the run before the
+// and thread count; under mpirun, same number of ranks: Note [data-parallel training] in
+// recsys/data_parallel.h). A NaN or Inf in the loss or a gradient stops the run before the
 // update, naming the step and the first offending tensor; the last state stays intact.
 //
 // Note [extending a run]: the number of epochs may change between a run and its resume;
@@ -30,6 +31,7 @@
 #include <map>
 #include <string>
 
+#include "base/comm.h"
 #include "nn/transformer.h"
 #include "proto/train.pb.h"
 #include "recsys/batching.h"
@@ -59,8 +61,15 @@ struct TrainSpec {
   // Called once with the training windows before the first step (e.g. to precompute a
   // fixed teacher's outputs for every window).
   std::function<void(const TrainBatcher&)> on_start;
-  std::ostream* log = nullptr;    // progress and per-epoch lines; null = std::cerr
+  // Called after every optimizer step with the step (0-based) and its loss (the global
+  // batch's mean on every rank of a data-parallel run).
+  std::function<void(std::int64_t step, double loss)> on_step;
+  std::ostream* log = nullptr;    // progress and per-epoch lines; null = std::cerr (rank 0 only)
   Progress::Mode progress = Progress::Mode::kAuto;
+  // The ranks of a data-parallel run (Note [data-parallel training] in
+  // recsys/data_parallel.h); null = world() (Note [one world] in base/comm.h). Only rank 0
+  // writes files and logs.
+  Communicator* comm = nullptr;
 };
 
 struct TrainResult {

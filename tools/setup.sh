@@ -19,6 +19,8 @@ packages=(
   libpcre2-dev libutf8proc-dev libsentencepiece-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev binutils
+  # data-parallel runs over MPI (PRUNEREC_MPI, docs/scale-out.md; tests/dist under mpirun)
+  openmpi-bin libopenmpi-dev
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -32,6 +34,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 build=${PRUNEREC_BUILD_DIR:-build}
+# With the MPI backend, so the unit tests also run the data-parallel suites under mpirun
+# (tests/dist); the library an embedder links is the same either way (it never links MPI).
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPRUNEREC_ARCH=portable \
-  -DPRUNEREC_WERROR="${PRUNEREC_WERROR:-ON}" >/dev/null
+  -DPRUNEREC_MPI="${PRUNEREC_MPI:-ON}" -DPRUNEREC_WERROR="${PRUNEREC_WERROR:-ON}" >/dev/null
 cmake --build "$build" -j "$(nproc)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: sets up (tools/setup.sh), then runs every test suite:
-#   unit tests (ctest), the AddressSanitizer/UBSan build of the unit tests, the fuzz
+#   unit tests (ctest; with the data-parallel suites under mpirun -np 2), the AddressSanitizer/UBSan build of the unit tests, the fuzz
 #   targets briefly on their corpora, and the embedding example against a fresh install.
 set -euo pipefail
 cd "$(dirname "$0")/.."

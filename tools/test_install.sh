@@ -95,6 +95,11 @@ echo "  ok: same output"
 # 2. pkg-config consumer.
 command -v pkg-config >/dev/null || fail "pkg-config is not installed"
 flags=$(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --cflags --libs prunerec) || fail "pkg-config --cflags --libs prunerec"
+# The package says whether its command has MPI, as `prunerec --version` does (docs/scale-out.md).
+pc_mpi=$(PKG_CONFIG_PATH="$(dirname "$pc")" pkg-config --variable=mpi prunerec)
+cli_mpi=$("$prefix/bin/prunerec" --version | sed -n 's/^mpi: \(yes\|no\).*/\1/p')
+[ -n "$pc_mpi" ] && [ "$pc_mpi" = "$cli_mpi" ] || fail "pkg-config says mpi=$pc_mpi, prunerec --version says '$cli_mpi'"
+grep -Eq "^set\(prunerec_MPI (ON|OFF)\)" "$config" || fail "$config does not set prunerec_MPI"
 echo "pkg-config: c++ -std=c++17 main.cc \$(pkg-config --cflags --libs prunerec)"
 # shellcheck disable=SC2086
 c++ -std=c++17 -O1 "$root/examples/embed/main.cc" -o "$tmp/pc_example" $flags 2>"$tmp/pc.log" \

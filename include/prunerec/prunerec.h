@@ -67,6 +67,9 @@
 //   * Freed tensor memory is kept in a cache for reuse until the process ends; each
 //     thread that ran inference keeps a few kernel scratch rows (thread_local).
 //   * The kernels pick AVX2 + FMA or the x86-64 baseline once, by the CPU's features.
+//   * MPI is never initialised: the library is inference only and does not link MPI even
+//     in a build with PRUNEREC_MPI (only the `prunerec` command opens an MPI session under
+//     mpirun; Note [one world] in the engine's base/comm.h).
 // Nothing else: no signal handler, no atexit hook, no global locale or floating-point
 // mode change, no output to stdout or stderr.
 //

@@ -322,7 +322,9 @@ EvalResult evaluate_blocked(const nn::Transformer& net, const SequenceDataset& d
   std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return len(a) < len(b); });
   const ServingTable table(net.output_weight().value(), TableFormat::kF32);
   std::vector<std::int64_t> ranks(static_cast<std::size_t>(n), 0);
+  Communicator& comm = options.comm ? *options.comm : world();  // Note [data-parallel evaluation]
   for (std::int64_t b0 = 0; b0 < n; b0 += options.batch_size) {
+    if ((b0 / options.batch_size) % comm.size() != comm.rank()) continue;
     const std::vector<std::int64_t> rows(order.begin() + b0, order.begin() + std::min<std::int64_t>(n, b0 + options.batch_size));
     const Batch batch = make_eval_batch(data, all, rows, options.max_len);
     Tensor h;
@@ -344,6 +346,7 @@ EvalResult evaluate_blocked(const nn::Transformer& net, const SequenceDataset& d
     for (std::size_t r = 0; r < rows.size(); ++r) ranks[rows[r]] = batch_ranks[r];
     if (progress) progress->update(b0 + static_cast<std::int64_t>(rows.size()), "");
   }
+  if (comm.size() > 1) comm.allreduce_sum(ranks.data(), n);
   MetricAccumulator acc;
   for (std::int64_t r : ranks) acc.add(r);
   EvalResult result;

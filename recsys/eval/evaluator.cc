@@ -39,7 +39,9 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
              protocol.num_negatives, " sampled negatives but the catalogue has only ", V,
              " items: sampled ranking would rank against every item; use full ranking, or fewer negatives (at most ",
              V - 2, ")");
+  Communicator& comm = options.comm ? *options.comm : world();  // Note [data-parallel evaluation]
   for (std::int64_t b0 = 0; b0 < n; b0 += options.batch_size) {
+    if ((b0 / options.batch_size) % comm.size() != comm.rank()) continue;
     if (options.stoppable) stop_point(prunerec::detail::str_cat("evaluation (", protocol.split, " split)"));
     const std::vector<std::int64_t> rows(order.begin() + b0, order.begin() + std::min<std::int64_t>(n, b0 + options.batch_size));
     const Batch batch = make_eval_batch(data, all, rows, options.max_len);
@@ -68,6 +70,7 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
     });
     if (progress) progress->update(b0 + static_cast<std::int64_t>(rows.size()), "");
   }
+  if (comm.size() > 1) comm.allreduce_sum(ranks.data(), n);
   MetricAccumulator acc;
   for (std::int64_t r : ranks) acc.add(r);
   EvalResult result;
@@ -76,7 +79,10 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
   result.num_examples = n;
   result.ranks = ranks;
   for (std::int64_t i = 0; i < n; ++i) result.users.push_back(all[i].user);
-  for (std::uint8_t s : short_of_negatives) result.short_of_negatives += s;
+  std::int64_t short_count = 0;
+  for (std::uint8_t s : short_of_negatives) short_count += s;
+  if (comm.size() > 1) comm.allreduce_sum(&short_count, 1);
+  result.short_of_negatives = short_count;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }

@@ -5,10 +5,18 @@
 //
 //   EvalResult r = evaluate_model(net, data, split, {.protocol = {.split = "test"}, .max_len = 50});
 //   std::cout << describe(r.protocol) << "\n" << to_json(r);
+//
+// Note [data-parallel evaluation]: under mpirun the batches (cut as on one process) are
+// dealt to the ranks in turn, batch b to rank b mod N; each rank ranks its examples, and
+// the per-example ranks (zero where another rank answers) are summed over ranks as int64,
+// so every rank then holds the whole rank vector and computes the metrics from it in
+// example order, exactly as one process does: the metrics are those of 1 rank, bit for
+// bit, not an average of per-rank averages. Every rank must call the evaluator.
 #pragma once
 
 #include <functional>
 
+#include "base/comm.h"
 #include "nn/transformer.h"
 #include "recsys/batching.h"
 #include "recsys/data/split.h"
@@ -25,6 +33,8 @@ struct EvalOptions {
   // Checks the stop request between batches (Note [stopping long work]). The trainer turns
   // it off for its validations: it checks at its next step, where it can save its state.
   bool stoppable = true;
+  // The ranks to split the examples over (Note [data-parallel evaluation]); null = world().
+  Communicator* comm = nullptr;
 };
 
 // Scores of every item for each row of a batch: f32 [B, V].

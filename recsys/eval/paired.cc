@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "base/comm.h"
 #include "base/error.h"
 #include "base/json.h"
 #include "tensor/rng.h"
@@ -87,6 +88,7 @@ std::string per_user_text(const EvalResult& result, const SequenceDataset& data)
 }
 
 void write_per_user(const std::string& path, const EvalResult& result, const SequenceDataset& data) {
+  if (!world().is_root()) return;  // Note [rank 0 speaks] in apps/main.cc
   write_file_atomic(path, per_user_text(result, data));
 }
 

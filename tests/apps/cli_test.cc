@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/comm.h"
 #include "apps/presets.h"
 #include "nn/checkpoint_file.h"
 #include "prune/importance.h"
@@ -296,7 +297,10 @@ TEST(Cli, HelpShowsExitCodesDefaultsAndTheVersion) {
     }
   }
   const RunResult v = run_prunerec({"--version"});
-  EXPECT_EQ(v.out, std::string("prunerec ") + PRUNEREC_PROJECT_VERSION + "\n");
+  // The version, then whether this build runs data-parallel under mpirun (docs/scale-out.md).
+  const std::string mpi = prunerec::mpi_built() ? "mpi: yes (data-parallel under mpirun; docs/scale-out.md)\n"
+                                                : "mpi: no (built without PRUNEREC_MPI)\n";
+  EXPECT_EQ(v.out, std::string("prunerec ") + PRUNEREC_PROJECT_VERSION + "\n" + mpi);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 // exactly (every sum and product below is exact in f64).
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,35 @@ TEST(Engine, VarUsedTwiceGetsBothContributions) {
   sum(linear(linear(xm, w), Var(mat({1, 0, 0, 1, 1, 1}, 3, 2)))).backward();  // w used once, x through a chain
   EXPECT_TRUE(x.grad().defined());
   EXPECT_TRUE(w.grad().defined());
+}
+
+// Note [leaf-ready hook]: each leaf is reported once, when its gradient is final; a leaf
+// used by two nodes is reported after the second. Here w2 is final first (its one node
+// runs second in the backward pass); x is an input of the last mul and of x w1, so it is
+// final only with w1, at the last node (reported in input order: x, then w1); c, which
+// does not require a gradient, is never reported.
+TEST(Engine, LeafReadyHookReportsEachLeafOnceWithItsFinalGradient) {
+  Var x(vec({1.5, -2, 3}), true), w1(vec({0.5, 1, 2}), true), w2(vec({-1, 2, 0.25}), true), c(vec({1, 1, 1}), false);
+  const Var y = mul(x, w1);
+  const Var loss = sum(mul(mul(add(y, c), w2), x));  // sum((x w1 + 1) w2 x)
+  std::vector<std::string> order;
+  std::vector<std::vector<double>> at_report;
+  const std::function<void(const VarImpl*)> hook = [&](const VarImpl* leaf) {
+    const Var* which = leaf == x.impl() ? &x : leaf == w1.impl() ? &w1 : leaf == w2.impl() ? &w2 : nullptr;
+    ASSERT_NE(which, nullptr) << "a leaf that does not require a gradient was reported";
+    order.push_back(which == &x ? "x" : which == &w1 ? "w1" : "w2");
+    at_report.push_back(values(which->grad()));
+  };
+  loss.backward(Tensor(), &hook);
+  EXPECT_EQ(order, (std::vector<std::string>{"w2", "x", "w1"}));
+  // What each leaf held when reported is its final gradient.
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const Var& v = order[i] == "x" ? x : order[i] == "w1" ? w1 : w2;
+    EXPECT_EQ(at_report[i], values(v.grad())) << order[i];
+  }
+  // d/dx = w1 w2 x + (x w1 + 1) w2
+  EXPECT_EQ(values(x.grad()), (std::vector<double>{1.5 * 0.5 * -1 + (0.75 + 1) * -1, -2 * 1 * 2 + (-2 + 1) * 2,
+                                                   3 * 2 * 0.25 + (6 + 1) * 0.25}));
 }
 
 TEST(Engine, DiamondGraphs) {

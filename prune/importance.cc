@@ -76,7 +76,8 @@ void allreduce(Raw& raw, Communicator& comm) {
 // the halves' sums are added over ranks. With 2 ranks each half is scored whole, in
 // batch order, by one rank (batch i's half is i mod 2), so the scores are those of one
 // process bit for bit; with more ranks a half's sum adds its batches in another grouping
-// (equal up to float rounding).
+// (equal up to float rounding). The calibration loss, greedy_kl's masked passes and the
+// greedy depth trials deal their batches the same way.
 template <class Fn>
 std::pair<Raw, Raw> run_halves(const Calibration& calib, std::string_view what, const Raw& zero, Fn&& fn) {
   Communicator& comm = world();
@@ -437,9 +438,13 @@ HeadScores greedy_kl_scores(nn::Transformer& model, const Calibration& calib, co
   std::int64_t passes = 1;
   for (int l = 0; l < L; ++l) passes += model.block(l).attn().num_heads();
   WorkPhase phase(calib.meter, "head scoring (greedy_kl)", passes * static_cast<std::int64_t>(calib.batches.size()));
+  // Batch i is this rank's when i mod N is its rank; the KL sums are added over ranks after
+  // each layer (Note [data-parallel calibration]: bit for bit one process's at 2 ranks).
+  Communicator& comm = world();
+  auto mine = [&](std::size_t i) { return static_cast<int>(i % static_cast<std::size_t>(comm.size())) == comm.rank(); };
   for (std::size_t i = 0; i < calib.batches.size(); ++i) {
     phase.next_unit();  // Note [stopping long work]
-    base.push_back(last_logits(model, calib.batches[i]));
+    base.push_back(mine(i) ? last_logits(model, calib.batches[i]) : Tensor());
     rows[i % 2] += static_cast<double>(calib.batches[i].ids.size(0));
   }
   std::vector<std::vector<bool>> masked;
@@ -456,6 +461,7 @@ HeadScores greedy_kl_scores(nn::Transformer& model, const Calibration& calib, co
       mask.apply(masked);
       for (std::size_t i = 0; i < calib.batches.size(); ++i) {
         phase.next_unit();
+        if (!mine(i)) continue;
         const Tensor q = last_logits(model, calib.batches[i]);
         const std::int64_t B = q.size(0), V = q.size(1);
         for (std::int64_t r = 0; r < B; ++r)
@@ -464,6 +470,8 @@ HeadScores greedy_kl_scores(nn::Transformer& model, const Calibration& calib, co
       masked[l][h] = false;
     }
     mask.clear();
+    if (comm.size() > 1)
+      for (auto& half : kl_sum) comm.allreduce_sum(half.data(), static_cast<std::int64_t>(H));
     // raw_i = 1 - mean KL over the whole set (and over each half, for the stability).
     auto layer_scores = [&](const std::vector<double>& sum, double n, const LayerScores& prev_smoothed) {
       std::vector<double> raw(H);
@@ -746,6 +754,7 @@ DepthScores depth_scores(const nn::Transformer& model, const Calibration& calib,
   std::int64_t trials = 0;
   for (int round = 0; round < remove_count; ++round) trials += units - round;
   WorkPhase phase(calib.meter, "depth scoring (greedy)", trials * static_cast<std::int64_t>(calib.batches.size()));
+  Communicator& comm = world();
   for (int round = 0; round < remove_count; ++round) {
     int best = -1;
     double best_loss = std::numeric_limits<double>::infinity();
@@ -755,13 +764,19 @@ DepthScores depth_scores(const nn::Transformer& model, const Calibration& calib,
       std::vector<bool> trial = removed;
       trial[u] = true;
       const nn::ForwardOptions fo = skips_for(model, trial, sub_blocks);
-      double sum[2] = {0, 0}, count[2] = {0, 0};
+      // [sum half 0, sum half 1, count half 0, count half 1], batch i on rank i mod N, added
+      // over ranks (Note [data-parallel calibration]).
+      double sums[4] = {0, 0, 0, 0};
+      double* sum = sums;
+      double* count = sums + 2;
       for (std::size_t i = 0; i < calib.batches.size(); ++i) {
         phase.next_unit();  // Note [stopping long work]
+        if (static_cast<int>(i % static_cast<std::size_t>(comm.size())) != comm.rank()) continue;
         const auto [s, n] = batch_loss(model, calib.batches[i], fo);
         sum[i % 2] += s;
         count[i % 2] += n;
       }
+      if (comm.size() > 1) comm.allreduce_sum(sums, 4);
       const double loss = (sum[0] + sum[1]) / std::max(1.0, count[0] + count[1]);
       half_a[u] = sum[0] / std::max(1.0, count[0]);
       half_b[u] = sum[1] / std::max(1.0, count[1]);

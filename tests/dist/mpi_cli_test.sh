@@ -2,7 +2,8 @@
 # The command line under mpirun (docs/scale-out.md), registered by tests/dist/CMakeLists.txt
 # in a build with PRUNEREC_MPI:
 #   bash tests/dist/mpi_cli_test.sh build/apps/prunerec mpirun --allow-run-as-root --oversubscribe -np 2
-# 1. a prune schedule on a fixture gives the same plans on 1 and 2 ranks;
+# 1. a prune schedule on a fixture (greedy_kl heads, greedy depth: their passes are dealt to
+#    the ranks, Note [data-parallel calibration]) gives the same plans on 1 and 2 ranks;
 # 2. ranks started with different data files are refused before training, by name;
 # 3. a rank killed mid-run fails the job naming the rank, and a rerun resumes and finishes;
 # 4. a run of 2 ranks resumes on one process.
@@ -34,7 +35,7 @@ seed: 3
 calibration { sequences: 32 seed: 7 batch_size: 8 }
 recovery_defaults { alpha: 0.5 temperature: 1.0
   train { epochs: 1 batch_size: 16 dropout: 0 optimizer { lr: 3e-3 } eval_every: 1 patience: 5 } }
-stages { name: "s1" kind: WIDTH_ATTENTION keep_heads_fraction: 0.5 keep_hidden_fraction: 0.5 }
+stages { name: "s1" kind: WIDTH_ATTENTION keep_heads_fraction: 0.5 keep_hidden_fraction: 0.5 head_score: "greedy_kl" }
 stages { name: "s2" kind: WIDTH_MLP keep_mlp_fraction: 0.5 }
 stages { name: "s3" kind: DEPTH keep_layers_fraction: 0.5 }
 PB

@@ -57,6 +57,14 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionArgs& arg
 // Row T-1 of attention() alone: q_last [B,Hq*dh] is the query at the last position, k and v
 // are full; -> [B,Hq*dh]. Inference only: refuses inputs that require grad.
 Var attention_last(const Var& q_last, const Var& k, const Var& v, const AttentionArgs& args);
+// Incremental decoding over a KV cache (nn/kv_cache.h, Note [cached decoding]): the output at
+// position length-1 of B rows whose keys and values sit in preallocated buffers k_rot, v
+// [P, C, Hkv*dh] (keys already rotated by RoPE at position j - pads[b]); rows i32 [B, C]
+// names the physical row holding position j < length of row b. q_last [B,Hq*dh] is the
+// newest query before RoPE -> [B,Hq*dh], the same bits as attention_last on the gathered
+// keys before rotation. Inference only.
+Var attention_cached(const Var& q_last, const Tensor& k_rot, const Tensor& v, const Tensor& rows, std::int64_t length,
+                     const AttentionArgs& args);
 
 // ---- losses (ops/loss.cc) -------------------------------------------------------------------
 // Mean cross-entropy of logits [N, V] against targets (i32 [N], negative = ignore) over

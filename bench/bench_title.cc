@@ -17,6 +17,8 @@
 //   head/<shape>/full    head_log_softmax: the [20, V] logits materialised, then log-softmax
 //   token/<shape>/cached/<prefix>     one KVCache::step of 20 rows after a prefix of that length
 //   token/<shape>/recompute/<prefix>  last_hidden over the whole sequence instead (no cache)
+//   attention/<shape>/<prefix>        the part of a cached step that must grow with the
+//                                     prefix: ag::attention_cached of every layer, 20 rows
 //   generate/<shape>     generate_titles, 20 beams, 4 users a batch, over a trie of 2,000
 //                        random titles (5-12 tokens); counter users/s
 // Random weights: speed does not depend on what the model learned, except through how many
@@ -26,6 +28,7 @@
 #include <memory>
 #include <vector>
 
+#include "autograd/ops.h"
 #include "nn/kv_cache.h"
 #include "nn/transformer.h"
 #include "recsys/title/generate.h"
@@ -105,6 +108,31 @@ void token(benchmark::State& state, const Shape& s, bool cached) {
   }
 }
 
+void attention(benchmark::State& state, const Shape& s) {
+  const nn::Transformer& net = model(s);
+  const std::int64_t length = state.range(0) + 1, kv_width = s.kv_heads * s.head_dim;
+  Tensor k = Tensor::empty({kBeams, length, kv_width}), v = Tensor::empty({kBeams, length, kv_width});
+  Tensor q = Tensor::empty({kBeams, s.heads * s.head_dim});
+  fill_normal(k, 0, 1, 5, 0);
+  fill_normal(v, 0, 1, 6, 0);
+  fill_normal(q, 0, 1, 7, 0);
+  Tensor rows = Tensor::empty({kBeams, length}, DType::i32);
+  for (std::int64_t b = 0; b < kBeams; ++b)
+    for (std::int64_t j = 0; j < length; ++j) rows.data<std::int32_t>()[b * length + j] = static_cast<std::int32_t>(b);
+  ag::NoGradGuard no_grad;
+  for (auto _ : state)
+    for (int l = 0; l < s.layers; ++l) {
+      const nn::Attention& a = net.block(l).attn();
+      ag::AttentionArgs args;
+      args.head_dim = a.head_dim();
+      args.rope_theta = a.rope_theta();
+      args.pads = Tensor::zeros({kBeams}, DType::i32);
+      args.kv_map = a.kv_map();
+      Tensor out = ag::attention_cached(ag::Var(q), k, v, rows, length, args).value();
+      benchmark::DoNotOptimize(out.data<float>());
+    }
+}
+
 void generate(benchmark::State& state, const Shape& s) {
   const nn::Transformer& net = model(s);
   TitleTable table;
@@ -143,6 +171,8 @@ void register_all() {
       benchmark::RegisterBenchmark(("token/" + n + (cached ? "/cached" : "/recompute")).c_str(),
                                    [s, cached](benchmark::State& st) { token(st, *s, cached); })
           ->Arg(64)->Arg(256)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("attention/" + n).c_str(), [s](benchmark::State& st) { attention(st, *s); })
+        ->Arg(64)->Arg(256)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("generate/" + n).c_str(), [s](benchmark::State& st) { generate(st, *s); })
         ->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(s->vocab > 10000 ? 1 : 3);
   }

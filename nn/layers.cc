@@ -83,8 +83,10 @@ ag::Var Attention::forward_last(const ag::Var& x, const Tensor& pads) const {
   return o_->forward(ag::attention_last(scaled_query(q_->forward(x_last)), k_->forward(x), v_->forward(x), attention_args(pads)));
 }
 
-ag::Var Attention::forward_cached(const ag::Var& x_last, const Tensor& k, const Tensor& v, const Tensor& pads) const {
-  return o_->forward(ag::attention_last(q_->forward(x_last), ag::Var(k), ag::Var(v), attention_args(pads)));
+ag::Var Attention::forward_cached(const ag::Var& x_last, const Tensor& k_rot, const Tensor& v, const Tensor& rows,
+                                  std::int64_t length, const Tensor& pads) const {
+  return o_->forward(
+      ag::attention_cached(scaled_query(q_->forward(x_last)), k_rot, v, rows, length, attention_args(pads)));
 }
 
 void Attention::check_own_invariants(const std::string& path) const {

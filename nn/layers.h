@@ -74,10 +74,12 @@ class Attention : public Module {
   // Inference only: the output at the last position alone, x [B,T,hidden] -> [B,hidden];
   // equals forward(x, pads)[:, T-1] (Note [last-position inference] in nn/transformer.cc).
   ag::Var forward_last(const ag::Var& x, const Tensor& pads) const;
-  // Inference only, for incremental decoding (nn/kv_cache.h): the output at the newest
-  // position, x_last [B,hidden] (already normed), given this layer's keys and values of
-  // every position so far, k and v [B,T,Hkv*dh] (before RoPE; the newest position last).
-  ag::Var forward_cached(const ag::Var& x_last, const Tensor& k, const Tensor& v, const Tensor& pads) const;
+  // Inference only, for incremental decoding (nn/kv_cache.h, Note [cached decoding]): the
+  // output at the newest position length-1, x_last [B,hidden] (already normed), given this
+  // layer's cache: k_rot, v [P,C,Hkv*dh] (keys already rotated, the newest position
+  // included) and rows i32 [B,C], the physical row of each position (ag::attention_cached).
+  ag::Var forward_cached(const ag::Var& x_last, const Tensor& k_rot, const Tensor& v, const Tensor& rows,
+                         std::int64_t length, const Tensor& pads) const;
 
   std::int64_t num_heads() const { return q_proj().out_features() / head_dim_; }
   std::int64_t num_kv_heads() const { return k_proj().out_features() / head_dim_; }

@@ -16,6 +16,14 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+// Exported by libsentencepiece (src/common.h, not an installed header): the level below
+// which its LOG() lines are dropped. The --minloglevel flag sets it too, but only once the
+// flags are parsed, after Train has logged "Running command: ..." at INFO.
+namespace sentencepiece::logging {
+int GetMinLogLevel();
+void SetMinLogLevel(int v);
+}  // namespace sentencepiece::logging
+
 namespace {
 
 char* dup_string(std::string_view s) {
@@ -146,7 +154,13 @@ __attribute__((visibility("default"))) int prunerec_spm_train(const char* args, 
   try {
     Sentences it(sentences, lengths, n);
     std::string model;
+    // INFO (0) off for the call, as --minloglevel=1 asks, then the library's level back.
+    // The library lives in this module's own link namespace (dlmopen), so nothing of the
+    // host's changes.
+    const int level = sentencepiece::logging::GetMinLogLevel();
+    sentencepiece::logging::SetMinLogLevel(std::max(level, 1));
     const auto status = sentencepiece::SentencePieceTrainer::Train(std::string_view(args), &it, &model);
+    sentencepiece::logging::SetMinLogLevel(level);
     if (!status.ok()) return fail(err, status.ToString());
     *out = static_cast<char*>(std::malloc(std::max<std::size_t>(model.size(), 1)));
     if (*out == nullptr) return fail(err, "out of memory");

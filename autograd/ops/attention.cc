@@ -134,4 +134,54 @@ Var attention_last(const Var& q_last, const Var& k, const Var& v, const Attentio
   return make_result(std::move(out), nullptr);
 }
 
+Var attention_cached(const Var& q_last, const Tensor& k_rot, const Tensor& v, const Tensor& rows, std::int64_t length,
+                     const AttentionArgs& args) {
+  PR_CHECK(!q_last.requires_grad(), "attention_cached: inference only (no backward); call it under a NoGradGuard");
+  const std::int64_t dh = args.head_dim;
+  PR_CHECK(q_last.dim() == 2 && k_rot.dim() == 3 && k_rot.shape() == v.shape() && k_rot.is_contiguous() &&
+               v.is_contiguous() && k_rot.dtype() == q_last.dtype() && v.dtype() == q_last.dtype(),
+           "attention_cached: q ", detail::sh(q_last), ", k ", k_rot.shape_str(), ", v ", v.shape_str(),
+           " must be [B, heads*head_dim] and contiguous [P, C, kv_heads*head_dim] twice, of one dtype");
+  const std::int64_t B = q_last.size(0), P = k_rot.size(0), C = k_rot.size(1);
+  PR_CHECK(dh > 0 && dh % 2 == 0 && q_last.size(1) % dh == 0 && k_rot.size(2) % dh == 0, "attention_cached: widths of q ",
+           detail::sh(q_last), " and k ", k_rot.shape_str(), " must be multiples of an even head_dim ", dh);
+  PR_CHECK(length > 0 && length <= C, "attention_cached: length ", length, " is not in [1, ", C, "]");
+  PR_CHECK(rows.dim() == 2 && rows.dtype() == DType::i32 && rows.size(0) == B && rows.size(1) >= length &&
+               rows.stride(1) == 1,
+           "attention_cached: rows ", rows.shape_str(), " must be i32 [", B, ", >= ", length, "], rows contiguous");
+  kernels::AttentionDims dims{B, length, q_last.size(1) / dh, k_rot.size(2) / dh, dh};
+  PR_CHECK(static_cast<std::int64_t>(args.kv_map.size()) == dims.Hq, "attention_cached: kv_map has ",
+           args.kv_map.size(), " entries for ", dims.Hq, " query heads");
+  for (std::int32_t g : args.kv_map)
+    PR_CHECK(g >= 0 && g < dims.Hkv, "attention_cached: kv_map entry ", g, " out of range for ", dims.Hkv, " KV heads");
+  PR_CHECK(args.pads.defined() && args.pads.dtype() == DType::i32 && args.pads.numel() == B,
+           "attention_cached: pads must be i32 [", B, "], got ", args.pads.shape_str());
+  const Tensor pads = args.pads.contiguous();
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int32_t p = pads.data<std::int32_t>()[b];
+    PR_CHECK(p >= 0 && p <= length, "attention_cached: pads[", b, "] = ", p, " is not in [0, ", length, "]");
+    const std::int32_t* r = rows.data<std::int32_t>() + b * rows.stride(0);
+    for (std::int64_t j = p; j < length; ++j)
+      PR_CHECK(r[j] >= 0 && r[j] < P, "attention_cached: rows[", b, ", ", j, "] = ", r[j], " is not in [0, ", P, ")");
+  }
+  Tensor gates;
+  if (args.head_gates.defined()) {
+    PR_CHECK(args.head_gates.numel() == dims.Hq && args.head_gates.dtype() == q_last.dtype(),
+             "attention_cached: head gates ", args.head_gates.shape_str(), " for ", dims.Hq, " heads of ",
+             detail::sh(q_last));
+    gates = args.head_gates.contiguous();
+  }
+  const Tensor qc = q_last.value().contiguous();
+  Tensor out = Tensor::empty(q_last.shape(), q_last.dtype());
+  dispatch_floating(q_last.dtype(), "attention_cached", [&](auto tag) {
+    using T = decltype(tag);
+    const auto& rope = kernels::cached_rope_table<T>(length, dh, args.rope_theta);
+    kernels::attention_decode<T>(dims, qc.data<T>(), k_rot.data<T>(), v.data<T>(), C, rows.data<std::int32_t>(),
+                                 rows.stride(0), pads.data<std::int32_t>(), args.kv_map.data(),
+                                 gates.defined() ? gates.data<T>() : nullptr, rope,
+                                 static_cast<T>(1.0 / std::sqrt(static_cast<double>(dh))), out.data<T>());
+  });
+  return make_result(std::move(out), nullptr);
+}
+
 }  // namespace prunerec::ag

@@ -56,7 +56,7 @@ void generate_batch(const nn::Transformer& net, const TitleTrie& trie, const Ten
   std::vector<Beam> live(static_cast<std::size_t>(U));
   for (std::int32_t u = 0; u < U; ++u) live[static_cast<std::size_t>(u)].user = u;
   if (o.use_cache) {
-    h = cache.prefill(net, pad_rows(prompts));
+    h = cache.prefill(net, pad_rows(prompts), o.max_new_tokens);
   } else {
     const Tensor ids = pad_rows(prompts);
     h = net.last_hidden(ids, nn::pads_from_ids(ids));

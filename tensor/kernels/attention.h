@@ -42,6 +42,19 @@ void attention_forward_last(const AttentionDims& d, const T* q_last, const T* k,
                             const std::int32_t* pads, const std::int32_t* kv_map, const T* gates,
                             const RopeTable<T>& rope, T scale, T* out_last);
 
+// Inference only, incremental decoding over a cache of keys stored already rotated
+// (Note [cached decoding] in nn/kv_cache.h). The cache holds P physical rows of `capacity`
+// positions: k_rot, v [P, capacity, Hkv*dh]; logical row b reads position j (pads[b] <= j
+// < T) from physical row rows[b * rows_ld + j]. k_rot at (r, j) is the key rotated by RoPE
+// at position j - pads[b]. q_last [B, Hq*dh] is the query at position T-1 before RoPE;
+// out_last [B, Hq*dh]. With the keys gathered back into [B, T, Hkv*dh] before rotation,
+// the result equals attention_forward_last's bit for bit: the same rotation, dot products
+// and sums in the same order (attend_newest in attention_impl.h), none of the key rotations.
+template <class T>
+void attention_decode(const AttentionDims& d, const T* q_last, const T* k_rot, const T* v, std::int64_t capacity,
+                      const std::int32_t* rows, std::int64_t rows_ld, const std::int32_t* pads,
+                      const std::int32_t* kv_map, const T* gates, const RopeTable<T>& rope, T scale, T* out_last);
+
 // Gradients of sum(out * dout) with respect to q, k and v (written, not accumulated).
 template <class T>
 void attention_backward(const AttentionDims& d, const T* q, const T* k, const T* v, const std::int32_t* pads,

@@ -163,6 +163,33 @@ void attention_backward(const AttentionDims& d, const T* q, const T* k, const T*
   });
 }
 
+// One query head at the newest position: out[0, dh) = gate * sum_j softmax_j(qr . key(j)) value(j)
+// over L > 0 keys, qr already rotated and scaled; key(j) and value(j) return pointers to dh
+// values. s is scratch for L scores. attention_forward_last and attention_decode both end
+// here, so they give the same bits when their keys are the same.
+template <class T, class KeyAt, class ValueAt>
+void attend_newest(const T* qr, std::int64_t L, std::int64_t dh, KeyAt key, ValueAt value, T gate, T* s, T* ob) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (std::int64_t j = 0; j < L; ++j) {
+    const T* kr = key(j);
+    T acc = 0;
+    for (std::int64_t c = 0; c < dh; ++c) acc += qr[c] * kr[c];
+    s[j] = acc;
+    m = std::max(m, acc);
+  }
+  T z = 0;
+  for (std::int64_t j = 0; j < L; ++j) {
+    s[j] = exp_fast(s[j] - m);
+    z += s[j];
+  }
+  const T w = gate / z;
+  for (std::int64_t j = 0; j < L; ++j) {
+    const T p = s[j] * w;
+    const T* vr = value(j);
+    for (std::int64_t c = 0; c < dh; ++c) ob[c] += p * vr[c];
+  }
+}
+
 template <class T>
 void attention_forward_last(const AttentionDims& d, const T* q_last, const T* k, const T* v,
                             const std::int32_t* pads, const std::int32_t* kv_map, const T* gates,
@@ -181,25 +208,38 @@ void attention_forward_last(const AttentionDims& d, const T* q_last, const T* k,
       T* qr = sc.qr.data();
       rope_rotate(rope, L - 1, q_last + b * ldq + h * d.dh, qr, false);
       for (std::int64_t c = 0; c < d.dh; ++c) qr[c] *= scale;
-      T* s = sc.s.data();
-      T m = -std::numeric_limits<T>::infinity();
-      for (std::int64_t j = 0; j < L; ++j) {
-        const T* kr = sc.kr.data() + j * d.dh;
-        T acc = 0;
-        for (std::int64_t c = 0; c < d.dh; ++c) acc += qr[c] * kr[c];
-        s[j] = acc;
-        m = std::max(m, acc);
-      }
-      T z = 0;
-      for (std::int64_t j = 0; j < L; ++j) {
-        s[j] = exp_fast(s[j] - m);
-        z += s[j];
-      }
-      const T w = (gates ? gates[h] : T(1)) / z;
-      for (std::int64_t j = 0; j < L; ++j) {
-        const T p = s[j] * w;
-        const T* vr = vb + j * ldk;
-        for (std::int64_t c = 0; c < d.dh; ++c) ob[c] += p * vr[c];
+      attend_newest<T>(
+          qr, L, d.dh, [&](std::int64_t j) { return sc.kr.data() + j * d.dh; },
+          [&](std::int64_t j) { return vb + j * ldk; }, gates ? gates[h] : T(1), sc.s.data(), ob);
+    }
+  });
+}
+
+template <class T>
+void attention_decode(const AttentionDims& d, const T* q_last, const T* k_rot, const T* v, std::int64_t capacity,
+                      const std::int32_t* rows, std::int64_t rows_ld, const std::int32_t* pads,
+                      const std::int32_t* kv_map, const T* gates, const RopeTable<T>& rope, T scale, T* out_last) {
+  const std::int64_t ldq = d.Hq * d.dh, ldk = d.Hkv * d.dh;
+  parallel_for(0, d.B * d.Hkv, 1, [&](std::int64_t lo, std::int64_t hi) {
+    Scratch<T>& sc = scratch<T>();
+    sc.reserve(1, d.dh);
+    if (sc.s.size() < static_cast<std::size_t>(d.T)) sc.s.resize(static_cast<std::size_t>(d.T));
+    for (std::int64_t task = lo; task < hi; ++task) {
+      const std::int64_t b = task / d.Hkv, g = task % d.Hkv, pad = pads[b], L = d.T - pad;
+      const std::int32_t* rb = rows + b * rows_ld + pad;  // physical row of each unpadded position
+      // Offset of position pad + j of row b, head g, in the [P, capacity, Hkv*dh] buffers.
+      const auto at = [&](std::int64_t j) { return (rb[j] * capacity + pad + j) * ldk + g * d.dh; };
+      for (std::int64_t h = 0; h < d.Hq; ++h) {
+        if (kv_map[h] != g) continue;
+        T* ob = out_last + b * ldq + h * d.dh;
+        std::fill(ob, ob + d.dh, T(0));
+        if (L == 0) continue;
+        T* qr = sc.qr.data();
+        rope_rotate(rope, L - 1, q_last + b * ldq + h * d.dh, qr, false);
+        for (std::int64_t c = 0; c < d.dh; ++c) qr[c] *= scale;
+        attend_newest<T>(
+            qr, L, d.dh, [&](std::int64_t j) { return k_rot + at(j); }, [&](std::int64_t j) { return v + at(j); },
+            gates ? gates[h] : T(1), sc.s.data(), ob);
       }
     }
   });

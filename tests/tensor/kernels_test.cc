@@ -1427,5 +1427,44 @@ TYPED_TEST(Attention, ForwardAndBackwardIdenticalAcrossThreadCountsAndInstructio
   }
 }
 
+// The decoding kernel over a cache of keys rotated in advance, scattered over physical rows
+// by a row table with a leading dimension and capacity larger than T, gives the bits of the
+// last-position kernel (which rotates the keys itself): the same rotation and the same
+// sums in the same order (Note [cached decoding] in nn/kv_cache.h), on every thread count
+// and instruction set.
+TYPED_TEST(Attention, DecodeOverRotatedCacheEqualsForwardLastBitForBit) {
+  using T = TypeParam;
+  for (const AttentionCase& c : attention_cases()) {
+    const AttentionData<T> a(c, 29);
+    const AttentionDims& d = c.d;
+    const i64 ldq = d.Hq * d.dh, ldk = d.Hkv * d.dh, P = d.B + 2, capacity = d.T + 3, rows_ld = d.T + 5;
+    const auto& rope = cached_rope_table<T>(d.T, d.dh, c.theta);
+    std::vector<T> k_rot(P * capacity * ldk, std::numeric_limits<T>::quiet_NaN()), v(k_rot.size(), k_rot[0]);
+    std::vector<std::int32_t> rows(d.B * rows_ld, -1);
+    for (i64 b = 0; b < d.B; ++b)
+      for (i64 j = c.pads[b]; j < d.T; ++j) {
+        const i64 r = (b + 3 * j) % P;  // position j of row b lives in physical row r
+        rows[b * rows_ld + j] = static_cast<std::int32_t>(r);
+        for (i64 g = 0; g < d.Hkv; ++g) {
+          const i64 src = (b * d.T + j) * ldk + g * d.dh, dst = (r * capacity + j) * ldk + g * d.dh;
+          rope_rotate(rope, j - c.pads[b], a.k.data() + src, k_rot.data() + dst, false);
+          std::copy_n(a.v.data() + src, d.dh, v.data() + dst);
+        }
+      }
+    std::vector<T> q_last(d.B * ldq), expected(d.B * ldq);
+    for (i64 b = 0; b < d.B; ++b) std::copy_n(a.q.data() + (b * d.T + d.T - 1) * ldq, ldq, q_last.data() + b * ldq);
+    attention_forward_last<T>(d, q_last.data(), a.k.data(), a.v.data(), c.pads.data(), c.kv_map.data(), a.gate_ptr(),
+                              rope, a.scale(), expected.data());
+    const std::string name = std::string("attention decode ") + type_name<T>() + " " + case_name(c);
+    expect_same_bits_everywhere(name.c_str(), [&] {
+      std::vector<T> out(d.B * ldq, std::numeric_limits<T>::quiet_NaN());
+      attention_decode<T>(d, q_last.data(), k_rot.data(), v.data(), capacity, rows.data(), rows_ld, c.pads.data(),
+                          c.kv_map.data(), a.gate_ptr(), rope, a.scale(), out.data());
+      EXPECT_TRUE(bytes(out) == bytes(expected)) << name;
+      return bytes(out);
+    });
+  }
+}
+
 }  // namespace
 }  // namespace prunerec::kernels

@@ -32,6 +32,8 @@ int cmd_train(const Args& args) {
   flags.range("vocab-size", 8);
   flags.add("history", &title.history, "title mode: the last N items go into the prompt");
   flags.range("history", 1);
+  flags.add("samples-per-user", &title.samples_per_user, "title mode: train on the last N targets of each user (default: every target, the paper's samples)");
+  flags.range("samples-per-user", 0);
   flags.add("beams", &title.beams, "title mode: beams of the constrained beam search in validation and test");
   flags.range("beams", 1);
   flags.add("valid-limit", &title.valid_limit, "title mode: validation examples generated per epoch (0 = all)");
@@ -59,7 +61,7 @@ int cmd_train(const Args& args) {
   if (flags.given("seed")) recipe.mutable_train()->set_seed(seed);
   if (epochs > 0) recipe.mutable_train()->set_epochs(epochs);
   if (max_len > 0) recipe.mutable_model()->set_max_len(max_len);
-  for (const char* f : {"template", "vocab-size", "history", "beams", "valid-limit", "init"})
+  for (const char* f : {"template", "vocab-size", "history", "samples-per-user", "beams", "valid-limit", "init"})
     if (mode != "title" && flags.given(f)) throw cli::UsageError(std::string("train: --") + f + " applies to --mode title only");
   if (mode == "title") {
     if (flags.given("no-resume")) throw cli::UsageError("train: title mode does not resume yet (--no-resume has nothing to do)");

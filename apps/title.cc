@@ -143,7 +143,9 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
     validate_recipe(recipe, recipe_source);
   }
 
-  const recsys::TitleDataOptions options{.history = flags.history, .max_context = recipe.model().max_len()};
+  const recsys::TitleDataOptions options{.history = flags.history,
+                                         .max_context = recipe.model().max_len(),
+                                         .samples_per_user = flags.samples_per_user};
   const recsys::TitleTask task(tmpl, title_codec(*tok, eos), d.data.items, options);
   const std::vector<recsys::TitleSequence> train =
       recsys::training_sequences(d.data, d.split, task.tmpl, task.codec, task.table, task.options);
@@ -182,6 +184,7 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
   data_config_to_metadata(d.config, data_flags.path, metadata);
 
   if (!flags.init.empty()) metadata["title.init"] = flags.init;
+  metadata["title.samples_per_user"] = std::to_string(flags.samples_per_user);
   recsys::BeamOptions beams;
   beams.beams = flags.beams;
   recsys::TitleTrainSpec spec;

@@ -52,6 +52,7 @@ struct TitleTrainFlags {
   std::string template_name = "paper";
   int vocab_size = 4000;
   int history = 10;
+  int samples_per_user = 0;        // the last N targets of each user (0 = all)
   int beams = 20;
   std::int64_t valid_limit = 500;  // validation examples per epoch (0 = all)
   bool max_len_given = false;      // --max-len was given (else the context is at least 256)

@@ -1,5 +1,7 @@
 #include "nn/transformer.h"
 
+#include <algorithm>
+
 #include "tensor/rng.h"
 
 namespace prunerec::nn {
@@ -271,7 +273,22 @@ ag::Var Transformer::loss(const Tensor& ids, const Tensor& pads, const Tensor& t
            ids.shape_str());
   ag::Var h = hidden(ids, pads, opt);
   ag::Var flat = ag::reshape(h, {ids.numel(), hidden_size()});
-  return ag::linear_cross_entropy(flat, output_weight(), targets.reshape({ids.numel()}));
+  // Note [loss on the target rows]: the output layer costs 2 V d FLOPs per row, forward and
+  // twice that backward, often more than the whole stack beneath it; rows that predict
+  // nothing (padding; a title-mode prompt, 80-90% of its sequence) are dropped before it
+  // by a differentiable row gather. The loss is the same mean over the same rows.
+  const Tensor tc = targets.contiguous();
+  const std::int32_t* tp = tc.data<std::int32_t>();
+  const std::int64_t n = tc.numel();
+  const auto kept = static_cast<std::int64_t>(std::count_if(tp, tp + n, [](std::int32_t t) { return t >= 0; }));
+  if (kept == n || kept == 0) return ag::linear_cross_entropy(flat, output_weight(), tc.reshape({n}));
+  Tensor rows = Tensor::empty({kept}, DType::i32), kept_targets = Tensor::empty({kept}, DType::i32);
+  for (std::int64_t i = 0, r = 0; i < n; ++i) {
+    if (tp[i] < 0) continue;
+    rows.data<std::int32_t>()[r] = static_cast<std::int32_t>(i);
+    kept_targets.data<std::int32_t>()[r++] = tp[i];
+  }
+  return ag::linear_cross_entropy(ag::embedding(flat, rows), output_weight(), kept_targets);
 }
 
 pb::ModelConfig Transformer::config() const {

@@ -115,7 +115,10 @@ std::vector<TitleSequence> training_sequences(const SequenceDataset& data, const
   for (std::size_t s = 0; s < split.train.size(); ++s) {
     const auto& seq = split.train[s];
     const std::string who = "user " + data.users[static_cast<std::size_t>(split.train_users[s])];
-    for (std::size_t i = 1; i < seq.size(); ++i) {
+    std::size_t first = 1;
+    if (options.samples_per_user > 0 && seq.size() > static_cast<std::size_t>(options.samples_per_user))
+      first = std::max<std::size_t>(1, seq.size() - static_cast<std::size_t>(options.samples_per_user));
+    for (std::size_t i = first; i < seq.size(); ++i) {
       const std::span<const std::int32_t> history(seq.data(), i);
       out.push_back(make_sequence(encode_prompt(data.items, history, tmpl, codec, options, who), seq[i], table,
                                   options.max_context));

@@ -80,6 +80,10 @@ TitleTable tokenize_titles(const ItemCatalog& items, const TitleCodec& codec, st
 struct TitleDataOptions {
   int history = 10;               // the last `history` items go into the prompt
   std::int64_t max_context = 0;   // the model's context (its max_len); sequences must fit
+  // Training samples per user: the last N targets of each training sequence (0 = every
+  // target, the paper's samples). A cost knob: a user's later samples repeat the earlier
+  // ones' prompts shifted by one item, so most of the signal survives a small N.
+  int samples_per_user = 0;
 };
 
 // Prompt tokens for a history of dense items (oldest first; the last options.history are
@@ -102,7 +106,8 @@ TitleSequence make_sequence(std::vector<std::int32_t> prompt, std::int32_t targe
                             std::int64_t max_context);
 
 // The paper's samples (spec 2.3): every item after the first of each training sequence is
-// a target, its history the items before it (up to options.history). In split's order.
+// a target, its history the items before it (up to options.history); with
+// options.samples_per_user = N only the last N of them per user. In split's order.
 std::vector<TitleSequence> training_sequences(const SequenceDataset& data, const DataSplit& split,
                                               const PromptTemplate& tmpl, const TitleCodec& codec,
                                               const TitleTable& table, const TitleDataOptions& options);

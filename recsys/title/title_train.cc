@@ -1,8 +1,9 @@
 #include "recsys/title/title_train.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <ostream>
+#include <iostream>
 
 #include "base/error.h"
 #include "base/format.h"
@@ -11,6 +12,35 @@
 #include "tensor/rng.h"
 
 namespace prunerec::recsys {
+
+// Note [length-grouped batches]: a batch is padded to its longest sequence, and title-mode
+// sequences range from a one-item prompt to the whole context (tens to hundreds of
+// tokens), so random batches spend much of their compute on padding. Each epoch shuffles
+// the sequences, cuts the shuffled order into windows of kWindowBatches batches, sorts
+// each window by length, cuts it into batches and shuffles the batches: batches hold
+// sequences of similar length, yet which sequences meet in a batch and the order of
+// batches stay random (the grouping of fairseq and of Hugging Face's group_by_length).
+// Everything is drawn from the epoch's Rng, so the seed fixes the batches.
+std::vector<std::vector<std::int32_t>> length_grouped_batches(const std::vector<TitleSequence>& seqs,
+                                                              std::int64_t batch_size, Rng& rng) {
+  constexpr std::int64_t kWindowBatches = 64;
+  const auto n = static_cast<std::int64_t>(seqs.size());
+  std::vector<std::int32_t> order(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(i);
+  rng.shuffle(order);
+  const std::int64_t window = kWindowBatches * batch_size;
+  for (std::int64_t lo = 0; lo < n; lo += window) {
+    const auto first = order.begin() + lo, last = order.begin() + std::min(n, lo + window);
+    std::stable_sort(first, last, [&](std::int32_t a, std::int32_t b) {
+      return seqs[static_cast<std::size_t>(a)].ids.size() < seqs[static_cast<std::size_t>(b)].ids.size();
+    });
+  }
+  std::vector<std::vector<std::int32_t>> batches;
+  for (std::int64_t lo = 0; lo < n; lo += batch_size)
+    batches.emplace_back(order.begin() + lo, order.begin() + std::min(n, lo + batch_size));
+  rng.shuffle(batches);
+  return batches;
+}
 
 TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec& spec) {
   PR_CHECK_T(ConfigError, spec.train != nullptr && !spec.train->empty(), "title training: no training sequences");
@@ -29,18 +59,18 @@ TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec&
   double best = -1;
   int bad_validations = 0;
   std::int64_t tokens = 0;
+  Progress progress(spec.log ? *spec.log : std::cerr, "title train", batches,
+                    spec.log ? spec.progress : Progress::Mode::kSilent);
   for (int epoch = 0; epoch < cfg.epochs(); ++epoch) {
     Rng rng(cfg.seed(), hash_stream(0x717e, static_cast<std::uint64_t>(epoch)));
-    std::vector<std::int32_t> order(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(i);
-    rng.shuffle(order);
+    const std::vector<std::vector<std::int32_t>> epoch_batches = length_grouped_batches(seqs, cfg.batch_size(), rng);
+    progress.restart("title train epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.epochs()), batches);
+    const auto t_epoch = std::chrono::steady_clock::now();
     double loss_sum = 0;
     std::int64_t positions = 0;
     for (std::int64_t b = 0; b < batches; ++b) {
       stop_point("title training");
-      const std::int64_t lo = b * cfg.batch_size(), hi = std::min(n, lo + cfg.batch_size());
-      const TitleBatch batch = make_title_batch(
-          seqs, std::span<const std::int32_t>(order.data() + lo, static_cast<std::size_t>(hi - lo)));
+      const TitleBatch batch = make_title_batch(seqs, epoch_batches[static_cast<std::size_t>(b)]);
       model.zero_grad();
       nn::ForwardOptions fo;
       fo.dropout = cfg.dropout();
@@ -59,7 +89,11 @@ TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec&
       ++result.steps;
       loss_sum += loss_value * static_cast<double>(batch.positions);
       positions += batch.positions;
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+      progress.update(b + 1, "step " + std::to_string(result.steps) + " loss " + format_fixed(loss_sum / static_cast<double>(std::max<std::int64_t>(positions, 1)), 4) + " " +
+                                 format_count(dt > 0 ? static_cast<double>(positions) / dt : 0) + " tok/s");
     }
+    progress.clear();
     tokens += positions;
     const double epoch_loss = positions > 0 ? loss_sum / static_cast<double>(positions) : 0;
     result.loss_curve.push_back(epoch_loss);
@@ -85,7 +119,7 @@ TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec&
       improved = true;
     }
     if (improved && spec.save_best) spec.save_best(model);
-    if (spec.log) *spec.log << line << (improved && spec.validate ? " (best)" : "") << "\n";
+    progress.log(line + (improved && spec.validate ? " (best)" : ""));
     if (spec.validate && cfg.patience() > 0 && bad_validations >= cfg.patience()) {
       result.stopped_early = true;
       break;

@@ -2,7 +2,8 @@
 // prompt ++ target sequences (recsys/title/title_data.h), AdamW with the recipe's schedule
 // and clipping, validation by title generation after every epoch, the best model kept.
 //
-//   per epoch: shuffle the sequences (Rng(seed, epoch)), cut into batches of batch_size
+//   per epoch: batches of batch_size sequences of similar length (Rng(seed, epoch);
+//              Note [length-grouped batches])
 //     loss = model.loss(ids, pads, targets)       targets -1 on prompt positions
 //     clip_and_step(lr_at(step)); zero_grad
 //   validate() -> NDCG@10; the best epoch so far is saved through save_best
@@ -17,7 +18,9 @@
 
 #include "nn/transformer.h"
 #include "proto/train.pb.h"
+#include "tensor/rng.h"
 #include "recsys/eval/metrics.h"
+#include "recsys/progress.h"
 #include "recsys/title/title_data.h"
 
 namespace prunerec::recsys {
@@ -28,6 +31,7 @@ struct TitleTrainSpec {
   std::function<EvalResult(const nn::Transformer&)> validate;   // null: no validation, the last epoch is kept
   std::function<void(const nn::Transformer&)> save_best;        // called whenever validation improves
   std::ostream* log = nullptr;                                  // one line per epoch; null = silent
+  Progress::Mode progress = Progress::Mode::kAuto;              // the live line on log (a terminal only)
 };
 
 struct TitleTrainResult {
@@ -42,5 +46,9 @@ struct TitleTrainResult {
 };
 
 TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec& spec);
+
+// One epoch's batches (rows of seqs), Note [length-grouped batches]: every sequence once.
+std::vector<std::vector<std::int32_t>> length_grouped_batches(const std::vector<TitleSequence>& seqs,
+                                                              std::int64_t batch_size, Rng& rng);
 
 }  // namespace prunerec::recsys

@@ -229,6 +229,27 @@ TEST(Transformer, FusedLossEqualsLogitsThenCrossEntropy) {
   EXPECT_NEAR(fused, plain, 1e-12);  // f64, same formula, different chunking
 }
 
+// Note [loss on the target rows]: the rows without a target (padding here, 16 of 36) are
+// gathered away before the output layer; value and every parameter's gradient must be
+// those of scoring all rows and ignoring them in the loss.
+TEST(Transformer, LossOnTheTargetRowsKeepsValueAndGradients) {
+  Transformer m(small_config(), DType::f64, 3);
+  Data d = random_batch(50, {12, 7, 1}, 12, 5);
+  d.targets.set({0, 3}, -1);  // an ignored row between targets, as a title-mode prompt has
+  m.loss(d.ids, d.pads, d.targets).backward();
+  std::vector<Tensor> fused_grads;
+  for (const auto& [name, p] : m.named_parameters()) fused_grads.push_back(p.grad().clone());
+  m.zero_grad();
+  ag::Var logits = m.logits(m.hidden(d.ids, d.pads));
+  ag::cross_entropy(ag::reshape(logits, {36, 50}), d.targets.reshape({36})).backward();
+  std::size_t i = 0;
+  for (const auto& [name, p] : m.named_parameters()) {
+    // f64 throughout: the two paths differ only in summation order (chunked GEMMs).
+    EXPECT_LT(max_abs_diff(p.grad(), fused_grads[i]), 1e-12) << name;
+    ++i;
+  }
+}
+
 TEST(Schedule, WarmupThenCosineToFloor) {
   pb::OptimizerConfig c;
   c.set_lr(1.0);

@@ -6,6 +6,7 @@
 #   bash tools/experiments.sh teachers        # ML-1M, Beauty, Toys, Games 2018
 #   bash tools/experiments.sh prune beauty    # schedule + controls on one data set
 #   bash tools/experiments.sh gate ml1m       # the gate sweep: from scratch at 4 sizes x a recipe grid
+#   bash tools/experiments.sh losses beauty   # full softmax, sampled softmax and gBCE, 3 seeds
 # Output goes to $RUNS (default ../runs). The data is read from $DATA (../shared/data).
 # THREADS (default: all cores) sets --threads; CONTROLS (default all) the prune controls.
 # Two data sets can run side by side with THREADS=1 each (what docs/results/ did).
@@ -128,10 +129,46 @@ gate() {
   done
 }
 
+# The output-loss comparison of issue 17 (docs/results/losses.md): full softmax, sampled
+# softmax (uniform negatives, log-Q correction) and gBCE at the same size, recipe and epochs,
+# LOSS_SEEDS seeds each; every run writes its per-user test ranks for `prunerec compare`.
+# Size and recipe: LOSS_SIZE (default xs, the pruned models' final size) with weight decay
+# LOSS_WD; LOSS_EPOCHS (default 10) epochs without early stopping, so every loss gets the
+# same budget.
+LOSS_SIZE=${LOSS_SIZE:-xs}
+LOSS_WD=${LOSS_WD:-0}
+LOSS_EPOCHS=${LOSS_EPOCHS:-10}
+LOSS_SEEDS=${LOSS_SEEDS:-"1 2 3"}
+LOSS_KINDS=${LOSS_KINDS:-"FULL SAMPLED GBCE"}
+loss_run() {
+  local name=$1 kind=$2 seed=$3 dir
+  dir="$RUNS/losses/$name/$kind-s$seed"
+  [ -s "$dir/test.json" ] && return 0
+  mkdir -p "$dir"
+  gate_recipe "$LOSS_SIZE" "$LOSS_WD" 0.3 1e-3 \
+    | sed "s/  patience: 8/  patience: 1000\n  loss { kind: $kind negatives: 256 sampler: UNIFORM }/" > "$dir/recipe.pbtxt"
+  echo "losses $name $kind seed $seed: started $(date -u +%FT%TZ)" >&2
+  # shellcheck disable=SC2046
+  /usr/bin/time -v "$PRUNEREC" train $(data_args "$name" | sed 's/--epochs [0-9]*//') --epochs "$LOSS_EPOCHS" \
+    --config "$dir/recipe.pbtxt" --seed "$seed" $(threads_arg) --out "$dir/model.prc" --json \
+    > "$dir/result.json.tmp" 2>> "$dir/train.log"
+  mv "$dir/result.json.tmp" "$dir/result.json"
+  "$PRUNEREC" eval --model "$dir/model.prc" --split test $(threads_arg) --per-user "$dir/test-ranks.tsv" --json \
+    > "$dir/test.json.tmp" && mv "$dir/test.json.tmp" "$dir/test.json"
+}
+
+losses() {
+  local name=$1 seed kind
+  for seed in $LOSS_SEEDS; do
+    for kind in $LOSS_KINDS; do loss_run "$name" "$kind" "$seed"; done
+  done
+}
+
 case "${1:-}" in
   gate) gate "$2" ;;
+  losses) losses "$2" ;;
   teachers) for d in ${2:-ml1m beauty toys games}; do teacher "$d"; done ;;
   teacher) teacher "$2" ;;
   prune) prune "$2" ;;
-  *) echo "usage: $0 teachers [names] | teacher NAME | prune NAME | gate NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 teachers [names] | teacher NAME | prune NAME | gate NAME | losses NAME" >&2; exit 2 ;;
 esac

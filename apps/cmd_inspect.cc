@@ -2,13 +2,49 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "apps/cli.h"
 #include "apps/commands.h"
 #include "base/json.h"
 #include "nn/checkpoint.h"
+#include "text/tokenizer.h"
 
 namespace prunerec::apps {
+namespace {
+
+// What a title-mode model adds (docs/title-mode.md): its tokenizer, prompt and history.
+struct TitleSummary {
+  std::string tokenizer;  // "tokenizer.model (trained on the catalogue)" or an imported model's file
+  std::int32_t pieces = 0;
+  std::int32_t history = 0;
+  std::string template_source;
+  std::int64_t distinct_titles = 0;
+};
+
+TitleSummary title_summary(const pb::Manifest& manifest, const std::string& model_path) {
+  const pb::TitleMode& tm = manifest.title_mode();
+  TitleSummary s;
+  s.history = tm.history();
+  s.template_source = tm.template_source();
+  std::unique_ptr<text::Tokenizer> tok;
+  if (tm.has_tokenizer()) {
+    s.tokenizer = tm.tokenizer().name() + " (trained on the catalogue)";
+    tok = text::tokenizer_from_bytes(model_path + " (" + tm.tokenizer().name() + ")", tm.tokenizer().data());
+  } else {
+    for (const auto& f : manifest.pretrained().tokenizer_files())
+      if (!tok && (f.name() == "tokenizer.json" || f.name() == "tokenizer.model")) {
+        s.tokenizer = f.name() + " (the imported model's)";
+        tok = text::tokenizer_from_bytes(model_path + " (" + f.name() + ")", f.data());
+      }
+  }
+  if (tok) s.pieces = tok->vocab_size();
+  std::set<std::string> titles(manifest.catalog().titles().begin(), manifest.catalog().titles().end());
+  s.distinct_titles = static_cast<std::int64_t>(titles.size());
+  return s;
+}
+
+}  // namespace
 
 int cmd_inspect(const Args& args) {
   cli::Flags flags("inspect", "A model's configuration per layer and its parameter counts.",
@@ -51,7 +87,19 @@ int cmd_inspect(const Args& args) {
       for (int g : L.kv_map()) j.value(static_cast<std::int64_t>(g));
       j.end_array().key("params").value(layer_params(l)).end_object();
     }
-    j.end_array().key("metadata").begin_object();
+    j.end_array();
+    if (m.manifest.has_title_mode()) {
+      const TitleSummary t = title_summary(m.manifest, model_path);
+      j.key("title_mode").begin_object()
+          .key("tokenizer").value(t.tokenizer)
+          .key("pieces").value(static_cast<std::int64_t>(t.pieces))
+          .key("history").value(static_cast<std::int64_t>(t.history))
+          .key("template").value(t.template_source)
+          .key("items").value(static_cast<std::int64_t>(m.manifest.catalog().raw_ids_size()))
+          .key("distinct_titles").value(t.distinct_titles)
+          .end_object();
+    }
+    j.key("metadata").begin_object();
     for (const auto& [k, v] : m.manifest.metadata()) j.key(k).value(v);
     j.end_object().end_object();
     std::cout << j.str() << "\n";
@@ -70,6 +118,12 @@ int cmd_inspect(const Args& args) {
   if (m.manifest.has_catalog())
     std::printf("catalogue: %d items%s\n", m.manifest.catalog().raw_ids_size(),
                 m.manifest.catalog().titles_size() ? ", with titles" : "");
+  if (m.manifest.has_title_mode()) {
+    const TitleSummary t = title_summary(m.manifest, model_path);
+    std::printf("title mode: %s, %d pieces; prompts list the last %d items (template: %s); %lld distinct titles\n",
+                t.tokenizer.c_str(), t.pieces, t.history, t.template_source.c_str(),
+                static_cast<long long>(t.distinct_titles));
+  }
   if (m.manifest.state().has_best_epoch())
     std::printf("trained: best epoch %d of %d, validation NDCG@10 %.4f\n", m.manifest.state().best_epoch(),
                 m.manifest.state().epoch(), m.manifest.state().best_metric());

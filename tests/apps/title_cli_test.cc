@@ -82,6 +82,19 @@ TEST(TitleCli, TrainEvalRecommend) {
       EXPECT_NE(it.at("title").string.find("widget " + std::to_string(k)), std::string::npos) << it.at("title").string;
     }
   }
+  // inspect names the title-mode parts: the trained tokenizer, the history, the catalogue.
+  const RunResult inspect = run_prunerec({"inspect", "--model", model, "--json"});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  const auto tm = parse_json(inspect.out).at("title_mode");
+  EXPECT_EQ(tm.at("history").number, 3);
+  EXPECT_EQ(tm.at("items").number, 40);
+  EXPECT_EQ(tm.at("distinct_titles").number, 40);
+  EXPECT_GT(tm.at("pieces").number, 0);
+  EXPECT_LE(tm.at("pieces").number, 200);  // --vocab-size 200 is an upper bound
+  EXPECT_NE(tm.at("tokenizer").string.find("trained on the catalogue"), std::string::npos) << tm.at("tokenizer").string;
+  const RunResult inspect_text = run_prunerec({"inspect", "--model", model});
+  ASSERT_EQ(inspect_text.exit_code, 0) << inspect_text.err;
+  EXPECT_NE(inspect_text.out.find("title mode: tokenizer.model"), std::string::npos) << inspect_text.out;
   // Item-token-only flags are refused by name.
   const RunResult sampled = run_prunerec({"eval", "--model", model, "--ranking", "sampled"});
   EXPECT_EQ(sampled.exit_code, 2);

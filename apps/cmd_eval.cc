@@ -7,6 +7,8 @@
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "apps/title.h"
+#include "base/format.h"
+#include "base/json.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/eval/paired.h"
 #include "recsys/recommender.h"
@@ -36,6 +38,30 @@ std::string metrics_table(const std::map<std::string, double>& metrics) {
     os << "\n";
   }
   return os.str();
+}
+
+void print_train_summary(const TrainSummary& s, const recsys::EvalResult& test, bool json) {
+  if (json) {
+    Json j;
+    j.begin_object().key("model").value(s.model);
+    if (!s.mode.empty()) j.key("mode").value(s.mode);
+    j.key("seed").value(static_cast<std::int64_t>(s.seed))
+        .key("epochs_run").value(s.epochs_run)
+        .key("best_epoch").value(s.best_epoch)
+        .key("steps").value(s.steps)
+        .key("seconds").value(s.seconds)
+        .key(s.rate_key).value(s.rate)
+        .key("valid").object(s.valid)
+        .key("test").raw(recsys::to_json(test))
+        .end_object();
+    std::cout << j.str() << "\n";
+    return;
+  }
+  std::cout << "best epoch " << s.best_epoch << " of " << s.epochs_run << " (" << s.steps << " steps, "
+            << format_duration(s.seconds) << ", " << format_count(s.rate) << " " << s.rate_unit << ")\n"
+            << "model: " << s.model << "\n"
+            << recsys::describe(test.protocol) << ":\n"
+            << metrics_table(test.metrics);
 }
 
 int cmd_eval(const Args& args) {

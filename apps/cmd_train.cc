@@ -86,27 +86,11 @@ int cmd_train(const Args& args) {
   eo.protocol.split = "test";
   eo.max_len = static_cast<int>(best.net->config().max_len());
   const recsys::EvalResult test = recsys::evaluate_model(*best.net, d.data, d.split, eo);
-  if (json) {
-    Json j;
-    j.begin_object()
-        .key("model").value(out)
-        .key("seed").value(static_cast<std::int64_t>(recipe.train().seed()))
-        .key("epochs_run").value(r.epochs_run)
-        .key("best_epoch").value(r.best_epoch)
-        .key("steps").value(r.steps)
-        .key("seconds").value(r.seconds)
-        .key("positions_per_s").value(r.positions_per_second)
-        .key("valid").object(r.best_valid.metrics)
-        .key("test").raw(recsys::to_json(test))
-        .end_object();
-    std::cout << j.str() << "\n";
-  } else {
-    std::cout << "best epoch " << r.best_epoch << " of " << r.epochs_run << " (" << r.steps << " steps, "
-              << format_duration(r.seconds) << ", " << format_count(r.positions_per_second) << " positions/s)\n"
-              << "model: " << out << "\n"
-              << recsys::describe(test.protocol) << ":\n"
-              << metrics_table(test.metrics);
-  }
+  print_train_summary({.model = out, .mode = "", .seed = recipe.train().seed(), .epochs_run = r.epochs_run,
+                       .best_epoch = r.best_epoch, .steps = r.steps, .seconds = r.seconds,
+                       .rate_key = "positions_per_s", .rate_unit = "positions/s", .rate = r.positions_per_second,
+                       .valid = r.best_valid.metrics},
+                      test, json);
   return 0;
 }
 

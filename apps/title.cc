@@ -209,28 +209,11 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
                     quiet ? Progress::Mode::kQuiet : Progress::Mode::kAuto);
   const recsys::EvalResult test = recsys::evaluate_titles(*best.net, d.data, d.split, *best.task, eo, &progress);
   progress.clear();
-  if (json) {
-    Json j;
-    j.begin_object()
-        .key("model").value(out)
-        .key("mode").value("title")
-        .key("seed").value(static_cast<std::int64_t>(recipe.train().seed()))
-        .key("epochs_run").value(r.epochs_run)
-        .key("best_epoch").value(r.best_epoch)
-        .key("steps").value(r.steps)
-        .key("seconds").value(r.seconds)
-        .key("target_tokens_per_s").value(r.tokens_per_second)
-        .key("valid").object(r.best_valid.metrics)
-        .key("test").raw(recsys::to_json(test))
-        .end_object();
-    std::cout << j.str() << "\n";
-  } else {
-    std::cout << "best epoch " << r.best_epoch << " of " << r.epochs_run << " (" << r.steps << " steps, "
-              << format_duration(r.seconds) << ", " << format_count(r.tokens_per_second) << " target tokens/s)\n"
-              << "model: " << out << "\n"
-              << recsys::describe(test.protocol) << ":\n"
-              << metrics_table(test.metrics);
-  }
+  print_train_summary({.model = out, .mode = "title", .seed = recipe.train().seed(), .epochs_run = r.epochs_run,
+                       .best_epoch = r.best_epoch, .steps = r.steps, .seconds = r.seconds,
+                       .rate_key = "target_tokens_per_s", .rate_unit = "target tokens/s", .rate = r.tokens_per_second,
+                       .valid = r.best_valid.metrics},
+                      test, json);
   return 0;
 }
 

@@ -1,5 +1,5 @@
 // Data-parallel training and evaluation (Note [data-parallel training] in
-// recsys/data_parallel.h), run by CTest under
+// recsys/data_parallel.h) and distillation's teacher cache, run by CTest under
 // `mpirun --oversubscribe -np 2` in a build with PRUNEREC_MPI (tests/dist/CMakeLists.txt).
 // Every rank runs every test; the one-process reference runs inside the same test on each
 // rank with the single-process communicator, so "1 rank" and "2 ranks" are compared side
@@ -11,10 +11,12 @@
 
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <sstream>
 
 #include "base/comm.h"
 #include "nn/text_proto.h"
+#include "prune/distill.h"
 #include "recsys/data/split.h"
 #include "recsys/data/synthetic.h"
 #include "recsys/data_parallel.h"
@@ -214,6 +216,35 @@ TEST(DataParallel, EvaluationMetricsOfOneAndTwoRanksAreIdentical) {
     ASSERT_EQ(ranks.metrics.size(), one.metrics.size());
     for (const auto& [name, value] : one.metrics) EXPECT_EQ(ranks.metrics.at(name), value) << ranking << " " << name;
     EXPECT_EQ(ranks.short_of_negatives, one.short_of_negatives);
+  }
+}
+
+// Note [teacher cache]: the teacher's batches are dealt to the ranks and the tables summed;
+// every rank ends with the table one process computes, bit for bit, in both modes
+// (hidden states; top-k items, log-probabilities and the rest's log-mass).
+TEST(DataParallel, TeacherCacheOfTwoRanksEqualsOneRankBitForBit) {
+  const Fixture f;
+  const nn::Transformer teacher(f.model, DType::f32, 7);
+  const TrainBatcher batcher(f.split.train, 12, 32, false);
+  std::vector<std::int32_t> every(static_cast<std::size_t>(batcher.num_windows()));
+  std::iota(every.begin(), every.end(), 0);
+  const Batch all = batcher.make_batch(every);  // one row per window: the whole table
+  ASSERT_GT(batcher.num_windows(), 64 * 2) << "too few windows to deal to 2 ranks";
+  for (const prune::CacheMode mode : {prune::CacheMode{}, prune::CacheMode{.top_k = 5, .temperature = 2.0}}) {
+    prune::TeacherCache ranks(teacher), one(teacher);
+    ranks.fill(batcher, mode);
+    Communicator& mpi = world();
+    prunerec::detail::set_world(nullptr);  // one process, on every rank
+    one.fill(batcher, mode);
+    prunerec::detail::set_world(&mpi);
+    if (mode.top_k == 0) {
+      EXPECT_TRUE(bit_equal(ranks.states_for(all), one.states_for(all)));
+    } else {
+      const prune::TeacherCache::TopK a = ranks.top_k_for(all), b = one.top_k_for(all);
+      EXPECT_TRUE(bit_equal(a.items, b.items));
+      EXPECT_TRUE(bit_equal(a.logp, b.logp));
+      EXPECT_TRUE(bit_equal(a.rest, b.rest));
+    }
   }
 }
 

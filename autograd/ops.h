@@ -32,7 +32,18 @@ Var reshape(const Var& a, const Shape& shape);
 Var mul_channels(const Var& a, const Tensor& gate);
 // Inverted dropout; identity (and no node) when p == 0. The mask is a pure function of
 // (seed, stream, element index), so it is reproducible and never stored.
-Var dropout(const Var& x, double p, std::uint64_t seed, std::uint64_t stream);
+//
+// `at` places x's rows in a larger, left-padded batch so that each element takes the mask
+// of its place there (Note [global dropout masks] in nn/transformer.h): x is read as
+// [R = size(0), C] rows; row r is row first_row + r of a batch whose rows hold
+// row_elements >= C elements each, and x's row is the last C of them. The element index
+// of (r, c) is then (first_row + r) * row_elements + (row_elements - C) + c. The default
+// ({0, 0}: row_elements = C) is x's own flat index.
+struct DropoutRows {
+  std::int64_t first_row = 0;
+  std::int64_t row_elements = 0;  // 0: the row length of x
+};
+Var dropout(const Var& x, double p, std::uint64_t seed, std::uint64_t stream, const DropoutRows& at = {});
 
 // ---- normalisation and activations (ops/norm.cc) -----------------------------------------
 // RMSNorm over the last dimension: x [..., C] * weight [C].

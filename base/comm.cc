@@ -16,6 +16,7 @@ class SingleProcess final : public Communicator {
   void allreduce_sum(float*, std::int64_t) override {}
   void allreduce_sum(double*, std::int64_t) override {}
   void allreduce_sum(std::int64_t*, std::int64_t) override {}
+  void allreduce_sum(std::int32_t*, std::int64_t) override {}
   void broadcast(void*, std::int64_t, int root) override {
     PR_CHECK_T(CommError, root == 0, "broadcast: root ", root, " but there is one process");
   }

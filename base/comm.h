@@ -55,6 +55,7 @@ class Communicator {
   virtual void allreduce_sum(float* data, std::int64_t n) = 0;
   virtual void allreduce_sum(double* data, std::int64_t n) = 0;
   virtual void allreduce_sum(std::int64_t* data, std::int64_t n) = 0;
+  virtual void allreduce_sum(std::int32_t* data, std::int64_t n) = 0;
   // root's bytes to every rank.
   virtual void broadcast(void* data, std::int64_t bytes, int root) = 0;
   virtual void barrier() = 0;

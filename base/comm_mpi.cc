@@ -32,6 +32,7 @@ class MpiWorld final : public Communicator {
   void allreduce_sum(float* data, std::int64_t n) override { allreduce(data, n, MPI_FLOAT, "float"); }
   void allreduce_sum(double* data, std::int64_t n) override { allreduce(data, n, MPI_DOUBLE, "double"); }
   void allreduce_sum(std::int64_t* data, std::int64_t n) override { allreduce(data, n, MPI_INT64_T, "int64"); }
+  void allreduce_sum(std::int32_t* data, std::int64_t n) override { allreduce(data, n, MPI_INT32_T, "int32"); }
   void broadcast(void* data, std::int64_t bytes, int root) override {
     check(MPI_Bcast(data, count(bytes, "broadcast"), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast of ", bytes, " bytes");
   }

@@ -20,10 +20,16 @@ std::uint64_t fnv1a(const std::string& s) {
 
 enum DropoutSite : std::uint64_t { kEmbed = 1, kAttn = 2, kMlp = 3 };
 
-// Dropout of one residual branch (layer -1: the embedding); the identity when opt has none.
+// Dropout of one residual branch v [B,T,d] (layer -1: the embedding), with the masks of its
+// rows' places in the global batch (Note [global dropout masks]); the identity when opt has
+// none.
 ag::Var dropout_site(const ag::Var& v, const ForwardOptions& opt, int layer, DropoutSite site) {
   if (opt.dropout <= 0) return v;
-  return ag::dropout(v, opt.dropout, opt.seed, hash_stream(opt.step, static_cast<std::uint64_t>(layer), site));
+  PR_CHECK(v.dim() == 3 && opt.global_row >= 0 && (opt.global_length == 0 || opt.global_length >= v.shape()[1]),
+           "Transformer: dropout of ", v.value().shape_str(), " at global row ", opt.global_row,
+           " of a batch of length ", opt.global_length, ": the batch is longer than the global one");
+  const ag::DropoutRows at{opt.global_row, opt.global_length * v.shape()[2]};
+  return ag::dropout(v, opt.dropout, opt.seed, hash_stream(opt.step, static_cast<std::uint64_t>(layer), site), at);
 }
 
 // Non-embedding parameters of a normalised config, counted in N: std::int64_t for the

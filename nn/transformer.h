@@ -39,10 +39,27 @@ class ForwardHooks {
   virtual void on_normalized(int layer, int which, const Tensor& y) {}
 };
 
+// Note [global dropout masks]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A dropout mask is a pure function of (seed, stream, element index) (Note [counter-based
+// RNG] in tensor/rng.h): the stream is (step, layer, site) and the element index is the
+// element's place in the [B, T, d] tensor of the GLOBAL batch, ((row * T + t) * d + c).
+// A data-parallel shard (Note [data-parallel training] in recsys/data_parallel.h) holds
+// rows [begin, end) of that batch, padded to its own longest window T_s <= T; with left
+// padding its position t is the global position t + T - T_s. The trainer passes
+// global_row = begin and global_length = T, each dropout site reads its draws at that
+// placement (ag::DropoutRows), and so every row is dropped as it is in one process, for
+// any number of ranks. One process is global_row 0 and global_length its own T (or 0):
+// the element index is then the tensor's flat index, the masks it always drew.
 struct ForwardOptions {
   double dropout = 0.0;           // embedding and residual branches; 0 at inference
-  std::uint64_t seed = 0;         // dropout masks depend on (seed, step, layer, site)
+  std::uint64_t seed = 0;         // dropout masks depend on (seed, step, layer, site, global element)
   std::uint64_t step = 0;
+  // Where this batch sits in the global batch of a data-parallel step (Note [global
+  // dropout masks]): the global index of its first row, and the global batch's T (0: this
+  // batch's own T). One process: 0, and its own T or 0.
+  std::int64_t global_row = 0;
+  std::int64_t global_length = 0;
   ForwardHooks* hooks = nullptr;
   // Depth-pruning probes: run as if these sub-blocks were removed (empty = none).
   std::vector<bool> skip_attention, skip_mlp;

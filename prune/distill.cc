@@ -75,20 +75,77 @@ void TeacherCache::fill_states(const recsys::TrainBatcher& batcher) {
   }
 }
 
-// Each position's logits at temperature T, top k (descending, ties to the lower item) and
-// log-sum-exp over everything and over the rest, in double: the same values whatever the
-// batcher, since rows are computed window by window in fixed batches as in fill_states.
-// Under mpirun every rank computes every entry (correct, not yet split like the states).
+std::vector<std::int32_t> top_k_items(const float* scores, std::int64_t n, std::int64_t k) {
+  PR_ASSERT(k >= 0 && k <= n);
+  // `before(a, c)`: a comes first in the full order (larger score, ties to the lower item).
+  auto before = [scores](std::int32_t a, std::int32_t c) { return scores[a] > scores[c] || (scores[a] == scores[c] && a < c); };
+  // A heap of the k best so far under `before`, whose front is the worst of them; an item
+  // replaces it only if it comes first. Items arrive in ascending order, so a later item
+  // that ties the front never does: ties stay with the lower item.
+  std::vector<std::int32_t> best;
+  best.reserve(static_cast<std::size_t>(k));
+  if (k == 0) return best;
+  for (std::int32_t j = 0; j < n; ++j) {
+    if (static_cast<std::int64_t>(best.size()) < k) {
+      best.push_back(j);
+      std::push_heap(best.begin(), best.end(), before);
+    } else if (before(j, best.front())) {
+      std::pop_heap(best.begin(), best.end(), before);
+      best.back() = j;
+      std::push_heap(best.begin(), best.end(), before);
+    }
+  }
+  std::sort_heap(best.begin(), best.end(), before);  // best first
+  return best;
+}
+
+namespace {
+
+// One position's top-k entry from its logits x [V] (Note [top-k distillation] in
+// autograd/ops/loss.cc): the top k items (top_k_items), their log-probabilities at
+// temperature 1 / inv_t and the log of the rest's mass. The sums run over the items in
+// item order, in double, so they depend on nothing but x.
+void top_k_entry(const float* x, std::int64_t V, std::int64_t k, double inv_t, std::int32_t* items, float* logp,
+                 float* rest) {
+  const std::vector<std::int32_t> top = top_k_items(x, V, k);
+  const float kth = x[top[k - 1]];
+  const std::int32_t kth_item = top[k - 1];
+  const double m = x[top[0]] * inv_t;
+  double z = 0, z_rest = 0;
+  for (std::int32_t j = 0; j < V; ++j) {
+    const double e = std::exp(x[j] * inv_t - m);
+    z += e;
+    const bool in_top = x[j] > kth || (x[j] == kth && j <= kth_item);
+    if (!in_top) z_rest += e;
+  }
+  const double log_z = std::log(z);
+  for (std::int64_t i = 0; i < k; ++i) {
+    items[i] = top[i];
+    logp[i] = static_cast<float>(x[top[i]] * inv_t - m - log_z);
+  }
+  *rest = z_rest > 0 ? static_cast<float>(std::log(z_rest) - log_z) : -std::numeric_limits<float>::infinity();
+}
+
+}  // namespace
+
+// Each position's top-k entry from the teacher's logits, computed window by window in the
+// fixed batches of fill_states, so the values do not depend on the batcher. Under mpirun
+// the batches are dealt to the ranks and the zero-filled tables summed, as for the states
+// (Note [teacher cache]): every rank ends with the table one process computes, bit for
+// bit (each entry is written by one rank; the others add exact zeros, int32 items included).
 void TeacherCache::fill_top_k(const recsys::TrainBatcher& batcher) {
   const std::int64_t n = batcher.num_windows(), V = teacher_.vocab_size(), k = mode_.top_k;
   const std::int64_t P = offsets_.back();
-  items_ = Tensor::empty({P, k}, DType::i32);
-  logp_ = Tensor::empty({P, k}, DType::f32);
-  rest_ = Tensor::empty({P}, DType::f32);
+  Communicator& comm = world();
+  const bool split = comm.size() > 1;
+  items_ = split ? Tensor::zeros({P, k}, DType::i32) : Tensor::empty({P, k}, DType::i32);
+  logp_ = split ? Tensor::zeros({P, k}, DType::f32) : Tensor::empty({P, k}, DType::f32);
+  rest_ = split ? Tensor::zeros({P}, DType::f32) : Tensor::empty({P}, DType::f32);
   const double inv_t = 1.0 / mode_.temperature;
   constexpr std::int64_t kBatch = 64;  // fixed: the cached values must not depend on anything else
   ag::NoGradGuard no_grad;
   for (std::int64_t w0 = 0; w0 < n; w0 += kBatch) {
+    if ((w0 / kBatch) % comm.size() != comm.rank()) continue;  // another rank's batch
     std::vector<std::int32_t> ids;
     for (std::int64_t w = w0; w < std::min(n, w0 + kBatch); ++w) ids.push_back(static_cast<std::int32_t>(w));
     const recsys::Batch b = batcher.make_batch(ids);
@@ -96,29 +153,20 @@ void TeacherCache::fill_top_k(const recsys::TrainBatcher& batcher) {
     const Tensor h = teacher_.hidden(b.ids, b.pads).value().reshape({static_cast<std::int64_t>(ids.size()) * T, d});
     const Tensor logits = ag::linear(ag::Var(h), teacher_.output_weight()).value().to(DType::f32).contiguous();
     parallel_for(0, static_cast<std::int64_t>(ids.size()), 1, [&](std::int64_t lo, std::int64_t hi) {
-      std::vector<std::int32_t> order(static_cast<std::size_t>(V));
       for (std::int64_t r = lo; r < hi; ++r) {
         const std::int64_t len = batcher.window(ids[r]).length;
         for (std::int64_t t = T - len; t < T; ++t) {
-          const float* x = logits.data<float>() + (r * T + t) * V;
           const std::int64_t row = offsets_[ids[r]] + t - (T - len);
-          std::iota(order.begin(), order.end(), 0);
-          std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                            [&](std::int32_t a, std::int32_t c) { return x[a] > x[c] || (x[a] == x[c] && a < c); });
-          const double m = x[order[0]] * inv_t;
-          double z = 0, z_rest = 0;
-          for (std::int64_t j = 0; j < V; ++j) z += std::exp(x[order[j]] * inv_t - m);
-          for (std::int64_t j = k; j < V; ++j) z_rest += std::exp(x[order[j]] * inv_t - m);
-          const double log_z = std::log(z);
-          for (std::int64_t i = 0; i < k; ++i) {
-            items_.data<std::int32_t>()[row * k + i] = order[i];
-            logp_.data<float>()[row * k + i] = static_cast<float>(x[order[i]] * inv_t - m - log_z);
-          }
-          rest_.data<float>()[row] = z_rest > 0 ? static_cast<float>(std::log(z_rest) - log_z)
-                                                : -std::numeric_limits<float>::infinity();
+          top_k_entry(logits.data<float>() + (r * T + t) * V, V, k, inv_t, items_.data<std::int32_t>() + row * k,
+                      logp_.data<float>() + row * k, rest_.data<float>() + row);
         }
       }
     });
+  }
+  if (split) {
+    comm.allreduce_sum(items_.data<std::int32_t>(), items_.numel());
+    comm.allreduce_sum(logp_.data<float>(), logp_.numel());
+    comm.allreduce_sum(rest_.data<float>(), rest_.numel());
   }
 }
 

@@ -17,11 +17,15 @@
 // of 64 windows are dealt to the ranks in turn: each rank runs the teacher on its own
 // part, writes it into a zeroed table, and the table is summed over ranks, so every rank
 // ends with the table one process computes, bit for bit (each batch is the same batch,
-// computed by one rank), at a 1/N share of the teacher's work. Without the cache each rank
-// runs the teacher on its own shard of every step.
+// computed by one rank; the other ranks add exact zeros), at a 1/N share of the teacher's
+// work. The same holds for both modes: hidden states, and top-k entries (items as int32,
+// their log-probabilities and the rest's log-mass). Without the cache each rank runs the
+// teacher on its own shard of every step.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "nn/transformer.h"
 #include "recsys/trainer.h"
@@ -76,5 +80,10 @@ class TeacherCache {
 recsys::LossFn distillation_loss(const nn::Transformer& teacher, double alpha, double temperature,
                                  const TeacherCache* cache = nullptr, int top_k = 0);
 std::function<void(const recsys::TrainBatcher&)> distillation_on_start(TeacherCache* cache, const CacheMode& mode = {});
+
+// The k largest of scores[0..n) as item indices, best first, ties to the lower item: the
+// first k of a full stable sort by descending score, found with a k-item heap in
+// O(n log k) (the top-k cache runs it at every training position over the catalogue).
+std::vector<std::int32_t> top_k_items(const float* scores, std::int64_t n, std::int64_t k);
 
 }  // namespace prunerec::prune

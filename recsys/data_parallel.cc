@@ -19,6 +19,12 @@ std::int64_t positions_of(const TrainBatcher& batcher, const std::vector<std::in
   return positions;
 }
 
+std::int64_t length_of(const TrainBatcher& batcher, const std::vector<std::int32_t>& windows) {
+  std::int64_t length = 1;  // as TrainBatcher::make_batch pads
+  for (std::int32_t w : windows) length = std::max<std::int64_t>(length, batcher.window(w).length);
+  return length;
+}
+
 GradientReducer::GradientReducer(const nn::Module& model, Communicator& comm, bool lazy_rows, std::int64_t bucket_floats)
     : model_(model), comm_(comm), lazy_rows_(lazy_rows), bucket_floats_(bucket_floats) {}
 

@@ -29,11 +29,17 @@
 // AdamW updates the same rows with the same skipped-step catch-up; cost V x 4 + U x d x 4
 // bytes instead of V x d x 4. A parameter dense on some rank is made dense on all.
 //
+// Dropout masks follow the global batch: the trainer passes the shard's first row and the
+// global batch's padded length (ForwardOptions::global_row, global_length), and each
+// element takes the mask of its place in the global batch (Note [global dropout masks] in
+// nn/transformer.h), so a shard drops its rows as one process does; tests/dist checks 2
+// ranks against 1 with dropout 0.3.
+//
 // What the data-parallel run does not reproduce bit for bit across different N (same N
 // reproduces itself exactly, Note [deterministic reduction] in base/comm.h):
-//   * float rounding of the sums above (tests/apps/mpi_test.sh measures it);
-//   * dropout masks, which are a function of (seed, step, layer, element index within the
-//     local batch), so a shard draws other masks than the same rows in one process;
+//   * float rounding of the sums above (tests/dist/dist_test.cc measures it), and of the
+//     shard's forward pass, which pads its rows to the shard's longest window, not the
+//     global batch's;
 //   * the IN_BATCH negative sampler, whose negatives are the batch's targets; it is refused
 //     with N > 1 (the other samplers draw from (seed, step) alone, the same on every rank).
 #pragma once
@@ -61,6 +67,8 @@ Shard shard_of(std::int64_t n, const Communicator& comm);
 // Target positions of the batch make_batch(windows) would build (the sum of the windows'
 // lengths), without building it.
 std::int64_t positions_of(const TrainBatcher& batcher, const std::vector<std::int32_t>& windows);
+// Its padded length T (the longest window, at least 1), for Note [global dropout masks].
+std::int64_t length_of(const TrainBatcher& batcher, const std::vector<std::int32_t>& windows);
 
 // Sums a model's gradients over the ranks (Note [data-parallel training]).
 //

@@ -224,6 +224,8 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
       fo.dropout = cfg.dropout();
       fo.seed = cfg.seed();
       fo.step = static_cast<std::uint64_t>(st.step());
+      fo.global_row = shard.begin;  // the masks of the rows' places in the global batch
+      fo.global_length = length_of(batcher, global_windows);
       std::optional<ag::Var> loss;
       std::int64_t shard_positions = 0;
       double loss_value = 0;

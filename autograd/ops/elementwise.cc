@@ -95,17 +95,30 @@ class MulChannelsNode final : public Node {
   Tensor gate;
 };
 
+// Where dropout reads its draws (DropoutRows resolved for x's shape), shared by the forward
+// and the backward.
+struct DropoutDraws {
+  std::int64_t rows = 1, cols = 0, stride = 0, first = 0;
+  template <class T>
+  void apply(float p, std::uint64_t seed, std::uint64_t stream, const T* x, T* out) const {
+    kernels::dropout_apply_rows<T>(rows, cols, stride, first, p, seed, stream, x, out);
+  }
+};
+
 class DropoutNode final : public Node {
  public:
-  DropoutNode(double p_, std::uint64_t seed_, std::uint64_t stream_) : p(p_), seed(seed_), stream(stream_) {}
+  DropoutNode(double p_, std::uint64_t seed_, std::uint64_t stream_, DropoutDraws draws_)
+      : p(p_), seed(seed_), stream(stream_), draws(draws_) {}
   const char* name() const override { return "dropout"; }
   void backward(const Tensor& dy, std::vector<Tensor>& grads) override {
     const float pf = static_cast<float>(p);
     const std::uint64_t s = seed, st = stream;
-    grads[0] = map_unary(dy, [=](auto* o, const auto* x, std::int64_t n) { kernels::dropout_apply(n, pf, s, st, x, o); });
+    const DropoutDraws d = draws;
+    grads[0] = map_unary(dy, [=](auto* o, const auto* x, std::int64_t) { d.apply(pf, s, st, x, o); });
   }
   double p;
   std::uint64_t seed, stream;
+  DropoutDraws draws;
 };
 
 }  // namespace
@@ -210,16 +223,21 @@ Var mul_channels(const Var& a, const Tensor& gate) {
   return make_result(std::move(y), std::move(node));
 }
 
-Var dropout(const Var& x, double p, std::uint64_t seed, std::uint64_t stream) {
+Var dropout(const Var& x, double p, std::uint64_t seed, std::uint64_t stream, const DropoutRows& at) {
   PR_CHECK_T(ConfigError, p >= 0.0 && p < 1.0, "dropout: probability ", p, " is not in [0, 1)");
   if (p == 0.0) return x;
+  DropoutDraws draws;
+  draws.rows = x.dim() > 0 ? x.shape()[0] : 1;
+  draws.cols = draws.rows > 0 ? x.numel() / draws.rows : 0;
+  draws.stride = at.row_elements > 0 ? at.row_elements : draws.cols;
+  PR_CHECK(at.first_row >= 0 && draws.stride >= draws.cols, "dropout: ", detail::sh(x), " placed at row ", at.first_row,
+           " of rows of ", at.row_elements, " elements: a row of x has ", draws.cols);
+  draws.first = at.first_row * draws.stride + (draws.stride - draws.cols);
   const float pf = static_cast<float>(p);
-  Tensor y = map_unary(x.value(), [=](auto* o, const auto* xp, std::int64_t n) {
-    kernels::dropout_apply(n, pf, seed, stream, xp, o);
-  });
+  Tensor y = map_unary(x.value(), [=](auto* o, const auto* xp, std::int64_t) { draws.apply(pf, seed, stream, xp, o); });
   std::shared_ptr<Node> node;
   if (any_requires_grad({&x})) {
-    node = std::make_shared<DropoutNode>(p, seed, stream);
+    node = std::make_shared<DropoutNode>(p, seed, stream, draws);
     node->inputs = {x};
   }
   return make_result(std::move(y), std::move(node));

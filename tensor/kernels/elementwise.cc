@@ -63,7 +63,13 @@ void swiglu_backward(std::int64_t rows, std::int64_t cols, const T* g, const T* 
 
 template <class T>
 void dropout_apply(std::int64_t n, float p, std::uint64_t seed, std::uint64_t stream, const T* x, T* out) {
-  return PRUNEREC_KERNEL_CALL(dropout_apply<T>, n, p, seed, stream, x, out);
+  return PRUNEREC_KERNEL_CALL(dropout_apply_rows<T>, 1, n, n, 0, p, seed, stream, x, out);
+}
+
+template <class T>
+void dropout_apply_rows(std::int64_t rows, std::int64_t cols, std::int64_t stride, std::int64_t first, float p,
+                        std::uint64_t seed, std::uint64_t stream, const T* x, T* out) {
+  return PRUNEREC_KERNEL_CALL(dropout_apply_rows<T>, rows, cols, stride, first, p, seed, stream, x, out);
 }
 
 template <class T>
@@ -96,6 +102,8 @@ template void mul_cols<float>(std::int64_t, std::int64_t, const float*, const fl
 template void swiglu_forward<float>(std::int64_t, std::int64_t, const float*, const float*, const float*, float*);
 template void swiglu_backward<float>(std::int64_t, std::int64_t, const float*, const float*, const float*, const float*, float*, float*);
 template void dropout_apply<float>(std::int64_t, float, std::uint64_t, std::uint64_t, const float*, float*);
+template void dropout_apply_rows<float>(std::int64_t, std::int64_t, std::int64_t, std::int64_t, float, std::uint64_t,
+                                       std::uint64_t, const float*, float*);
 template double sum<float>(std::int64_t, const float*);
 template double sum_squares<float>(std::int64_t, const float*);
 template void sum_rows<float>(std::int64_t, std::int64_t, const float*, float*, bool);
@@ -110,6 +118,8 @@ template void mul_cols<double>(std::int64_t, std::int64_t, const double*, const 
 template void swiglu_forward<double>(std::int64_t, std::int64_t, const double*, const double*, const double*, double*);
 template void swiglu_backward<double>(std::int64_t, std::int64_t, const double*, const double*, const double*, const double*, double*, double*);
 template void dropout_apply<double>(std::int64_t, float, std::uint64_t, std::uint64_t, const double*, double*);
+template void dropout_apply_rows<double>(std::int64_t, std::int64_t, std::int64_t, std::int64_t, float, std::uint64_t,
+                                       std::uint64_t, const double*, double*);
 template double sum<double>(std::int64_t, const double*);
 template double sum_squares<double>(std::int64_t, const double*);
 template void sum_rows<double>(std::int64_t, std::int64_t, const double*, double*, bool);

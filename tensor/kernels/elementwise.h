@@ -27,10 +27,17 @@ void swiglu_backward(std::int64_t rows, std::int64_t cols, const T* g, const T* 
                      const T* dout, T* dg, T* du);
 
 // Inverted dropout with a counter-based mask: element i is kept when its 16-bit Philox
-// draw (block i / 8 of (seed, stream)) is >= p * 65536, and scaled by 1 / (1 - p). The backward regenerates the mask
-// from the same (seed, stream), so no mask is stored.
+// draw i (lane i % 8 of block i / 8 of (seed, stream)) is >= p * 65536, and scaled by
+// 1 / (1 - p). The backward regenerates the mask from the same (seed, stream), so no mask
+// is stored.
 template <class T>
 void dropout_apply(std::int64_t n, float p, std::uint64_t seed, std::uint64_t stream, const T* x, T* out);
+// The same masks read at a placement in a larger tensor: element (r, c) of x [rows, cols]
+// takes draw first + r * stride + c (stride >= cols). dropout_apply(n, ...) is
+// (1, n, n, 0); Note [global dropout masks] in nn/transformer.h says what it is for.
+template <class T>
+void dropout_apply_rows(std::int64_t rows, std::int64_t cols, std::int64_t stride, std::int64_t first, float p,
+                        std::uint64_t seed, std::uint64_t stream, const T* x, T* out);
 
 // Deterministic sums (fixed chunking, in-order combination).
 template <class T> double sum(std::int64_t n, const T* x);

@@ -111,22 +111,30 @@ void swiglu_backward(std::int64_t rows, std::int64_t cols, const T* g, const T* 
 }
 
 template <class T>
-void dropout_apply(std::int64_t n, float p, std::uint64_t seed, std::uint64_t stream, const T* x, T* out) {
+void dropout_apply_rows(std::int64_t rows, std::int64_t cols, std::int64_t stride, std::int64_t first, float p,
+                        std::uint64_t seed, std::uint64_t stream, const T* x, T* out) {
   const T keep_scale = T(1) / (T(1) - static_cast<T>(p));
-  // One Philox block gives 128 random bits: eight 16-bit draws, one per element, so
-  // element i is decided by block i / 8. An element is dropped when its draw is below
-  // p * 65536 (p is thus rounded to a multiple of 1/65536).
+  // One Philox block gives 128 random bits: eight 16-bit draws, so draw g is lane g % 8 of
+  // block g / 8. An element is dropped when its draw is below p * 65536 (p is thus rounded
+  // to a multiple of 1/65536).
   const std::uint32_t threshold = static_cast<std::uint32_t>(p * 65536.0f + 0.5f);
-  parallel_for(0, (n + 7) / 8, kGrain / 8, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t j = lo; j < hi; ++j) {
-      const auto w = philox4x32(seed, stream, static_cast<std::uint64_t>(j));
-      const int count = static_cast<int>(std::min<std::int64_t>(8, n - 8 * j));
-      T* o = out + 8 * j;
-      const T* xi = x + 8 * j;
-      for (int k = 0; k < count; ++k) {
+  // Elements [0, count) of a run whose first element takes draw g.
+  auto apply_run = [&](std::int64_t g, std::int64_t count, const T* xi, T* o) {
+    for (std::int64_t i = 0; i < count;) {
+      const auto w = philox4x32(seed, stream, static_cast<std::uint64_t>((g + i) / 8));
+      const int lane0 = static_cast<int>((g + i) % 8);
+      const int lanes = static_cast<int>(std::min<std::int64_t>(8 - lane0, count - i));
+      for (int k = lane0; k < lane0 + lanes; ++k, ++i) {
         const std::uint32_t draw = (w[k / 2] >> (16 * (k % 2))) & 0xFFFFu;
-        o[k] = draw >= threshold ? xi[k] * keep_scale : T(0);
+        o[i] = draw >= threshold ? xi[i] * keep_scale : T(0);
       }
+    }
+  };
+  parallel_for(0, rows * cols, kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi;) {  // the piece's part of each row it touches
+      const std::int64_t r = i / cols, c = i % cols, count = std::min(hi - i, cols - c);
+      apply_run(first + r * stride + c, count, x + i, out + i);
+      i += count;
     }
   });
 }

@@ -1,19 +1,22 @@
 // Data-parallel training and evaluation (Note [data-parallel training] in
-// recsys/data_parallel.h), run by CTest under `mpirun --oversubscribe -np 2` in a build
-// with PRUNEREC_MPI (tests/dist/CMakeLists.txt). Every rank runs every test; the
-// one-process reference runs inside the same test on each rank with the single-process
-// communicator, so "1 rank" and "2 ranks" are compared side by side on the same data.
-// TrainRun without mpirun the world is one process and the comparisons are trivially equal.
+// recsys/data_parallel.h) and distillation's teacher cache, run by CTest under
+// `mpirun --oversubscribe -np 2` in a build with PRUNEREC_MPI (tests/dist/CMakeLists.txt).
+// Every rank runs every test; the one-process reference runs inside the same test on each
+// rank with the single-process communicator, so "1 rank" and "2 ranks" are compared side
+// by side on the same data. Run without mpirun the world is one process and the
+// comparisons are trivially equal.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <sstream>
 
 #include "base/comm.h"
 #include "nn/text_proto.h"
+#include "prune/distill.h"
 #include "recsys/data/split.h"
 #include "recsys/data/synthetic.h"
 #include "recsys/data_parallel.h"
@@ -47,15 +50,16 @@ struct Fixture {
   }
 };
 
-// 2 epochs of 10 batches of 32 sequences (300 users): 20 steps, no dropout (Note
-// [data-parallel training]: dropout masks depend on the local batch).
-TrainRun train(const Fixture& f, Communicator& comm, const std::string& name, const std::string& loss = "") {
+// 2 epochs of 10 batches of 32 sequences (300 users): 20 steps, no dropout unless asked.
+TrainRun train(const Fixture& f, Communicator& comm, const std::string& name, const std::string& loss = "",
+               double dropout = 0) {
   nn::Transformer net(f.model, DType::f32, 1);
   const fs::path dir = shared_dir(name) / (&comm == &world() ? "world" : "single_rank" + std::to_string(world().rank()));
   TrainSpec spec;
   spec.data = &f.data;
   spec.split = &f.split;
-  nn::parse_text_proto("epochs: 2 batch_size: 32 dropout: 0 optimizer { lr: 3e-3 } " + loss, "train", &spec.config);
+  nn::parse_text_proto("epochs: 2 batch_size: 32 optimizer { lr: 3e-3 } " + loss, "train", &spec.config);
+  spec.config.set_dropout(dropout);
   spec.out_path = (dir / "model.prc").string();
   spec.resume = false;
   spec.progress = Progress::Mode::kSilent;
@@ -106,6 +110,20 @@ TEST(DataParallel, RowSparseGradientsOfTwoRanksMatchOneRank) {
   const std::string sampled = "loss { kind: SAMPLED sampler: UNIFORM negatives: 16 }";
   const TrainRun ranks = train(f, world(), "sampled", sampled);
   const TrainRun one = train(f, prunerec::detail::single_process(), "sampled", sampled);
+  expect_same_losses(ranks, one, kLossTolerance);
+}
+
+// Note [global dropout masks]: each row draws the masks of its place in the global batch,
+// so dropout does not separate 2 ranks from 1. The shards are padded to their own longest
+// window (shorter than the batch's at some steps), which the masks' placement covers.
+// Tolerance: kLossTolerance (the same reordered sums; measured at most 3.0e-7 over the 20
+// steps at dropout 0.3). Measured failures it catches: masks of the local batch (no
+// placement) moved the loss by 1.3e-2 at step 0 and up to 3.6e-2; the global row alone,
+// without the global batch's length, by 5.6e-4 at step 2 and up to 1.7e-2.
+TEST(DataParallel, TwoRanksGiveTheLossOfOneRankWithDropout) {
+  const Fixture f;
+  const TrainRun ranks = train(f, world(), "dropout", "", 0.3);
+  const TrainRun one = train(f, prunerec::detail::single_process(), "dropout", "", 0.3);
   expect_same_losses(ranks, one, kLossTolerance);
 }
 
@@ -198,6 +216,35 @@ TEST(DataParallel, EvaluationMetricsOfOneAndTwoRanksAreIdentical) {
     ASSERT_EQ(ranks.metrics.size(), one.metrics.size());
     for (const auto& [name, value] : one.metrics) EXPECT_EQ(ranks.metrics.at(name), value) << ranking << " " << name;
     EXPECT_EQ(ranks.short_of_negatives, one.short_of_negatives);
+  }
+}
+
+// Note [teacher cache]: the teacher's batches are dealt to the ranks and the tables summed;
+// every rank ends with the table one process computes, bit for bit, in both modes
+// (hidden states; top-k items, log-probabilities and the rest's log-mass).
+TEST(DataParallel, TeacherCacheOfTwoRanksEqualsOneRankBitForBit) {
+  const Fixture f;
+  const nn::Transformer teacher(f.model, DType::f32, 7);
+  const TrainBatcher batcher(f.split.train, 12, 32, false);
+  std::vector<std::int32_t> every(static_cast<std::size_t>(batcher.num_windows()));
+  std::iota(every.begin(), every.end(), 0);
+  const Batch all = batcher.make_batch(every);  // one row per window: the whole table
+  ASSERT_GT(batcher.num_windows(), 64 * 2) << "too few windows to deal to 2 ranks";
+  for (const prune::CacheMode mode : {prune::CacheMode{}, prune::CacheMode{.top_k = 5, .temperature = 2.0}}) {
+    prune::TeacherCache ranks(teacher), one(teacher);
+    ranks.fill(batcher, mode);
+    Communicator& mpi = world();
+    prunerec::detail::set_world(nullptr);  // one process, on every rank
+    one.fill(batcher, mode);
+    prunerec::detail::set_world(&mpi);
+    if (mode.top_k == 0) {
+      EXPECT_TRUE(bit_equal(ranks.states_for(all), one.states_for(all)));
+    } else {
+      const prune::TeacherCache::TopK a = ranks.top_k_for(all), b = one.top_k_for(all);
+      EXPECT_TRUE(bit_equal(a.items, b.items));
+      EXPECT_TRUE(bit_equal(a.logp, b.logp));
+      EXPECT_TRUE(bit_equal(a.rest, b.rest));
+    }
   }
 }
 

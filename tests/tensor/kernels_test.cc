@@ -742,6 +742,37 @@ TYPED_TEST(Elementwise, DropoutKeepFractionScalingAndRegeneratedMask) {
   EXPECT_TRUE(same_bits(same, x));
 }
 
+// The mask's definition, written out plainly: element i is kept when the 16-bit lane i % 8
+// of Philox block i / 8 is >= p * 65536 (the kernel's masks must never change: a run's
+// dropout is part of what a seed reproduces).
+template <class T>
+T reference_dropout(std::int64_t i, float p, std::uint64_t seed, std::uint64_t stream, T x) {
+  const auto w = philox4x32(seed, stream, static_cast<std::uint64_t>(i / 8));
+  const std::uint32_t draw = (w[(i % 8) / 2] >> (16 * (i % 2))) & 0xFFFFu;
+  return draw >= static_cast<std::uint32_t>(p * 65536.0f + 0.5f) ? x * (T(1) / (T(1) - static_cast<T>(p))) : T(0);
+}
+
+// Note [global dropout masks]: a shard of a left-padded batch, read at its placement, takes
+// the masks of its elements' places in the whole batch.
+TYPED_TEST(Elementwise, DropoutRowsTakeTheMasksOfTheirPlaceInTheWholeBatch) {
+  using T = TypeParam;
+  const i64 rows = 13, length = 9, d = 7, cols = length * d;  // a [13, 9, 7] batch: odd sizes
+  const std::vector<T> x = randn<T>(rows * cols, 4);
+  std::vector<T> whole(rows * cols);
+  dropout_apply<T>(rows * cols, 0.3f, 5, 11, x.data(), whole.data());
+  for (i64 i = 0; i < rows * cols; ++i) ASSERT_EQ(whole[i], reference_dropout<T>(i, 0.3f, 5, 11, x[i])) << i;
+  // Rows [4, 11) padded to their own length 6 (the last 6 positions of each row).
+  const i64 first_row = 4, shard_rows = 7, shard_length = 6, shard_cols = shard_length * d;
+  std::vector<T> shard_x, shard(shard_rows * shard_cols);
+  for (i64 r = first_row; r < first_row + shard_rows; ++r)
+    shard_x.insert(shard_x.end(), x.begin() + r * cols + cols - shard_cols, x.begin() + (r + 1) * cols);
+  dropout_apply_rows<T>(shard_rows, shard_cols, cols, first_row * cols + cols - shard_cols, 0.3f, 5, 11, shard_x.data(),
+                        shard.data());
+  for (i64 r = 0; r < shard_rows; ++r)
+    for (i64 c = 0; c < shard_cols; ++c)
+      ASSERT_EQ(shard[r * shard_cols + c], whole[(first_row + r) * cols + cols - shard_cols + c]) << r << " " << c;
+}
+
 TYPED_TEST(Elementwise, SimpleMapsMatchPlainLoops) {
   using T = TypeParam;
   const i64 n = 40001, rows = 129, cols = 13;

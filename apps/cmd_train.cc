@@ -38,6 +38,8 @@ int cmd_train(const Args& args) {
   flags.range("beams", 1);
   flags.add("valid-limit", &title.valid_limit, "title mode: validation examples generated per epoch (0 = all)");
   flags.range("valid-limit", 0);
+  flags.add("test-limit", &title.test_limit, "title mode: generate only the first N test examples after training (default: all; `eval --limit` evaluates more later)");
+  flags.range("test-limit", 0);
   flags.add("init", &title.init, "title mode: start from this model file (an imported Hugging Face model with its tokenizer) instead of the recipe's model");
   flags.add("config", &config, "recipe: a text-format file or a recipe preset (teacher, small)");
   flags.add("out", &out, "model file to write (the best model); its resume state goes beside it", cli::Flags::kRequired);

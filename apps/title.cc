@@ -205,7 +205,9 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
   recsys::TitleEvalOptions eo;
   eo.split = "test";
   eo.beams = beams;
-  Progress progress(std::cerr, "eval test", static_cast<std::int64_t>(d.split.test.size()),
+  eo.limit = flags.test_limit;
+  const auto test_users = static_cast<std::int64_t>(d.split.test.size());
+  Progress progress(std::cerr, "eval test", eo.limit > 0 ? std::min(eo.limit, test_users) : test_users,
                     quiet ? Progress::Mode::kQuiet : Progress::Mode::kAuto);
   const recsys::EvalResult test = recsys::evaluate_titles(*best.net, d.data, d.split, *best.task, eo, &progress);
   progress.clear();

@@ -55,6 +55,7 @@ struct TitleTrainFlags {
   int samples_per_user = 0;        // the last N targets of each user (0 = all)
   int beams = 20;
   std::int64_t valid_limit = 500;  // validation examples per epoch (0 = all)
+  std::int64_t test_limit = 0;     // test examples evaluated after training (0 = all)
   bool max_len_given = false;      // --max-len was given (else the context is at least 256)
   // A model file to start from (an imported Hugging Face model): its weights, its
   // tokenizer and its context replace the recipe's model and the trained tokenizer.

@@ -7,6 +7,7 @@
 #   bash tools/experiments.sh prune beauty    # schedule + controls on one data set
 #   bash tools/experiments.sh gate ml1m       # the gate sweep: from scratch at 4 sizes x a recipe grid
 #   bash tools/experiments.sh losses beauty   # full softmax, sampled softmax and gBCE, 3 seeds
+#   bash tools/experiments.sh title           # title mode on Games 2018 beside item-token mode
 # Output goes to $RUNS (default ../runs). The data is read from $DATA (../shared/data).
 # THREADS (default: all cores) sets --threads; CONTROLS (default all) the prune controls.
 # Two data sets can run side by side with THREADS=1 each (what docs/results/ did).
@@ -164,11 +165,50 @@ losses() {
   done
 }
 
+# Title mode on Games 2018 (docs/results/title-mode.md): the paper's recommender, trained
+# from scratch at the small preset's size with a tokenizer trained on the catalogue, beside
+# an item-token model of the same size that reads the same last 10 items (--max-len 10),
+# both evaluated on the first TITLE_TEST test users with per-user ranks for `prunerec compare`.
+TITLE_EPOCHS=${TITLE_EPOCHS:-2}
+TITLE_SAMPLES=${TITLE_SAMPLES:-2}
+TITLE_TEST=${TITLE_TEST:-1000}
+title() {
+  local dir="$RUNS/title/games" data
+  data=$(data_args games | sed 's/--epochs [0-9]*//')
+  mkdir -p "$dir"
+  # shellcheck disable=SC2086
+  if [ ! -s "$dir/title-train.json" ]; then
+    echo "title games: training started $(date -u +%FT%TZ)" >&2
+    /usr/bin/time -v "$PRUNEREC" train --mode title $data --config small --max-len 512 --samples-per-user "$TITLE_SAMPLES" \
+      --epochs "$TITLE_EPOCHS" --valid-limit 300 --test-limit "$TITLE_TEST" --seed "$SEED" $(threads_arg) \
+      --out "$dir/title.prc" --json > "$dir/title-train.json.tmp" 2> "$dir/title-train.log"
+    mv "$dir/title-train.json.tmp" "$dir/title-train.json"
+  fi
+  if [ ! -s "$dir/item-train.json" ]; then
+    /usr/bin/time -v "$PRUNEREC" train $data --config small --max-len 10 --seed "$SEED" $(threads_arg) \
+      --out "$dir/item.prc" --json > "$dir/item-train.json.tmp" 2> "$dir/item-train.log"
+    mv "$dir/item-train.json.tmp" "$dir/item-train.json"
+  fi
+  if [ ! -s "$dir/title-test.json" ]; then
+    "$PRUNEREC" eval --model "$dir/title.prc" --split test --limit "$TITLE_TEST" $(threads_arg) \
+      --per-user "$dir/title-ranks.tsv" --json > "$dir/title-test.json.tmp" && mv "$dir/title-test.json.tmp" "$dir/title-test.json"
+  fi
+  # Item-token evaluation ranks every test user; its first TITLE_TEST users (the file's
+  # header and column lines, then users in example order) pair with the title model's.
+  if [ ! -s "$dir/item-test.json" ]; then
+    "$PRUNEREC" eval --model "$dir/item.prc" --split test $(threads_arg) --per-user "$dir/item-ranks-all.tsv" --json \
+      > "$dir/item-test.json.tmp" && mv "$dir/item-test.json.tmp" "$dir/item-test.json"
+  fi
+  head -n $((TITLE_TEST + 2)) "$dir/item-ranks-all.tsv" > "$dir/item-ranks.tsv"
+  "$PRUNEREC" compare --a "$dir/title-ranks.tsv" --b "$dir/item-ranks.tsv" --json > "$dir/compare.json"
+}
+
 case "${1:-}" in
   gate) gate "$2" ;;
   losses) losses "$2" ;;
+  title) title ;;
   teachers) for d in ${2:-ml1m beauty toys games}; do teacher "$d"; done ;;
   teacher) teacher "$2" ;;
   prune) prune "$2" ;;
-  *) echo "usage: $0 teachers [names] | teacher NAME | prune NAME | gate NAME | losses NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 teachers [names] | teacher NAME | prune NAME | gate NAME | losses NAME | title" >&2; exit 2 ;;
 esac

@@ -49,6 +49,7 @@ TEST(TitleCli, TrainEvalRecommend) {
   ASSERT_EQ(train.exit_code, 0) << train.err;
   const auto j = parse_json(train.out);
   EXPECT_EQ(j.at("mode").string, "title");
+  EXPECT_EQ(j.at("test").at("num_examples").number, 80);  // every test user without --test-limit
   EXPECT_EQ(j.at("test").at("protocol").at("ranking").string, "title-generation");
   EXPECT_EQ(j.at("test").at("protocol").at("beams").number, 20);
 
@@ -166,9 +167,10 @@ TEST(TitleCli, TrainsFromAnImportedModel) {
     if (a == t.titles) a = titles;
   for (std::size_t i = 0; i + 1 < args.size(); ++i)
     if (args[i] == "--vocab-size") args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
-  args.insert(args.end(), {"--init", base});
+  args.insert(args.end(), {"--init", base, "--test-limit", "7", "--json"});
   const RunResult train = run_prunerec(args);
   ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_EQ(parse_json(train.out).at("test").at("num_examples").number, 7);  // the first 7 of 80 test users
   const pb::Manifest m = nn::read_checkpoint_manifest(model);
   EXPECT_TRUE(m.has_title_mode());
   EXPECT_FALSE(m.title_mode().has_tokenizer());

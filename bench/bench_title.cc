@@ -19,13 +19,18 @@
 //   token/<shape>/recompute/<prefix>  last_hidden over the whole sequence instead (no cache)
 //   attention/<shape>/<prefix>        the part of a cached step that must grow with the
 //                                     prefix: ag::attention_cached of every layer, 20 rows
-//   generate/<shape>     generate_titles, 20 beams, 4 users a batch, over a trie of 2,000
-//                        random titles (5-12 tokens); counter users/s
+//   generate/<shape>     generate_titles, 20 beams, 4 users a batch, 8 users with prompts of
+//                        150 tokens, over a trie of 2,000 random titles (5-12 tokens);
+//                        counter users/s. Also at qwen2-0.5b, the teacher whose final
+//                        pruned shape is `paper` (generate/ alone: about a minute):
+//                          build/bench/bench_title --benchmark_filter='generate/'
 // Random weights: speed does not depend on what the model learned, except through how many
 // beams survive, which random titles of similar scores keep at the maximum (a worst case).
 #include <benchmark/benchmark.h>
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "autograd/ops.h"
@@ -45,10 +50,13 @@ struct Shape {
 };
 constexpr Shape kPaper{"paper", 4, 448, 7, 1, 64, 448, 151936};
 constexpr Shape kSmall{"small", 2, 64, 2, 1, 32, 128, 4000};
+// The paper's teacher, Qwen2-0.5B (24 layers, width 896, 14 heads of 64 sharing 2 KV heads,
+// MLP 4864, tied head): generate/ only, beside generate/paper, its final pruned shape.
+constexpr Shape kQwen05b{"qwen2-0.5b", 24, 896, 14, 2, 64, 4864, 151936};
 
 const nn::Transformer& model(const Shape& s) {
-  static std::unique_ptr<nn::Transformer> paper, small;
-  auto& slot = s.vocab == kPaper.vocab ? paper : small;
+  static std::map<std::string, std::unique_ptr<nn::Transformer>> models;
+  auto& slot = models[s.name];
   if (!slot) {
     pb::ModelConfig c;
     c.set_name(s.name);
@@ -176,6 +184,8 @@ void register_all() {
     benchmark::RegisterBenchmark(("generate/" + n).c_str(), [s](benchmark::State& st) { generate(st, *s); })
         ->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(s->vocab > 10000 ? 1 : 3);
   }
+  benchmark::RegisterBenchmark("generate/qwen2-0.5b", [](benchmark::State& st) { generate(st, kQwen05b); })
+      ->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "base/error.h"
 #include "base/crc32c.h"
 #include "tests/common/expect_error.h"
+#include "tests/common/file_size_limit.h"
 #include "tensor/rng.h"
 
 namespace prunerec::nn {
@@ -37,6 +38,7 @@ namespace {
 namespace fs = std::filesystem;
 using google::protobuf::util::MessageDifferencer;
 using prunerec::testing::error_message;
+using prunerec::testing::FileSizeLimit;
 
 // ---- helpers --------------------------------------------------------------------------
 
@@ -254,28 +256,6 @@ class AddressSpaceBudget {
  private:
   rlimit saved_{};
   bool active_ = false;
-};
-
-// Makes write(2) fail with EFBIG beyond `bytes` (SIGXFSZ ignored meanwhile).
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    ::getrlimit(RLIMIT_FSIZE, &saved_);
-    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
-    rlimit lim = saved_;
-    lim.rlim_cur = bytes;
-    ok_ = ::setrlimit(RLIMIT_FSIZE, &lim) == 0;
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &saved_);
-    ::signal(SIGXFSZ, old_handler_);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  rlimit saved_{};
-  void (*old_handler_)(int) = nullptr;
-  bool ok_ = false;
 };
 
 class CheckpointFileTest : public ::testing::Test {

@@ -19,11 +19,13 @@
 #include "base/atomic_file.h"
 #include "base/crc32c.h"
 #include "tensor/rng.h"
+#include "tests/common/file_size_limit.h"
 
 namespace prunerec {
 namespace {
 
 namespace fs = std::filesystem;
+using prunerec::testing::FileSizeLimit;
 
 // ---- crc32c ---------------------------------------------------------------------------
 
@@ -178,29 +180,6 @@ TEST_F(FileTest, ExceptionBeforeCommitRemovesTemporaryAndKeepsOldFile) {
   EXPECT_EQ(slurp(target), "old content");
   EXPECT_EQ(listing(), std::vector<std::string>{"model.bin"});
 }
-
-// A real write(2) failure midway: RLIMIT_FSIZE makes the kernel refuse bytes past the
-// limit with EFBIG (SIGXFSZ ignored for the duration).
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    ::getrlimit(RLIMIT_FSIZE, &saved_);
-    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
-    rlimit lim = saved_;
-    lim.rlim_cur = bytes;
-    ok_ = ::setrlimit(RLIMIT_FSIZE, &lim) == 0;
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &saved_);
-    ::signal(SIGXFSZ, old_handler_);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  rlimit saved_{};
-  void (*old_handler_)(int) = nullptr;
-  bool ok_ = false;
-};
 
 TEST_F(FileTest, WriteFailureMidwayKeepsOldFileIntact) {
   const std::string target = path("big.bin");

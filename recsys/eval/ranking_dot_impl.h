@@ -50,12 +50,33 @@ inline float dot8(const float* h, const W* w, std::int64_t d) {
   return finish(a, h, w, c, d);
 }
 
+// Eight rows' lanes (no width tail) combined by finish's tree, all eight at once: lane k
+// of the result is ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7)) of a[k], the same
+// three levels of additions as finish (an addition's operand order does not change its
+// result), done as vector additions of shuffled lanes instead of 8 x 7 scalar ones.
+inline Lanes finish8(const Lanes* a) {
+  // Level 1, t_k = l_k + l_(k+4): rows (r, r + 4) share a vector, r in the low half.
+  Lanes t[4];
+  for (int r = 0; r < 4; ++r)
+    t[r] = __builtin_shufflevector(a[r], a[r + 4], 0, 1, 2, 3, 8, 9, 10, 11) +
+           __builtin_shufflevector(a[r], a[r + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  // Level 2, t0 + t1 and t2 + t3: rows (0, 1 | 4, 5) and (2, 3 | 6, 7).
+  const Lanes u01 = __builtin_shufflevector(t[0], t[1], 0, 2, 8, 10, 4, 6, 12, 14) +
+                    __builtin_shufflevector(t[0], t[1], 1, 3, 9, 11, 5, 7, 13, 15);
+  const Lanes u23 = __builtin_shufflevector(t[2], t[3], 0, 2, 8, 10, 4, 6, 12, 14) +
+                    __builtin_shufflevector(t[2], t[3], 1, 3, 9, 11, 5, 7, 13, 15);
+  // Level 3, (t0 + t1) + (t2 + t3): rows 0..3 | 4..7, in order.
+  return __builtin_shufflevector(u01, u23, 0, 2, 8, 10, 4, 6, 12, 14) +
+         __builtin_shufflevector(u01, u23, 1, 3, 9, 11, 5, 7, 13, 15);
+}
+
 // Note [item dot]: one user against n rows, eight rows per pass over the user's vector.
 // Each chunk of eight of h is loaded once and multiplied into eight rows' accumulators
 // (eight vector registers), so a row costs one load, one multiply and one add per chunk
 // and the loop carries eight independent sums instead of one. Row r's accumulator sees
-// exactly dot8's sequence of operations (chunk by chunk, then finish), so every score is
-// bit for bit dot8(h, row) (tests/recsys/blocked_ranking_test.cc, ItemDot.*). The last
+// exactly dot8's sequence of operations (chunk by chunk, then finish's tree; finish8 when
+// d is a multiple of 8, which sums the eight trees as vectors), so every score is bit for
+// bit dot8(h, row) (tests/recsys/blocked_ranking_test.cc, ItemDot.*). The last
 // n % 8 rows go through dot8 itself.
 template <class W>
 void item_dot(const float* h, const W* w, std::int64_t n, std::int64_t d, float* out) {
@@ -69,7 +90,12 @@ void item_dot(const float* h, const W* w, std::int64_t n, std::int64_t d, float*
       const Lanes hc = load8(h + c);
       for (int r = 0; r < kRows; ++r) a[r] += hc * load8(rows + r * d + c);
     }
-    for (int r = 0; r < kRows; ++r) out[i + r] = finish(a[r], h, rows + r * d, c, d);
+    if (c == d) {
+      const Lanes sums = finish8(a);
+      std::memcpy(out + i, &sums, sizeof sums);
+    } else {
+      for (int r = 0; r < kRows; ++r) out[i + r] = finish(a[r], h, rows + r * d, c, d);
+    }
   }
   for (; i < n; ++i) out[i] = dot8(h, w + i * d, d);
 }

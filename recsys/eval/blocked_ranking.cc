@@ -29,8 +29,6 @@ namespace baseline = kernels::baseline::ranking;  // PRUNEREC_KERNEL_CALL's two 
 namespace avx2 = kernels::avx2::ranking;
 #endif
 
-constexpr int kGroup = 4;  // users scored together per item row (dot8x4)
-
 struct Scored {
   float score;
   std::int32_t item;
@@ -126,34 +124,24 @@ std::vector<ExclusionCursor> cursors(const std::vector<std::vector<std::int32_t>
 // The pass of Note [blocked ranking]: the items [0, V) in tasks of blocks.task_items, run
 // in parallel. Each task makes its state with start(first item), then for every block
 // [j0, j0 + n) and every user b calls consume(state, b, j0, scores, n), scores[i] being
-// dot8(h_b, row j0 + i); at the end finish(state) runs under a lock.
+// dot8(h_b, row j0 + i); at the end finish(state) runs under a lock. The users take turns
+// on a block while its rows are still in cache.
 template <class Start, class Consume, class Finish>
 void score_pass(const std::vector<float>& hf, std::int64_t B, const ServingTable& table, const RankingBlocks& blocks,
                 Start&& start, Consume&& consume, Finish&& finish) {
   PR_CHECK_T(ConfigError, blocks.task_items > 0 && blocks.block_items > 0, "blocked ranking: block sizes must be positive, got ",
              blocks.task_items, " items per task and ", blocks.block_items, " per block");
-  const std::int64_t d = table.dim(), V = table.items(), full = B / kGroup * kGroup;
+  const std::int64_t d = table.dim(), V = table.items();
   const std::int64_t tasks = (V + blocks.task_items - 1) / blocks.task_items, block = blocks.block_items;
   std::mutex finish_mutex;
   parallel_for(0, tasks, 1, [&](std::int64_t lo, std::int64_t hi) {
     auto state = start(lo * blocks.task_items);
-    // Groups of four read the block widened to f32; without a group, item_dot reads the
-    // table itself.
-    std::vector<float> rows(static_cast<std::size_t>(full > 0 ? block * d : 0));
-    std::vector<float> scores(static_cast<std::size_t>(kGroup * block));
+    std::vector<float> scores(static_cast<std::size_t>(block));
     const std::int64_t end = std::min(V, hi * blocks.task_items);
     for (std::int64_t j0 = lo * blocks.task_items; j0 < end; j0 += block) {
       const std::int64_t n = std::min(end - j0, block);
-      if (full > 0) table.rows_f32(j0, j0 + n, rows.data());
-      for (std::int64_t g = 0; g < full; g += kGroup) {
-        PRUNEREC_KERNEL_CALL(dot8x4, hf.data() + g * d, rows.data(), n, d, scores.data(), block);
-        for (int u = 0; u < kGroup; ++u) consume(state, g + u, j0, scores.data() + u * block, n);
-      }
-      for (std::int64_t b = full; b < B; ++b) {
-        if (full > 0)
-          item_dot(hf.data() + b * d, rows.data(), n, d, scores.data());
-        else
-          table.score(hf.data() + b * d, j0, j0 + n, scores.data());
+      for (std::int64_t b = 0; b < B; ++b) {
+        table.score(hf.data() + b * d, j0, j0 + n, scores.data());
         consume(state, b, j0, scores.data(), n);
       }
     }
@@ -278,12 +266,19 @@ std::vector<std::int64_t> blocked_target_ranks(const Tensor& h, const ServingTab
       hf, B, table, blocks,
       [&](std::int64_t first) { return Task{std::vector<std::int64_t>(static_cast<std::size_t>(B), 0), cursors(ex, first)}; },
       [&](Task& task, std::int64_t b, std::int64_t j0, const float* scores, std::int64_t n) {
+        // Count every item with !(s < s_t) (ties and NaN count) without a branch, then take
+        // back the target and the excluded items among them: they are few, and whether a
+        // score passes is a coin toss the branch predictor would lose.
         const float target = target_score[b];
-        for (std::int64_t i = 0; i < n; ++i) {
-          if (scores[i] < target || j0 + i == targets[b]) continue;  // !(s < s_t): ties and NaN count
-          if (task.excluded[b].excludes(j0 + i)) continue;
-          ++task.ahead[b];
+        std::int64_t ahead = 0;
+        for (std::int64_t i = 0; i < n; ++i) ahead += !(scores[i] < target);
+        if (targets[b] >= j0 && targets[b] < j0 + n) --ahead;  // the target's own !(s_t < s_t)
+        ExclusionCursor& cursor = task.excluded[b];
+        for (; cursor.next < cursor.list->size() && (*cursor.list)[cursor.next] < j0 + n; ++cursor.next) {
+          const std::int32_t j = (*cursor.list)[cursor.next];
+          if (j >= j0 && j != targets[b] && !(scores[j - j0] < target)) --ahead;
         }
+        task.ahead[b] += ahead;
       },
       [&](const Task& task) {
         for (std::int64_t b = 0; b < B; ++b) ranks[b] += task.ahead[b];

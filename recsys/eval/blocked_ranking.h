@@ -8,19 +8,17 @@
 //
 // Note [blocked ranking]: the items are cut into tasks of RankingBlocks::task_items, run
 // in parallel, each with its own running lists (merged at the end: exact in any order,
-// because the order of items is total); a task scores its items one block of
-// RankingBlocks::block_items at a time into a small buffer of scores, then hands each
-// user's row of scores to the top-k or the rank count. The score of (user, item) is one
-// fixed-order dot product, dot8(h, w): eight lanes over the width, combined in a fixed
-// tree. Two kernels compute it, both bit for bit dot8 (Note [item dot] in
-// recsys/eval/ranking_dot_impl.h): users in groups of four against a block widened to
-// f32 (dot8x4: each item row loaded once for four users; evaluation), and one user
-// against eight item rows per pass, read straight from the table, f32 or bf16 (item_dot:
-// the user's vector loaded once for eight items; serving, and the last B % 4 users). So a
-// score is a pure function of (h, w) whatever the block, the group, the thread or the
-// instruction set (both kernels are compiled for the x86-64 baseline and for AVX2, Note
-// [kernel dispatch] in tensor/kernels/isa.h), and the blocked result equals a full sort
-// of the same scores (tests/recsys/blocked_ranking_test.cc).
+// because the order of items is total); a task takes its items one block of
+// RankingBlocks::block_items at a time, and every user in turn scores the block (while
+// its rows are in cache) into a small buffer, which the top-k or the rank count then
+// reads. The score of (user, item) is one fixed-order dot product, dot8(h, w): eight lanes
+// over the width, combined in a fixed tree. The kernel that computes it, item_dot (Note
+// [item dot] in recsys/eval/ranking_dot_impl.h), scores eight item rows per pass over the
+// user's vector straight from the table, f32 or bf16 (widened in registers), and gives
+// dot8's bits for every row. So a score is a pure function of (h, w) whatever the block,
+// the thread or the instruction set (the kernel is compiled for the x86-64 baseline and
+// for AVX2, Note [kernel dispatch] in tensor/kernels/isa.h), and the blocked result
+// equals a full sort of the same scores (tests/recsys/blocked_ranking_test.cc).
 // Note [reject before the offer]: a running top-k keeps its k-th best score as a floor
 // (minus infinity until it holds k items); a score is compared with it first, and only a
 // score that reaches it pays for the history check and the heap. After the first few
@@ -95,10 +93,11 @@ struct RankingBlocks {
   // once. 8,192 items give 123 tasks at 1,000,000 items (balanced over the threads) and
   // keep the per-task set-up (lists, buffers, a locked merge) far below the task's work.
   std::int64_t task_items = 8192;
-  // Items scored at a time: a group of four users widens 512 x d rows to f32 (128 KiB at
-  // d = 64: stays in L2 while the groups pass over it), and the block's scores, 4 x 512
-  // floats, stay in L1 until the top-k or the rank count reads them.
-  std::int64_t block_items = 512;
+  // Items scored at a time, every user in turn: 128 x d f32 rows are 32 KiB at d = 64,
+  // so the block stays in L1 (or at worst L2) while the users take turns on it, and one
+  // user's scores of the block (512 bytes) are read back from L1 by the top-k or the rank
+  // count. 512 was a third slower for 256 users in evaluation; one user does not care.
+  std::int64_t block_items = 128;
 };
 
 struct TopK {

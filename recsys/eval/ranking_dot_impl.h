@@ -100,30 +100,6 @@ void item_dot(const float* h, const W* w, std::int64_t n, std::int64_t d, float*
   for (; i < n; ++i) out[i] = dot8(h, w + i * d, d);
 }
 
-// Four users (rows of h, stride d) against n f32 rows: out[u * out_stride + i] is
-// dot8(h_u, row i), the same arithmetic per user as dot8; each row is loaded once for the
-// four users.
-inline void dot8x4(const float* h, const float* w, std::int64_t n, std::int64_t d, float* out,
-                   std::int64_t out_stride) {
-  const float *h0 = h, *h1 = h + d, *h2 = h + 2 * d, *h3 = h + 3 * d;
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float* row = w + i * d;
-    Lanes a0{}, a1{}, a2{}, a3{};
-    std::int64_t c = 0;
-    for (; c + 8 <= d; c += 8) {
-      const Lanes wc = load8(row + c);
-      a0 += load8(h0 + c) * wc;
-      a1 += load8(h1 + c) * wc;
-      a2 += load8(h2 + c) * wc;
-      a3 += load8(h3 + c) * wc;
-    }
-    out[i] = finish(a0, h0, row, c, d);
-    out[out_stride + i] = finish(a1, h1, row, c, d);
-    out[2 * out_stride + i] = finish(a2, h2, row, c, d);
-    out[3 * out_stride + i] = finish(a3, h3, row, c, d);
-  }
-}
-
 // n bf16 values widened to f32, eight at a time.
 inline void widen_bf16(const std::uint16_t* src, std::int64_t n, float* out) {
   std::int64_t i = 0;

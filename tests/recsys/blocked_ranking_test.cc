@@ -34,8 +34,8 @@ std::vector<float> full_scores(const Tensor& h, const Tensor& w, std::int64_t b)
 
 // V = 1,337 crosses two 512-item blocks and a partial one (and, with the small
 // RankingBlocks, many tasks and blocks of odd sizes); d = 13 exercises the lane tail;
-// B = 6 a group of four plus two users through item_dot on the widened block, B = 1 and
-// B = 3 item_dot straight from the table (no group); quantised scores make many ties.
+// B = 1 (serving), 3 and 6 users take turns on each block; quantised scores make many
+// ties.
 TEST(BlockedRanking, TopKEqualsFullSortWithTiesAndExclusion) {
   const std::int64_t V = 1337, d = 13;
   for (std::int64_t B : {1, 3, 6}) {

@@ -4,7 +4,7 @@
 // Note [reject before the offer]), next to its naive twin, the path it replaced (one
 // dot8 per item on a block copied or widened to f32, every score offered to the heap).
 //
-//   build/bench/bench_ranking                                  # everything, ~1 min
+//   build/bench/bench_ranking                                  # everything, ~20 s
 //   build/bench/bench_ranking --benchmark_filter='/1000000/'
 //
 // Names: top10/<path>/<table>/<items>/<isa>

@@ -1,62 +1,33 @@
 #include "recsys/eval/blocked_ranking.h"
 
 #include <algorithm>
-#include <cstring>
-#include <mutex>
-
 #include <chrono>
+#include <cstring>
+#include <limits>
+#include <mutex>
 #include <numeric>
 
 #include "base/error.h"
+#include "tensor/kernels/isa.h"
 #include "tensor/parallel.h"
+
+// GCC warns (-Wpsabi) that passing a 32-byte vector by value has a different ABI with and
+// without AVX. The kernels' Lanes never cross a translation unit (they are internal and
+// inlined), so no two builds ever disagree about a call; the warning is silenced here only.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+// The score kernels are written once, in ranking_dot_impl.h, and compiled twice; the
+// functions below call the copy the CPU runs best (tensor/kernels/compile_twice.h).
+#define PRUNEREC_KERNEL_IMPL "recsys/eval/ranking_dot_impl.h"
+#include "tensor/kernels/compile_twice.h"
 
 namespace prunerec::recsys {
 namespace {
 
-constexpr std::int64_t kItemBlock = 512;  // 512 x d f32 rows: 128 KiB at d = 64 (L2)
-constexpr int kGroup = 4;                 // users scored together per item row
-
-// Eight float lanes as a GCC/Clang vector: element-wise arithmetic, no reassociation, so a
-// lane's sum is the same sequence of roundings wherever it is computed.
-using Lanes = float __attribute__((vector_size(32)));
-// GCC warns (-Wpsabi) that passing a 32-byte vector by value has a different ABI with and
-// without AVX. Lanes never cross a translation unit (these helpers are internal and
-// inlined), so no two builds ever disagree about a call; the warning is silenced here only.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-
-inline Lanes load8(const float* p) {
-  Lanes v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// The lanes (plus the width's tail, lane by lane) combined in a fixed tree.
-inline float finish(Lanes acc, const float* h, const float* w, std::int64_t c, std::int64_t d) {
-  float l[8];
-  std::memcpy(l, &acc, sizeof l);
-  for (int k = 0; c < d; ++c, ++k) l[k] += h[c] * w[c];
-  return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
-}
-
-// Four users (rows of h, stride d) against one item row: four dot8 results, the same
-// arithmetic per user as dot8 (Note [blocked ranking]).
-inline void dot8x4(const float* h, const float* w, std::int64_t d, float* out) {
-  Lanes a0{}, a1{}, a2{}, a3{};
-  const float *h0 = h, *h1 = h + d, *h2 = h + 2 * d, *h3 = h + 3 * d;
-  std::int64_t c = 0;
-  for (; c + 8 <= d; c += 8) {
-    const Lanes wl = load8(w + c);
-    a0 += load8(h0 + c) * wl;
-    a1 += load8(h1 + c) * wl;
-    a2 += load8(h2 + c) * wl;
-    a3 += load8(h3 + c) * wl;
-  }
-  out[0] = finish(a0, h0, w, c, d);
-  out[1] = finish(a1, h1, w, c, d);
-  out[2] = finish(a2, h2, w, c, d);
-  out[3] = finish(a3, h3, w, c, d);
-}
+namespace baseline = kernels::baseline::ranking;  // PRUNEREC_KERNEL_CALL's two copies
+#if PRUNEREC_KERNELS_AVX2
+namespace avx2 = kernels::avx2::ranking;
+#endif
 
 struct Scored {
   float score;
@@ -67,12 +38,15 @@ inline bool before(const Scored& a, const Scored& b) {
   return a.score > b.score || (a.score == b.score && a.item < b.item);
 }
 
-// Running top-k: a heap whose front is the worst kept item.
+// Running top-k: a heap whose front is the worst kept item, and its score as the floor of
+// Note [reject before the offer].
 class RunningTopK {
  public:
   explicit RunningTopK(int k) : k_(k) { heap_.reserve(static_cast<std::size_t>(k)); }
+  // No item scoring below floor() can enter (nor a NaN).
+  float floor() const { return floor_; }
   void offer(float score, std::int32_t item) {
-    if (score != score) return;  // NaN: never recommended
+    if (!(score >= floor_)) return;  // below the k-th, or NaN: never recommended
     const Scored s{score, item};
     if (static_cast<int>(heap_.size()) < k_) {
       heap_.push_back(s);
@@ -82,6 +56,7 @@ class RunningTopK {
       heap_.back() = s;
       std::push_heap(heap_.begin(), heap_.end(), before);
     }
+    if (static_cast<int>(heap_.size()) == k_) floor_ = heap_.front().score;
   }
   void merge(const RunningTopK& other) {
     for (const Scored& s : other.heap_) offer(s.score, s.item);
@@ -99,18 +74,16 @@ class RunningTopK {
 
  private:
   int k_;
+  float floor_ = -std::numeric_limits<float>::infinity();
   std::vector<Scored> heap_;
 };
 
-// h as f32, padded with zero rows to a multiple of kGroup.
-std::vector<float> padded_users(const Tensor& h, std::int64_t d) {
+// h as contiguous f32 [B, d].
+std::vector<float> users_f32(const Tensor& h, std::int64_t d) {
   PR_CHECK(h.defined() && h.dim() == 2 && h.size(1) == d && is_floating(h.dtype()), "blocked ranking: h ",
            h.defined() ? h.shape_str() : "undefined", " must be floating [B, ", d, "]");
   const Tensor hf = h.to(DType::f32).contiguous();
-  const std::int64_t B = h.size(0), padded = (B + kGroup - 1) / kGroup * kGroup;
-  std::vector<float> out(static_cast<std::size_t>(padded * d), 0.0f);
-  std::copy(hf.data<float>(), hf.data<float>() + B * d, out.begin());
-  return out;
+  return std::vector<float>(hf.data<float>(), hf.data<float>() + h.size(0) * d);
 }
 
 std::vector<std::vector<std::int32_t>> sorted_exclusions(const std::vector<std::vector<std::int32_t>>& excluded,
@@ -128,24 +101,53 @@ std::vector<std::vector<std::int32_t>> sorted_exclusions(const std::vector<std::
   return out;
 }
 
-// Calls visit(b, j, score) for every user b < B and item j in [j0, j1), users in groups
-// of four; `w` holds rows j0..j1 as f32.
-template <class Visit>
-void score_block(const std::vector<float>& hp, std::int64_t B, std::int64_t d, const float* w, std::int64_t j0,
-                 std::int64_t j1, Visit&& visit) {
-  float s[kGroup];
-  const std::int64_t full = B / kGroup * kGroup;
-  for (std::int64_t g = 0; g < full; g += kGroup) {
-    const float* hg = hp.data() + g * d;
-    for (std::int64_t j = j0; j < j1; ++j) {
-      dot8x4(hg, w + (j - j0) * d, d, s);
-      for (int u = 0; u < kGroup; ++u) visit(g + u, j, s[u]);
-    }
+// A user's place in their sorted exclusion list, moved forward with the items.
+struct ExclusionCursor {
+  const std::vector<std::int32_t>* list;
+  std::size_t next;
+  ExclusionCursor(const std::vector<std::int32_t>& sorted, std::int64_t first)
+      : list(&sorted), next(static_cast<std::size_t>(std::lower_bound(sorted.begin(), sorted.end(), first) - sorted.begin())) {}
+  // Whether item j is excluded; items must come in ascending order.
+  bool excludes(std::int64_t j) {
+    while (next < list->size() && (*list)[next] < j) ++next;
+    return next < list->size() && (*list)[next] == j;
   }
-  // The last B % 4 users one by one: dot8 has the same per-user arithmetic as dot8x4
-  // (the tests compare blocked results with dot8 scores bit for bit).
-  for (std::int64_t b = full; b < B; ++b)
-    for (std::int64_t j = j0; j < j1; ++j) visit(b, j, dot8(hp.data() + b * d, w + (j - j0) * d, d));
+};
+
+std::vector<ExclusionCursor> cursors(const std::vector<std::vector<std::int32_t>>& ex, std::int64_t first) {
+  std::vector<ExclusionCursor> out;
+  out.reserve(ex.size());
+  for (const auto& e : ex) out.emplace_back(e, first);
+  return out;
+}
+
+// The pass of Note [blocked ranking]: the items [0, V) in tasks of blocks.task_items, run
+// in parallel. Each task makes its state with start(first item), then for every block
+// [j0, j0 + n) and every user b calls consume(state, b, j0, scores, n), scores[i] being
+// dot8(h_b, row j0 + i); at the end finish(state) runs under a lock. The users take turns
+// on a block while its rows are still in cache.
+template <class Start, class Consume, class Finish>
+void score_pass(const std::vector<float>& hf, std::int64_t B, const ServingTable& table, const RankingBlocks& blocks,
+                Start&& start, Consume&& consume, Finish&& finish) {
+  PR_CHECK_T(ConfigError, blocks.task_items > 0 && blocks.block_items > 0, "blocked ranking: block sizes must be positive, got ",
+             blocks.task_items, " items per task and ", blocks.block_items, " per block");
+  const std::int64_t d = table.dim(), V = table.items();
+  const std::int64_t tasks = (V + blocks.task_items - 1) / blocks.task_items, block = blocks.block_items;
+  std::mutex finish_mutex;
+  parallel_for(0, tasks, 1, [&](std::int64_t lo, std::int64_t hi) {
+    auto state = start(lo * blocks.task_items);
+    std::vector<float> scores(static_cast<std::size_t>(block));
+    const std::int64_t end = std::min(V, hi * blocks.task_items);
+    for (std::int64_t j0 = lo * blocks.task_items; j0 < end; j0 += block) {
+      const std::int64_t n = std::min(end - j0, block);
+      for (std::int64_t b = 0; b < B; ++b) {
+        table.score(hf.data() + b * d, j0, j0 + n, scores.data());
+        consume(state, b, j0, scores.data(), n);
+      }
+    }
+    std::lock_guard<std::mutex> lock(finish_mutex);
+    finish(state);
+  });
 }
 
 }  // namespace
@@ -158,18 +160,14 @@ std::uint16_t f32_to_bf16(float x) {
   return static_cast<std::uint16_t>(u >> 16);
 }
 
-float bf16_to_f32(std::uint16_t x) {
-  const std::uint32_t u = static_cast<std::uint32_t>(x) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
+float dot8(const float* h, const float* w, std::int64_t d) { return PRUNEREC_KERNEL_CALL(dot8<float>, h, w, d); }
+
+void item_dot(const float* h, const float* w, std::int64_t n, std::int64_t d, float* out) {
+  PRUNEREC_KERNEL_CALL(item_dot<float>, h, w, n, d, out);
 }
 
-float dot8(const float* h, const float* w, std::int64_t d) {
-  Lanes a{};
-  std::int64_t c = 0;
-  for (; c + 8 <= d; c += 8) a += load8(h + c) * load8(w + c);
-  return finish(a, h, w, c, d);
+void item_dot(const float* h, const std::uint16_t* w, std::int64_t n, std::int64_t d, float* out) {
+  PRUNEREC_KERNEL_CALL(item_dot<std::uint16_t>, h, w, n, d, out);
 }
 
 ServingTable::ServingTable(const Tensor& weight, TableFormat format) : format_(format) {
@@ -194,57 +192,48 @@ std::int64_t ServingTable::bytes() const {
 
 void ServingTable::rows_f32(std::int64_t j0, std::int64_t j1, float* out) const {
   const std::int64_t n = (j1 - j0) * dim_;
-  if (format_ == TableFormat::kF32) {
+  if (format_ == TableFormat::kF32)
     std::memcpy(out, f32_.data<float>() + j0 * dim_, static_cast<std::size_t>(n) * sizeof(float));
-  } else {
-    // Widen eight at a time: bf16 is the high half of an f32 (exact).
-    using Half8 = std::uint16_t __attribute__((vector_size(16)));
-    using Word8 = std::uint32_t __attribute__((vector_size(32)));
-    const std::uint16_t* src = bf16_.data() + j0 * dim_;
-    std::int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      Half8 h;
-      std::memcpy(&h, src + i, sizeof h);
-      const Word8 w = __builtin_convertvector(h, Word8) << 16;
-      std::memcpy(out + i, &w, sizeof w);
-    }
-    for (; i < n; ++i) out[i] = bf16_to_f32(src[i]);
-  }
+  else
+    PRUNEREC_KERNEL_CALL(widen_bf16, bf16_.data() + j0 * dim_, n, out);
+}
+
+void ServingTable::score(const float* h, std::int64_t j0, std::int64_t j1, float* out) const {
+  if (format_ == TableFormat::kF32)
+    item_dot(h, f32_.data<float>() + j0 * dim_, j1 - j0, dim_, out);
+  else
+    item_dot(h, bf16_.data() + j0 * dim_, j1 - j0, dim_, out);
 }
 
 std::vector<TopK> blocked_top_k(const Tensor& h, const ServingTable& table, int k,
-                                const std::vector<std::vector<std::int32_t>>& excluded) {
+                                const std::vector<std::vector<std::int32_t>>& excluded, const RankingBlocks& blocks) {
   PR_CHECK_T(ConfigError, k > 0, "blocked_top_k: k must be positive, got ", k);
   const std::int64_t d = table.dim(), V = table.items();
-  const std::vector<float> hp = padded_users(h, d);
+  const std::vector<float> hf = users_f32(h, d);
   const std::int64_t B = h.size(0);
   const auto ex = sorted_exclusions(excluded, B, V);
   std::vector<RunningTopK> best(static_cast<std::size_t>(B), RunningTopK(k));
-  std::mutex merge_mutex;
-  const std::int64_t blocks = (V + kItemBlock - 1) / kItemBlock;
-  // Item blocks in parallel, each task with its own running lists; merging is exact in any
-  // order because the order of items is total (score, then index).
-  parallel_for(0, blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<RunningTopK> local(static_cast<std::size_t>(B), RunningTopK(k));
-    std::vector<float> w(static_cast<std::size_t>(kItemBlock * d));
-    std::vector<std::size_t> cursor(static_cast<std::size_t>(B));
-    const std::int64_t first = lo * kItemBlock;
-    for (std::int64_t b = 0; b < B; ++b)
-      cursor[b] = static_cast<std::size_t>(std::lower_bound(ex[b].begin(), ex[b].end(), first) - ex[b].begin());
-    for (std::int64_t blk = lo; blk < hi; ++blk) {
-      const std::int64_t j0 = blk * kItemBlock, j1 = std::min(V, j0 + kItemBlock);
-      table.rows_f32(j0, j1, w.data());
-      score_block(hp, B, d, w.data(), j0, j1, [&](std::int64_t b, std::int64_t j, float s) {
-        const auto& e = ex[b];
-        std::size_t& c = cursor[b];
-        while (c < e.size() && e[c] < j) ++c;
-        if (c < e.size() && e[c] == j) return;
-        local[b].offer(s, static_cast<std::int32_t>(j));
+  struct Task {
+    std::vector<RunningTopK> top;
+    std::vector<ExclusionCursor> excluded;
+  };
+  score_pass(
+      hf, B, table, blocks,
+      [&](std::int64_t first) { return Task{std::vector<RunningTopK>(static_cast<std::size_t>(B), RunningTopK(k)), cursors(ex, first)}; },
+      [&](Task& task, std::int64_t b, std::int64_t j0, const float* scores, std::int64_t n) {
+        RunningTopK& top = task.top[b];
+        float floor = top.floor();
+        for (std::int64_t i = 0; i < n; ++i) {
+          if (!(scores[i] >= floor)) continue;  // Note [reject before the offer]
+          if (task.excluded[b].excludes(j0 + i)) continue;
+          top.offer(scores[i], static_cast<std::int32_t>(j0 + i));
+          floor = top.floor();
+        }
+      },
+      // Merging is exact in any order: the order of items is total (score, then index).
+      [&](const Task& task) {
+        for (std::int64_t b = 0; b < B; ++b) best[b].merge(task.top[b]);
       });
-    }
-    std::lock_guard<std::mutex> lock(merge_mutex);
-    for (std::int64_t b = 0; b < B; ++b) best[b].merge(local[b]);
-  });
   std::vector<TopK> out;
   out.reserve(static_cast<std::size_t>(B));
   for (const RunningTopK& r : best) out.push_back(r.sorted());
@@ -253,50 +242,47 @@ std::vector<TopK> blocked_top_k(const Tensor& h, const ServingTable& table, int 
 
 std::vector<std::int64_t> blocked_target_ranks(const Tensor& h, const ServingTable& table,
                                                std::span<const std::int32_t> targets,
-                                               const std::vector<std::vector<std::int32_t>>& excluded) {
+                                               const std::vector<std::vector<std::int32_t>>& excluded,
+                                               const RankingBlocks& blocks) {
   const std::int64_t d = table.dim(), V = table.items();
-  const std::vector<float> hp = padded_users(h, d);
+  const std::vector<float> hf = users_f32(h, d);
   const std::int64_t B = h.size(0);
   PR_CHECK(static_cast<std::int64_t>(targets.size()) == B, "blocked_target_ranks: ", targets.size(), " targets for ", B,
            " users");
   const auto ex = sorted_exclusions(excluded, B, V);
   // The target's own score, through the same dot (Note [blocked ranking]).
-  std::vector<float> target_score(static_cast<std::size_t>(B)), row(static_cast<std::size_t>(d));
+  std::vector<float> target_score(static_cast<std::size_t>(B));
   for (std::int64_t b = 0; b < B; ++b) {
     PR_CHECK(targets[b] >= 0 && targets[b] < V, "blocked_target_ranks: target ", targets[b], " of user ", b,
              " is out of range for ", V, " items");
-    table.rows_f32(targets[b], targets[b] + 1, row.data());
-    float s[kGroup];
-    std::vector<float> group(static_cast<std::size_t>(kGroup * d), 0.0f);
-    std::copy(hp.begin() + b * d, hp.begin() + (b + 1) * d, group.begin());
-    dot8x4(group.data(), row.data(), d, s);
-    target_score[b] = s[0];
+    table.score(hf.data() + b * d, targets[b], targets[b] + 1, &target_score[b]);
   }
   std::vector<std::int64_t> ranks(static_cast<std::size_t>(B), 0);
-  std::mutex merge_mutex;
-  const std::int64_t blocks = (V + kItemBlock - 1) / kItemBlock;
-  parallel_for(0, blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<std::int64_t> local(static_cast<std::size_t>(B), 0);
-    std::vector<float> w(static_cast<std::size_t>(kItemBlock * d));
-    std::vector<std::size_t> cursor(static_cast<std::size_t>(B));
-    const std::int64_t first = lo * kItemBlock;
-    for (std::int64_t b = 0; b < B; ++b)
-      cursor[b] = static_cast<std::size_t>(std::lower_bound(ex[b].begin(), ex[b].end(), first) - ex[b].begin());
-    for (std::int64_t blk = lo; blk < hi; ++blk) {
-      const std::int64_t j0 = blk * kItemBlock, j1 = std::min(V, j0 + kItemBlock);
-      table.rows_f32(j0, j1, w.data());
-      score_block(hp, B, d, w.data(), j0, j1, [&](std::int64_t b, std::int64_t j, float s) {
-        if (j == targets[b] || s < target_score[b]) return;  // !(s < s_t): ties and NaN count
-        const auto& e = ex[b];
-        std::size_t& c = cursor[b];
-        while (c < e.size() && e[c] < j) ++c;
-        if (c < e.size() && e[c] == j) return;
-        ++local[b];
+  struct Task {
+    std::vector<std::int64_t> ahead;  // per user: items counted so far
+    std::vector<ExclusionCursor> excluded;
+  };
+  score_pass(
+      hf, B, table, blocks,
+      [&](std::int64_t first) { return Task{std::vector<std::int64_t>(static_cast<std::size_t>(B), 0), cursors(ex, first)}; },
+      [&](Task& task, std::int64_t b, std::int64_t j0, const float* scores, std::int64_t n) {
+        // Count every item with !(s < s_t) (ties and NaN count) without a branch, then take
+        // back the target and the excluded items among them: they are few, and whether a
+        // score passes is a coin toss the branch predictor would lose.
+        const float target = target_score[b];
+        std::int64_t ahead = 0;
+        for (std::int64_t i = 0; i < n; ++i) ahead += !(scores[i] < target);
+        if (targets[b] >= j0 && targets[b] < j0 + n) --ahead;  // the target's own !(s_t < s_t)
+        ExclusionCursor& cursor = task.excluded[b];
+        for (; cursor.next < cursor.list->size() && (*cursor.list)[cursor.next] < j0 + n; ++cursor.next) {
+          const std::int32_t j = (*cursor.list)[cursor.next];
+          if (j >= j0 && j != targets[b] && !(scores[j - j0] < target)) --ahead;
+        }
+        task.ahead[b] += ahead;
+      },
+      [&](const Task& task) {
+        for (std::int64_t b = 0; b < B; ++b) ranks[b] += task.ahead[b];
       });
-    }
-    std::lock_guard<std::mutex> lock(merge_mutex);
-    for (std::int64_t b = 0; b < B; ++b) ranks[b] += local[b];
-  });
   return ranks;
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numeric>
 
@@ -11,6 +12,7 @@
 #include "recsys/eval/metrics.h"
 #include "recsys/ranking.h"
 #include "nn/text_proto.h"
+#include "tensor/kernels/isa.h"
 #include "tensor/rng.h"
 
 namespace prunerec::recsys {
@@ -30,32 +32,124 @@ std::vector<float> full_scores(const Tensor& h, const Tensor& w, std::int64_t b)
   return s;
 }
 
-// V = 1,337 crosses two 512-item blocks and a partial one; d = 13 exercises the lane
-// tail; B = 6 a partial group of four; quantised scores make many ties.
+// V = 1,337 crosses two 512-item blocks and a partial one (and, with the small
+// RankingBlocks, many tasks and blocks of odd sizes); d = 13 exercises the lane tail;
+// B = 1 (serving), 3 and 6 users take turns on each block; quantised scores make many
+// ties.
 TEST(BlockedRanking, TopKEqualsFullSortWithTiesAndExclusion) {
-  const std::int64_t V = 1337, d = 13, B = 6;
-  Tensor h = randn({B, d}, 1), w = randn({V, d}, 2);
-  // Round the table so that scores tie often: items repeat in groups of three.
-  for (std::int64_t j = 0; j < V; ++j)
-    std::copy(w.data<float>() + (j / 3) * d, w.data<float>() + (j / 3 + 1) * d, w.data<float>() + j * d);
-  std::vector<std::vector<std::int32_t>> excluded(B);
-  Rng rng(3);
-  for (std::int64_t b = 0; b < B; ++b)
-    for (int i = 0; i < 40; ++i) excluded[b].push_back(static_cast<std::int32_t>(rng.below(V)));
-  const ServingTable table(w, TableFormat::kF32);
-  for (int k : {1, 10, 50}) {
-    const auto top = blocked_top_k(h, table, k, excluded);
-    ASSERT_EQ(static_cast<std::int64_t>(top.size()), B);
-    for (std::int64_t b = 0; b < B; ++b) {
-      const std::vector<float> s = full_scores(h, w, b);
-      std::vector<std::int32_t> order;
-      for (std::int32_t j = 0; j < V; ++j)
-        if (std::find(excluded[b].begin(), excluded[b].end(), j) == excluded[b].end()) order.push_back(j);
-      std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t c) { return s[a] > s[c]; });
-      order.resize(k);
-      EXPECT_EQ(top[b].items, order) << "k " << k << " user " << b;
-      for (int i = 0; i < k; ++i) EXPECT_EQ(top[b].scores[i], s[order[i]]);
+  const std::int64_t V = 1337, d = 13;
+  for (std::int64_t B : {1, 3, 6}) {
+    Tensor h = randn({B, d}, 1), w = randn({V, d}, 2);
+    // Round the table so that scores tie often: items repeat in groups of three.
+    for (std::int64_t j = 0; j < V; ++j)
+      std::copy(w.data<float>() + (j / 3) * d, w.data<float>() + (j / 3 + 1) * d, w.data<float>() + j * d);
+    std::vector<std::vector<std::int32_t>> excluded(B);
+    Rng rng(3);
+    for (std::int64_t b = 0; b < B; ++b)
+      for (int i = 0; i < 40; ++i) excluded[b].push_back(static_cast<std::int32_t>(rng.below(V)));
+    const ServingTable table(w, TableFormat::kF32);
+    for (const RankingBlocks& blocks : {RankingBlocks{}, RankingBlocks{.task_items = 100, .block_items = 7},
+                                        RankingBlocks{.task_items = 64, .block_items = 64}}) {
+      for (int k : {1, 10, 50}) {
+        const auto top = blocked_top_k(h, table, k, excluded, blocks);
+        ASSERT_EQ(static_cast<std::int64_t>(top.size()), B);
+        for (std::int64_t b = 0; b < B; ++b) {
+          const std::vector<float> s = full_scores(h, w, b);
+          std::vector<std::int32_t> order;
+          for (std::int32_t j = 0; j < V; ++j)
+            if (std::find(excluded[b].begin(), excluded[b].end(), j) == excluded[b].end()) order.push_back(j);
+          std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t c) { return s[a] > s[c]; });
+          order.resize(k);
+          EXPECT_EQ(top[b].items, order) << "B " << B << " task " << blocks.task_items << " k " << k << " user " << b;
+          for (int i = 0; i < k; ++i) EXPECT_EQ(top[b].scores[i], s[order[i]]);
+        }
+      }
     }
+  }
+}
+
+// NaN scores are never recommended, also where the floor of Note [reject before the
+// offer] is still minus infinity: a user whose scores are all NaN but two gets two items.
+TEST(BlockedRanking, NaNScoresNeverEnterTheTopK) {
+  const std::int64_t V = 50, d = 8;
+  Tensor h = randn({1, d}, 11), w = randn({V, d}, 12);
+  for (std::int64_t j = 0; j < V; ++j)
+    if (j != 7 && j != 30) w.data<float>()[j * d] = std::nanf("");
+  for (TableFormat format : {TableFormat::kF32, TableFormat::kBf16}) {
+    const auto top = blocked_top_k(h, ServingTable(w, format), 10);
+    std::vector<std::int32_t> items = top[0].items;
+    std::sort(items.begin(), items.end());
+    EXPECT_EQ(items, (std::vector<std::int32_t>{7, 30}));
+  }
+}
+
+std::uint32_t bits(float x) { return std::bit_cast<std::uint32_t>(x); }
+
+// The instruction sets this machine can run the score kernels with (Note [kernel dispatch]).
+std::vector<kernels::Isa> runnable_isas() {
+  std::vector<kernels::Isa> out{kernels::Isa::kBaseline};
+  if (kernels::isa_supported(kernels::Isa::kAvx2Fma)) out.push_back(kernels::Isa::kAvx2Fma);
+  return out;
+}
+
+// Note [item dot]: every score of item_dot is dot8's, bit for bit, on widths around and
+// not multiples of 8 and on row counts around and not multiples of 8, on every instruction
+// set; for bf16 rows, dot8 of the row widened to f32 (exact) is the reference. No
+// tolerance: the kernel promises the same operations in the same order.
+TEST(ItemDot, EqualsDot8BitForBitF32AndBf16) {
+  const kernels::Isa active = kernels::active_isa();
+  for (kernels::Isa isa : runnable_isas()) {
+    kernels::set_isa(isa);
+    for (std::int64_t d : {1, 5, 8, 13, 16, 64, 67}) {
+      for (std::int64_t n : {1, 7, 8, 9, 16, 23}) {
+        const Tensor h = randn({d}, 20 + d), w = randn({n, d}, 30 + n);
+        std::vector<std::uint16_t> half(static_cast<std::size_t>(n * d));
+        std::vector<float> widened(half.size());
+        for (std::size_t i = 0; i < half.size(); ++i) {
+          half[i] = f32_to_bf16(w.data<float>()[i]);
+          widened[i] = bf16_to_f32(half[i]);
+        }
+        std::vector<float> f32(static_cast<std::size_t>(n)), bf16(static_cast<std::size_t>(n));
+        item_dot(h.data<float>(), w.data<float>(), n, d, f32.data());
+        item_dot(h.data<float>(), half.data(), n, d, bf16.data());
+        for (std::int64_t i = 0; i < n; ++i) {
+          EXPECT_EQ(bits(f32[i]), bits(dot8(h.data<float>(), w.data<float>() + i * d, d)))
+              << kernels::isa_name(isa) << " d " << d << " n " << n << " row " << i;
+          EXPECT_EQ(bits(bf16[i]), bits(dot8(h.data<float>(), widened.data() + i * d, d)))
+              << kernels::isa_name(isa) << " d " << d << " n " << n << " row " << i;
+        }
+      }
+    }
+  }
+  kernels::set_isa(active);
+}
+
+// The same dot on both instruction sets: a blocked score does not depend on the CPU.
+TEST(ItemDot, Dot8SameBitsOnEveryInstructionSet) {
+  const kernels::Isa active = kernels::active_isa();
+  const std::int64_t d = 67;
+  const Tensor h = randn({d}, 40), w = randn({d}, 41);
+  std::vector<std::uint32_t> seen;
+  for (kernels::Isa isa : runnable_isas()) {
+    kernels::set_isa(isa);
+    seen.push_back(bits(dot8(h.data<float>(), w.data<float>(), d)));
+  }
+  kernels::set_isa(active);
+  for (std::uint32_t s : seen) EXPECT_EQ(s, seen.front());
+}
+
+// ServingTable::score is item_dot on the table's own rows [j0, j1), f32 or bf16: the
+// bf16 table's scores are dot8 of its widened rows (rows_f32), bit for bit.
+TEST(ServingTable, ScoreEqualsDot8OfItsRows) {
+  const std::int64_t V = 45, d = 19, j0 = 3, j1 = 40;
+  const Tensor h = randn({d}, 50), w = randn({V, d}, 51);
+  for (TableFormat format : {TableFormat::kF32, TableFormat::kBf16}) {
+    const ServingTable table(w, format);
+    std::vector<float> rows(static_cast<std::size_t>((j1 - j0) * d)), scores(static_cast<std::size_t>(j1 - j0));
+    table.rows_f32(j0, j1, rows.data());
+    table.score(h.data<float>(), j0, j1, scores.data());
+    for (std::int64_t i = 0; i < j1 - j0; ++i)
+      EXPECT_EQ(bits(scores[i]), bits(dot8(h.data<float>(), rows.data() + i * d, d))) << "row " << j0 + i;
   }
 }
 
@@ -108,10 +202,13 @@ TEST(BlockedRanking, TargetRanksEqualEvaluatorsPessimisticRank) {
     targets.push_back(static_cast<std::int32_t>((b * 191) % V));
     excluded[b] = {static_cast<std::int32_t>((b * 191 + 1) % V), 5, 900, targets.back()};  // the target too
   }
-  const auto ranks = blocked_target_ranks(h, ServingTable(w, TableFormat::kF32), targets, excluded);
-  for (std::int64_t b = 0; b < B; ++b) {
-    const std::vector<float> s = full_scores(h, w, b);
-    EXPECT_EQ(ranks[b], target_rank(s.data(), static_cast<std::int32_t>(V), targets[b], excluded[b])) << "user " << b;
+  for (const RankingBlocks& blocks : {RankingBlocks{}, RankingBlocks{.task_items = 100, .block_items = 7}}) {
+    const auto ranks = blocked_target_ranks(h, ServingTable(w, TableFormat::kF32), targets, excluded, blocks);
+    for (std::int64_t b = 0; b < B; ++b) {
+      const std::vector<float> s = full_scores(h, w, b);
+      EXPECT_EQ(ranks[b], target_rank(s.data(), static_cast<std::int32_t>(V), targets[b], excluded[b]))
+          << "user " << b << " task " << blocks.task_items;
+    }
   }
 }
 

@@ -283,18 +283,32 @@ ag::Var Transformer::loss(const Tensor& ids, const Tensor& pads, const Tensor& t
   // twice that backward, often more than the whole stack beneath it; rows that predict
   // nothing (padding; a title-mode prompt, 80-90% of its sequence) are dropped before it
   // by a differentiable row gather. The loss is the same mean over the same rows.
+  const TargetRows kept = target_rows(targets);
+  if (kept.all) return ag::linear_cross_entropy(flat, output_weight(), kept.targets);
+  return ag::linear_cross_entropy(ag::embedding(flat, kept.rows), output_weight(), kept.targets);
+}
+
+TargetRows target_rows(const Tensor& targets) {
   const Tensor tc = targets.contiguous();
   const std::int32_t* tp = tc.data<std::int32_t>();
   const std::int64_t n = tc.numel();
   const auto kept = static_cast<std::int64_t>(std::count_if(tp, tp + n, [](std::int32_t t) { return t >= 0; }));
-  if (kept == n || kept == 0) return ag::linear_cross_entropy(flat, output_weight(), tc.reshape({n}));
-  Tensor rows = Tensor::empty({kept}, DType::i32), kept_targets = Tensor::empty({kept}, DType::i32);
+  TargetRows out;
+  // No row kept: the loss over all rows (every one ignored) is the defined 0 of
+  // linear_cross_entropy, as before the gather existed.
+  if (kept == n || kept == 0) {
+    out.all = true;
+    out.targets = tc.reshape({n});
+    return out;
+  }
+  out.rows = Tensor::empty({kept}, DType::i32);
+  out.targets = Tensor::empty({kept}, DType::i32);
   for (std::int64_t i = 0, r = 0; i < n; ++i) {
     if (tp[i] < 0) continue;
-    rows.data<std::int32_t>()[r] = static_cast<std::int32_t>(i);
-    kept_targets.data<std::int32_t>()[r++] = tp[i];
+    out.rows.data<std::int32_t>()[r] = static_cast<std::int32_t>(i);
+    out.targets.data<std::int32_t>()[r++] = tp[i];
   }
-  return ag::linear_cross_entropy(ag::embedding(flat, rows), output_weight(), kept_targets);
+  return out;
 }
 
 pb::ModelConfig Transformer::config() const {

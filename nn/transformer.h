@@ -130,6 +130,17 @@ class Transformer : public Module {
   pb::ModelConfig hyper_;  // only the fields no shape holds (name, eps, theta, ...)
 };
 
+// Note [loss on the target rows] (transformer.cc): the flat rows (b * T + t) of a batch
+// whose target is >= 0, in order, and their targets; `all` when every row has one or none
+// does (rows is then left empty and targets holds every row's: no gather is needed). Distillation on title batches gathers the
+// student's and the teacher's states with the same rows (prune/title_distill.h).
+struct TargetRows {
+  Tensor rows;     // i32 [kept]
+  Tensor targets;  // i32 [kept]
+  bool all = false;
+};
+TargetRows target_rows(const Tensor& targets);  // targets: i32 [B,T]
+
 // Expands shorthand (num_layers + layer_defaults), fills empty kv_maps with the usual
 // contiguous grouping, and validates every field; throws ConfigError naming the field.
 pb::ModelConfig normalize_config(const pb::ModelConfig& config);

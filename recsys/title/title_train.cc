@@ -76,7 +76,7 @@ TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec&
       fo.dropout = cfg.dropout();
       fo.seed = cfg.seed();
       fo.step = static_cast<std::uint64_t>(result.steps);
-      ag::Var loss = model.loss(batch.ids, batch.pads, batch.targets, fo);
+      ag::Var loss = spec.loss ? spec.loss(model, batch, fo) : model.loss(batch.ids, batch.pads, batch.targets, fo);
       const double loss_value = loss.value().item();
       PR_CHECK_T(NumericError, std::isfinite(loss_value), "title training: step ", result.steps, ": loss is ",
                  loss_value, "; stopped before the update (is the learning rate too high?)");

@@ -4,7 +4,7 @@
 //
 //   per epoch: batches of batch_size sequences of similar length (Rng(seed, epoch);
 //              Note [length-grouped batches])
-//     loss = model.loss(ids, pads, targets)       targets -1 on prompt positions
+//     loss = model.loss(ids, pads, targets)       targets -1 on prompt positions (or spec.loss)
 //     clip_and_step(lr_at(step)); zero_grad
 //   validate() -> NDCG@10; the best epoch so far is saved through save_best
 //
@@ -25,8 +25,14 @@
 
 namespace prunerec::recsys {
 
+// The loss of one batch: the default is the model's own next-token cross-entropy on the
+// target rows, model.loss(ids, pads, targets, fo); a recovery after pruning passes a
+// distillation loss (prune/title_distill.h).
+using TitleLossFn = std::function<ag::Var(const nn::Transformer&, const TitleBatch&, const nn::ForwardOptions&)>;
+
 struct TitleTrainSpec {
   const std::vector<TitleSequence>* train = nullptr;
+  TitleLossFn loss;                                             // null: model.loss
   pb::TrainConfig config;                                       // epochs, batch_size, dropout, optimizer, patience, seed
   std::function<EvalResult(const nn::Transformer&)> validate;   // null: no validation, the last epoch is kept
   std::function<void(const nn::Transformer&)> save_best;        // called whenever validation improves

@@ -59,12 +59,6 @@ CacheMode cache_mode(const pb::RecoveryConfig& r) {
 // evaluates that checkpoint again; ranks are deterministic for a given model and thread
 // count, so the file is the one the first run would have written. The report renders a
 // difference whose interval contains 0 as "no difference".
-std::string per_user_path_of(const std::string& checkpoint) {
-  fs::path p(checkpoint);
-  p.replace_extension();
-  return p.string() + ".per-user.tsv";
-}
-
 // The per-user file of `checkpoint`, evaluated again when it is missing.
 recsys::PerUser ensure_per_user(const std::string& per_user_path, const std::string& checkpoint, const PruneRun& run,
                                 std::ostream& log) {
@@ -78,24 +72,6 @@ recsys::PerUser ensure_per_user(const std::string& per_user_path, const std::str
     world().barrier();  // Note [files decided on rank 0]
   }
   return recsys::read_per_user(per_user_path);
-}
-
-pb::PairedDifference paired_difference(const recsys::PerUser& final_users, const recsys::PerUser& row_users,
-                                       const pb::Schedule& schedule) {
-  const recsys::PairedResult p =
-      recsys::compare_per_user(final_users, row_users, "NDCG@10", schedule.bootstrap_resamples(), schedule.seed());
-  pb::PairedDifference d;
-  d.set_metric(p.metric);
-  d.set_n(p.n);
-  d.set_mean_final(p.mean_a);
-  d.set_mean_row(p.mean_b);
-  d.set_diff(p.diff);
-  d.set_lo(p.lo);
-  d.set_hi(p.hi);
-  d.set_p_value(p.p_value);
-  d.set_resamples(p.resamples);
-  d.set_seed(p.seed);
-  return d;
 }
 
 std::string teacher_per_user_path(const PruneRun& run) {
@@ -142,23 +118,8 @@ pb::Report run_schedule(const PruneRun& run) {
   PR_CHECK_T(ConfigError, teacher.vocab_size() == run.split->num_items, "prune: the teacher scores ", teacher.vocab_size(),
              " items, the data has ", run.split->num_items);
   check_schedule_fits(run.schedule, teacher.config());
-  fs::create_directories(run.out_dir);
-  const std::string schedule_text = nn::to_text_proto(run.schedule);
-
-  pb::Report report;
-  const std::string report_path = (fs::path(run.out_dir) / "report.json").string();
-  if (exists_agreed(report_path) && !run.redo) {
-    report = read_report(run.out_dir);
-    PR_CHECK_T(ConfigError, report.schedule() == schedule_text, run.out_dir,
-               " holds a run of a different schedule; use another --out or --redo");
-  }
-  report.set_data(run.data_description);
-  report.set_teacher(run.teacher_path);
-  report.set_schedule(schedule_text);
-  report.set_seed(run.schedule.seed());
-  report.set_threads(num_threads());
-  report.set_command(run.command);
-  report.set_calibration_sequences(run.schedule.calibration().sequences());
+  pb::Report report =
+      open_report(run.out_dir, run.schedule, run.redo, run.data_description, run.teacher_path, run.command);
   {
     recsys::Protocol p;
     p.split = "test";

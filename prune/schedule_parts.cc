@@ -12,8 +12,11 @@
 #include "nn/checkpoint.h"
 #include "nn/checkpoint_file.h"
 #include "nn/text_proto.h"
+#include "prune/report.h"
 #include "prune/schedule.h"
 #include "prune/surgery.h"
+#include "recsys/eval/paired.h"
+#include "tensor/parallel.h"
 #include "tensor/rng.h"
 
 namespace prunerec::prune {
@@ -526,6 +529,50 @@ PrunedStage prune_or_reuse(const StageFiles& files, const std::string& previous_
 
 bool stage_done(const pb::Report& report, int index, const std::string& name, const StageFiles& files) {
   return report.stages_size() > index + 1 && report.stages(index + 1).name() == name && exists_agreed(files.model);
+}
+
+std::string per_user_path_of(const std::string& checkpoint) {
+  fs::path p(checkpoint);
+  p.replace_extension();
+  return p.string() + ".per-user.tsv";
+}
+
+pb::PairedDifference paired_difference(const recsys::PerUser& final_users, const recsys::PerUser& row_users,
+                                       const pb::Schedule& schedule) {
+  const recsys::PairedResult p =
+      recsys::compare_per_user(final_users, row_users, "NDCG@10", schedule.bootstrap_resamples(), schedule.seed());
+  pb::PairedDifference d;
+  d.set_metric(p.metric);
+  d.set_n(p.n);
+  d.set_mean_final(p.mean_a);
+  d.set_mean_row(p.mean_b);
+  d.set_diff(p.diff);
+  d.set_lo(p.lo);
+  d.set_hi(p.hi);
+  d.set_p_value(p.p_value);
+  d.set_resamples(p.resamples);
+  d.set_seed(p.seed);
+  return d;
+}
+
+pb::Report open_report(const std::string& out_dir, const pb::Schedule& schedule, bool redo, const std::string& data,
+                       const std::string& teacher, const std::string& command) {
+  fs::create_directories(out_dir);
+  const std::string schedule_text = nn::to_text_proto(schedule);
+  pb::Report report;
+  if (exists_agreed(fs::path(out_dir) / "report.json") && !redo) {
+    report = read_report(out_dir);
+    PR_CHECK_T(ConfigError, report.schedule() == schedule_text, out_dir,
+               " holds a run of a different schedule; use another --out or --redo");
+  }
+  report.set_data(data);
+  report.set_teacher(teacher);
+  report.set_schedule(schedule_text);
+  report.set_seed(schedule.seed());
+  report.set_threads(num_threads());
+  report.set_command(command);
+  report.set_calibration_sequences(schedule.calibration().sequences());
+  return report;
 }
 
 void fill_stage_row(pb::StageRow& row, const PrunedStage& pruned, const pb::StageConfig& st,

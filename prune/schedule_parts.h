@@ -31,6 +31,7 @@
 #include "proto/report.pb.h"
 #include "proto/train.pb.h"
 #include "prune/importance.h"
+#include "recsys/eval/paired.h"
 #include "recsys/progress.h"
 
 namespace prunerec::prune::parts {
@@ -113,6 +114,20 @@ PrunedStage prune_or_reuse(const StageFiles& files, const std::string& previous_
 // Stage `index` finished in an earlier run: its row (report row index + 1, after the
 // teacher's) carries its name and its recovered model exists.
 bool stage_done(const pb::Report& report, int index, const std::string& name, const StageFiles& files);
+
+// Note [paired differences] (schedule.cc): a checkpoint's per-user ranks file,
+// <checkpoint without .prc>.per-user.tsv.
+std::string per_user_path_of(const std::string& checkpoint);
+// The paired bootstrap of the row's NDCG@10 minus the final stage's, over users, with the
+// schedule's resamples and seed.
+pb::PairedDifference paired_difference(const recsys::PerUser& final_users, const recsys::PerUser& row_users,
+                                       const pb::Schedule& schedule);
+
+// The run's report: out_dir created; the report.json of an earlier run of the same
+// schedule read back (unless redo; ConfigError when it holds another schedule); the run's
+// facts set (data, teacher, schedule, seed, threads, command, calibration size).
+pb::Report open_report(const std::string& out_dir, const pb::Schedule& schedule, bool redo, const std::string& data,
+                       const std::string& teacher, const std::string& command);
 
 // The stage's facts that do not depend on the mode: plan, estimator, stability, the test
 // metrics before recovery, scoring time.

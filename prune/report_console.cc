@@ -73,8 +73,14 @@ std::string ledger_text(const pb::Report& r) {
   if (!facts.empty()) out += "\n";
   if (r.stages_size() == 0) return out + "No stages recorded yet.\n";
   const pb::StageRow* teacher = &r.stages(0);
-  out += "\nparams: non-embedding parameters; % t. NDCG: test NDCG@10 as a share of the teacher's;\n"
-         "ms/user: top-10 latency for one user. Test metrics, full ranking. All columns: report.md.\n\n";
+  out += "\nparams: non-embedding parameters; % t. NDCG: test NDCG@10 as a share of the teacher's;\n";
+  if (r.mode() == "title") {
+    const std::string measured =
+        teacher->latency().has_measured() ? teacher->latency().measured() : std::string("title generation");
+    out += "ms/user: " + measured + " for one user. Test metrics, " + measured + ". All columns: report.md.\n\n";
+  } else {
+    out += "ms/user: top-10 latency for one user. Test metrics, full ranking. All columns: report.md.\n\n";
+  }
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header;
   for (const Column& c : kColumns) header.push_back(c.header);

@@ -337,6 +337,13 @@ std::string ledger_markdown(const pb::Report& r) {
   fact("Data", r.has_data() ? md_text(r.data()) : kDash);
   fact("Teacher", r.has_teacher() ? md_text(r.teacher()) : kDash);
   fact("Protocol", r.has_protocol() ? md_text(r.protocol()) : kDash);
+  if (r.mode() == "title") {
+    // Title mode (Report.mode): what the latency columns time, from the teacher's row.
+    const std::string measured = r.stages_size() > 0 && r.stages(0).latency().has_measured()
+                                     ? r.stages(0).latency().measured()
+                                     : std::string("title generation");
+    fact("Mode", "title (metrics and latency are " + md_text(measured) + "'s; no FLOPs per recommendation)");
+  }
   fact("Seed", r.has_seed() ? std::to_string(r.seed()) : kDash);
   fact("Threads", r.has_threads() ? std::to_string(r.threads()) : kDash);
   fact("Calibration", r.has_calibration_sequences() ? fmt_count(r.calibration_sequences()) + " sequences" : kDash);

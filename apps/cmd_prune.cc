@@ -7,6 +7,7 @@
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "apps/pipeline.h"
+#include "apps/title.h"
 #include "nn/text_proto.h"
 #include "base/atomic_file.h"
 #include "base/format.h"
@@ -89,6 +90,12 @@ int cmd_prune(const Args& args) {
   flags.add("calibration-tokens", &calibration_tokens,
             "one-shot prune of a language model (e.g. an imported one) scored on these token sequences, one per line "
             "(Note [token calibration]); no recovery, no item data");
+  int beams = 20;
+  std::int64_t valid_limit = 500;
+  flags.add("beams", &beams, "title-mode teachers: beams of the constrained beam search, for evaluation and latency (the paper's 20)");
+  flags.range("beams", 1);
+  flags.add("valid-limit", &valid_limit, "title-mode teachers: validation examples per evaluation (0 = all), as train --mode title");
+  flags.range("valid-limit", 0);
   flags.add_switch("redo", &redo, "recompute finished stages and controls instead of skipping them");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "print nothing but the result (no progress, no data summary)");
@@ -107,6 +114,22 @@ int cmd_prune(const Args& args) {
                             "--budgets, --seeds and --json belong to the schedule with recovery");
     return prune_on_tokens(teacher, calibration_tokens, sched, out, quiet);
   }
+  if (is_title_model(teacher)) {
+    // Title mode (docs/title-mode.md, "Pruning"): the schedule with title-generation rows.
+    for (const auto& [flag, given] : {std::pair<const char*, bool>{"--controls", !controls.empty()},
+                                      {"--budgets", !budgets.empty()}, {"--seeds", seeds > 1}})
+      if (given)
+        throw cli::UsageError(std::string("prune: ") + flag + " applies to item-token models only; " + teacher +
+                              " is a title-mode model (the schedule alone runs on it)");
+    return prune_title_mode(teacher, data, sched, out,
+                            {.beams = beams, .valid_limit = valid_limit, .redo = redo, .latency = !no_latency,
+                             .quiet = quiet, .json = json},
+                            command_line("prune", args));
+  }
+  for (const char* f : {"beams", "valid-limit"})
+    if (flags.given(f))
+      throw cli::UsageError(std::string("prune: --") + f + " applies to title-mode teachers only; " + teacher +
+                            " is an item-token model");
   const recsys::Recommender rec = recsys::load_recommender(teacher);
   LoadedData d = load_model_data(data, rec.catalog, rec.manifest.metadata(), teacher, "prune");
   if (!quiet) std::cerr << "data: " << d.summary << "\n";

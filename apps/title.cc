@@ -13,6 +13,8 @@
 #include "base/json.h"
 #include "nn/checkpoint_file.h"
 #include "nn/text_proto.h"
+#include "prune/report.h"
+#include "prune/title_schedule.h"
 #include "recsys/progress.h"
 #include "recsys/recommender.h"
 #include "recsys/title/title_train.h"
@@ -216,6 +218,39 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
                        .rate_key = "target_tokens_per_s", .rate_unit = "target tokens/s", .rate = r.tokens_per_second,
                        .valid = r.best_valid.metrics},
                       test, json);
+  return 0;
+}
+
+int prune_title_mode(const std::string& teacher, DataFlags data_flags, const pb::Schedule& schedule,
+                     const std::string& out, const TitlePruneFlags& flags, const std::string& command) {
+  const TitleModel m = load_title_model(teacher);
+  LoadedData d = load_model_data(data_flags, m.catalog, m.manifest.metadata(), teacher, "prune");
+  if (!flags.quiet) std::cerr << "data: " << d.summary << "\n";
+  // The teacher's training sequences: its template, history and context (the task) and
+  // the samples per user it was trained with.
+  recsys::TitleDataOptions options = m.task->options;
+  if (const auto it = m.manifest.metadata().find("title.samples_per_user"); it != m.manifest.metadata().end())
+    options.samples_per_user = std::stoi(it->second);
+  const std::vector<recsys::TitleSequence> train =
+      recsys::training_sequences(d.data, d.split, m.task->tmpl, m.task->codec, m.task->table, options);
+  prune::TitlePruneRun run;
+  run.data = &d.data;
+  run.split = &d.split;
+  run.task = m.task.get();
+  run.train = &train;
+  run.teacher_path = teacher;
+  run.out_dir = out;
+  run.schedule = schedule;
+  run.beams.beams = flags.beams;
+  run.valid_limit = flags.valid_limit;
+  run.redo = flags.redo;
+  run.latency = flags.latency;
+  run.progress = flags.quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto;
+  run.data_description = data_flags.path + " (" + d.summary + ")";
+  run.command = command;
+  data_config_to_metadata(d.config, data_flags.path, run.metadata);
+  const pb::Report report = prune::run_title_schedule(run);
+  std::cout << (flags.json ? prune::report_json(report) : prune::ledger_text(report));
   return 0;
 }
 

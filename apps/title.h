@@ -9,6 +9,7 @@
 
 #include "apps/common.h"
 #include "nn/checkpoint.h"
+#include "proto/prune.pb.h"
 #include "proto/train.pb.h"
 #include "recsys/data/dataset.h"
 #include "recsys/title/title_eval.h"
@@ -67,6 +68,22 @@ struct TitleTrainFlags {
 // result as cmd_train does. Returns the exit code.
 int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const DataFlags& data,
                      const std::string& out, const TitleTrainFlags& flags, bool quiet, bool json);
+
+// `prunerec prune` on a title-mode teacher (prune::run_title_schedule): the flags that
+// apply to it, and title mode's own.
+struct TitlePruneFlags {
+  int beams = 20;                  // evaluation and generation latency
+  std::int64_t valid_limit = 500;  // validation examples per evaluation (0 = all)
+  bool redo = false;
+  bool latency = true;
+  bool quiet = false;
+  bool json = false;
+};
+// Runs the schedule on `teacher`'s data (its recorded data options, or `data`), writes OUT
+// as the item-token schedule does and prints the ledger (or report.json). Returns the exit
+// code.
+int prune_title_mode(const std::string& teacher, DataFlags data, const pb::Schedule& schedule,
+                     const std::string& out, const TitlePruneFlags& flags, const std::string& command);
 
 // `prunerec recommend` on a title-mode model: the history as raw item ids (spaces or
 // commas) or as titles ('|'), k generated titles with their items and scores.

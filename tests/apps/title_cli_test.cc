@@ -184,5 +184,60 @@ TEST(TitleCli, TrainsFromAnImportedModel) {
   EXPECT_EQ(vocab.exit_code, 2);
 }
 
+// prune on a title-mode teacher (docs/title-mode.md, "Pruning"): one stage with a recovery
+// epoch; the report has title-generation rows with generation latency, the stage's model
+// is a title-mode model `eval` reads, and the flags of item-token mode only are refused.
+TEST(TitleCli, PruneRunsTheScheduleAndWritesAReport) {
+  TitleRun t;
+  const std::string model = t.dir.path("title.prc");
+  const RunResult train = run_prunerec(t.train_args(model));
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  const std::string schedule = t.dir.write("s.pbtxt", R"(seed: 3
+    calibration { sequences: 24 seed: 7 batch_size: 8 }
+    recovery_defaults { alpha: 0.5 temperature: 1.0 train { epochs: 1 batch_size: 16 optimizer { lr: 3e-3 } } }
+    stages { name: "s1" kind: WIDTH_ATTENTION keep_heads: 1 keep_hidden: 12 })");
+  const std::string out = t.dir.path("prune");
+  const RunResult run = run_prunerec({"prune", "--teacher", model, "--schedule", schedule, "--out", out, "--beams", "5",
+                                      "--valid-limit", "10", "--json", "--quiet", kThreads});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto j = parse_json(run.out);
+  EXPECT_EQ(j.at("mode").string, "title");
+  EXPECT_NE(j.at("protocol").string.find("title generation, 5 beams"), std::string::npos) << j.at("protocol").string;
+  const auto& stages = j.at("stages").array;
+  ASSERT_EQ(stages.size(), 2u);
+  EXPECT_EQ(stages[1].at("name").string, "s1");
+  EXPECT_EQ(stages[1].at("config").at("hidden").number, 12);
+  for (const auto& row : stages) {
+    EXPECT_EQ(row.at("latency").at("measured").string, "title generation, 5 beams");
+    EXPECT_GT(row.at("latency").at("one_user_ms").number, 0);
+    EXPECT_TRUE(row.at("metrics").has("HR@3"));  // title mode's cut-offs
+    EXPECT_FALSE(row.has("flops_per_recommendation"));
+  }
+  EXPECT_EQ(stages[1].at("recovery_epochs").number, 1);
+  EXPECT_TRUE(stages[0].has("vs_final"));
+  for (const char* f : {"report.json", "report.md", "s1.prc", "s1.pruned.prc", "s1.plan.pbtxt", "s1.scores.json",
+                        "final.prc"})
+    EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(out) / f)) << f;
+  const RunResult eval = run_prunerec({"eval", "--model", out + "/final.prc", "--limit", "5", "--json", kThreads});
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_EQ(parse_json(eval.out).at("protocol").at("ranking").string, "title-generation");
+  // Run again: every stage is done, nothing is recomputed.
+  const RunResult again = run_prunerec({"prune", "--teacher", model, "--schedule", schedule, "--out", out, "--beams",
+                                        "5", "--valid-limit", "10", kThreads});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("s1: done"), std::string::npos) << again.err;
+
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{"--controls", "scratch"},
+                                               std::vector<std::string>{"--seeds", "2"},
+                                               std::vector<std::string>{"--budgets", "1"}}) {
+    std::vector<std::string> args = {"prune", "--teacher", model, "--schedule", schedule, "--out", t.dir.path("x"),
+                                     kThreads};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const RunResult refused = run_prunerec(args);
+    EXPECT_EQ(refused.exit_code, 2) << extra[0];
+    EXPECT_NE(refused.err.find(extra[0] + " applies to item-token models only"), std::string::npos) << refused.err;
+  }
+}
+
 }  // namespace
 }  // namespace prunerec::apps_test

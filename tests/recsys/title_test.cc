@@ -19,70 +19,10 @@
 #include "recsys/title/trie.h"
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
+#include "tests/recsys/title_fixture.h"
 
 namespace prunerec::recsys {
 namespace {
-
-// A word-level tokenizer for tests: '"', ',', '\n' and ':' are tokens of their own,
-// spaces separate words, every other run of characters is a word of a fixed dictionary.
-// Id 0 is EOS. An unknown word is a test bug (thrown).
-class WordCodec {
- public:
-  explicit WordCodec(const std::vector<std::string>& texts) {
-    add("<eos>");
-    for (const char* p : {"\"", ",", "\n", ":"}) add(p);
-    for (const auto& t : texts)
-      for (const auto& w : split(t)) add(w);
-  }
-  TitleCodec codec() const {
-    return {.encode = [this](std::string_view s) {
-              std::vector<std::int32_t> ids;
-              for (const auto& w : split(s)) {
-                const auto it = ids_.find(w);
-                if (it == ids_.end()) throw ConfigError("WordCodec: unknown word '" + w + "'");
-                ids.push_back(it->second);
-              }
-              return ids;
-            },
-            .eos = 0};
-  }
-  std::int32_t size() const { return static_cast<std::int32_t>(ids_.size()); }
-
- private:
-  static std::vector<std::string> split(std::string_view s) {
-    std::vector<std::string> out;
-    std::string word;
-    auto flush = [&] {
-      if (!word.empty()) out.push_back(word);
-      word.clear();
-    };
-    for (char c : s) {
-      if (c == ' ') {
-        flush();
-      } else if (c == '"' || c == ',' || c == '\n' || c == ':') {
-        flush();
-        out.emplace_back(1, c);
-      } else {
-        word += c;
-      }
-    }
-    flush();
-    return out;
-  }
-  void add(const std::string& w) { ids_.emplace(w, static_cast<std::int32_t>(ids_.size())); }
-  std::map<std::string, std::int32_t> ids_;
-};
-
-ItemCatalog catalog_of(const std::vector<std::string>& titles) {
-  ItemCatalog c;
-  for (std::size_t i = 0; i < titles.size(); ++i) {
-    std::string id = std::to_string(i);
-    id.insert(id.begin(), 'i');  // (not "i" + ...: GCC 12's -Wrestrict false positive)
-    c.add(id);
-    c.set_title(static_cast<std::int32_t>(i), titles[i]);
-  }
-  return c;
-}
 
 std::unique_ptr<nn::Transformer> tiny_model(std::int32_t vocab, std::int64_t max_len, std::uint64_t seed,
                                             int hidden = 16, int layers = 2) {
@@ -378,27 +318,12 @@ TEST(TitleGenerate, FusedHeadLogsumexpMatchesTheFullHead) {
 // A catalogue whose next item is always the successor of the last one (item k -> k+1),
 // with two-word titles: a small model must learn to write the successor's title.
 TEST(TitleTrain, LearnsADeterministicSuccessorCatalogue) {
-  const std::int32_t N = 24;
-  std::vector<std::string> titles;
-  const char* colours[] = {"red", "green", "blue", "grey"};
-  for (std::int32_t k = 0; k < N; ++k) titles.push_back(std::string(colours[k % 4]) + " w" + std::to_string(k));
-  WordCodec words(titles);
-  SequenceDataset data;
-  data.items = catalog_of(titles);
-  Rng rng(5, 0);
-  for (int u = 0; u < 160; ++u) {
-    data.users.push_back(std::to_string(u));
-    data.users.back().insert(data.users.back().begin(), 'u');
-    const auto start = static_cast<std::int32_t>(rng.below(N));
-    const auto len = static_cast<std::int32_t>(5 + rng.below(6));
-    std::vector<std::int32_t> seq;
-    for (std::int32_t k = 0; k < len; ++k) seq.push_back((start + k) % N);
-    data.sequences.push_back(seq);
-  }
-  const DataSplit split = leave_one_out(data);
-  const TitleTask task(PromptTemplate("{history}:", "test template"), words.codec(), data.items,
-                       {.history = 4, .max_context = 64});
-  const auto train = training_sequences(data, split, task.tmpl, task.codec, task.table, task.options);
+  const SuccessorCatalogue f;
+  const SequenceDataset& data = f.data;
+  const DataSplit& split = f.split;
+  const TitleTask& task = f.task;
+  const auto& train = f.train;
+  const WordCodec& words = f.words;
   auto net = tiny_model(words.size(), 64, 11, /*hidden=*/32, /*layers=*/2);
   // Before training the same evaluation is far from the bar (it is not met by construction).
   const EvalResult untrained = evaluate_titles(*net, data, split, task, {.split = "test", .beams = {.beams = 20}});

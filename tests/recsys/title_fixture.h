@@ -1,0 +1,119 @@
+// Title-mode test fixtures shared by tests/recsys/title_test.cc and
+// tests/prune/title_prune_test.cc: a word-level tokenizer, a catalogue from titles, and
+// the deterministic-successor catalogue (every user walks item k, k+1, k+2, ... around a
+// ring of 24 titled items, so the next title is a function of the last one).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "recsys/data/split.h"
+#include "recsys/title/title_data.h"
+#include "recsys/title/title_eval.h"
+#include "tensor/rng.h"
+
+namespace prunerec::recsys {
+
+// A word-level tokenizer for tests: '"', ',', '\n' and ':' are tokens of their own,
+// spaces separate words, every other run of characters is a word of a fixed dictionary.
+// Id 0 is EOS. An unknown word is a test bug (thrown).
+class WordCodec {
+ public:
+  explicit WordCodec(const std::vector<std::string>& texts) {
+    add("<eos>");
+    for (const char* p : {"\"", ",", "\n", ":"}) add(p);
+    for (const auto& t : texts)
+      for (const auto& w : split(t)) add(w);
+  }
+  TitleCodec codec() const {
+    return {.encode = [this](std::string_view s) {
+              std::vector<std::int32_t> ids;
+              for (const auto& w : split(s)) {
+                const auto it = ids_.find(w);
+                if (it == ids_.end()) throw ConfigError("WordCodec: unknown word '" + w + "'");
+                ids.push_back(it->second);
+              }
+              return ids;
+            },
+            .eos = 0};
+  }
+  std::int32_t size() const { return static_cast<std::int32_t>(ids_.size()); }
+
+ private:
+  static std::vector<std::string> split(std::string_view s) {
+    std::vector<std::string> out;
+    std::string word;
+    auto flush = [&] {
+      if (!word.empty()) out.push_back(word);
+      word.clear();
+    };
+    for (char c : s) {
+      if (c == ' ') {
+        flush();
+      } else if (c == '"' || c == ',' || c == '\n' || c == ':') {
+        flush();
+        out.emplace_back(1, c);
+      } else {
+        word += c;
+      }
+    }
+    flush();
+    return out;
+  }
+  void add(const std::string& w) { ids_.emplace(w, static_cast<std::int32_t>(ids_.size())); }
+  std::map<std::string, std::int32_t> ids_;
+};
+
+inline ItemCatalog catalog_of(const std::vector<std::string>& titles) {
+  ItemCatalog c;
+  for (std::size_t i = 0; i < titles.size(); ++i) {
+    std::string id = std::to_string(i);
+    id.insert(id.begin(), 'i');  // (not "i" + ...: GCC 12's -Wrestrict false positive)
+    c.add(id);
+    c.set_title(static_cast<std::int32_t>(i), titles[i]);
+  }
+  return c;
+}
+
+// 24 items titled "<colour> w<k>", 160 users each walking 5 to 10 consecutive items of the
+// ring from a seeded start, leave-one-out split, prompts "{history}:" of the last 4 titles
+// in a context of 64 tokens, every training target.
+struct SuccessorCatalogue {
+  SuccessorCatalogue() = default;
+  SuccessorCatalogue(const SuccessorCatalogue&) = delete;  // task's codec points at words
+  SuccessorCatalogue& operator=(const SuccessorCatalogue&) = delete;
+  static constexpr std::int32_t kItems = 24;
+  static std::vector<std::string> titles() {
+    std::vector<std::string> t;
+    const char* colours[] = {"red", "green", "blue", "grey"};
+    for (std::int32_t k = 0; k < kItems; ++k) t.push_back(std::string(colours[k % 4]) + " w" + std::to_string(k));
+    return t;
+  }
+  static SequenceDataset make_data() {
+    SequenceDataset data;
+    data.items = catalog_of(titles());
+    Rng rng(5, 0);
+    for (int u = 0; u < 160; ++u) {
+      data.users.push_back(std::to_string(u));
+      data.users.back().insert(data.users.back().begin(), 'u');
+      const auto start = static_cast<std::int32_t>(rng.below(kItems));
+      const auto len = static_cast<std::int32_t>(5 + rng.below(6));
+      std::vector<std::int32_t> seq;
+      for (std::int32_t k = 0; k < len; ++k) seq.push_back((start + k) % kItems);
+      data.sequences.push_back(seq);
+    }
+    return data;
+  }
+  WordCodec words{titles()};
+  SequenceDataset data = make_data();
+  DataSplit split = leave_one_out(data);
+  TitleTask task{PromptTemplate("{history}:", "test template"), words.codec(), data.items,
+                 {.history = 4, .max_context = 64}};
+  std::vector<TitleSequence> train = training_sequences(data, split, task.tmpl, task.codec, task.table, task.options);
+};
+
+}  // namespace prunerec::recsys

@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/error.h"
+#include "nn/transformer.h"
 #include "recsys/data/split.h"
 #include "recsys/title/title_data.h"
 #include "recsys/title/title_eval.h"
@@ -77,6 +79,24 @@ inline ItemCatalog catalog_of(const std::vector<std::string>& titles) {
     c.set_title(static_cast<std::int32_t>(i), titles[i]);
   }
   return c;
+}
+
+// A small title-mode model: head_dim 8, 2 heads sharing 1 KV head per layer, MLP 2 x hidden,
+// init_std 0.5 (far from uniform, so titles get clearly different scores).
+inline std::unique_ptr<nn::Transformer> tiny_model(std::int32_t vocab, std::int64_t max_len, std::uint64_t seed,
+                                            int hidden = 16, int layers = 2) {
+  pb::ModelConfig c;
+  c.set_name("tiny");
+  c.set_vocab_size(vocab);
+  c.set_hidden(hidden);
+  c.set_head_dim(8);
+  c.set_max_len(max_len);
+  c.set_num_layers(layers);
+  c.mutable_layer_defaults()->set_num_heads(2);
+  c.mutable_layer_defaults()->set_num_kv_heads(1);
+  c.mutable_layer_defaults()->set_mlp_width(2 * hidden);
+  c.set_init_std(0.5);
+  return std::make_unique<nn::Transformer>(c, DType::f32, seed);
 }
 
 // 24 items titled "<colour> w<k>", 160 users each walking 5 to 10 consecutive items of the

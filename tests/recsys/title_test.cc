@@ -24,22 +24,6 @@
 namespace prunerec::recsys {
 namespace {
 
-std::unique_ptr<nn::Transformer> tiny_model(std::int32_t vocab, std::int64_t max_len, std::uint64_t seed,
-                                            int hidden = 16, int layers = 2) {
-  pb::ModelConfig c;
-  c.set_name("tiny");
-  c.set_vocab_size(vocab);
-  c.set_hidden(hidden);
-  c.set_head_dim(8);
-  c.set_max_len(max_len);
-  c.set_num_layers(layers);
-  c.mutable_layer_defaults()->set_num_heads(2);
-  c.mutable_layer_defaults()->set_num_kv_heads(1);
-  c.mutable_layer_defaults()->set_mlp_width(2 * hidden);
-  c.set_init_std(0.5);  // far from uniform, so titles get clearly different scores
-  return std::make_unique<nn::Transformer>(c, DType::f32, seed);
-}
-
 // Sum of the target tokens' log-probabilities after the prompt, from one full forward pass
 // over prompt ++ target (no cache, no trie).
 double full_log_prob(const nn::Transformer& net, const std::vector<std::int32_t>& prompt,

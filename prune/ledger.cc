@@ -55,22 +55,27 @@ pb::Latency measure_latency(const nn::Transformer& model, const recsys::Sequence
   };
   const recsys::Batch one = recsys::make_history_batch({histories.front()}, max_len);
   const recsys::Batch batch = recsys::make_history_batch(histories, max_len);
-  pb::Latency lat;
+  return time_latency([&] { top_k_for(one); }, [&] { top_k_for(batch); }, static_cast<std::int32_t>(histories.size()),
+                      o);
+}
+
+pb::Latency time_latency(const std::function<void()>& one_user, const std::function<void()>& batch,
+                         std::int32_t batch_size, const LatencyOptions& o) {
   const recsys::Repetition repetition{.warmup = 1, .min_repetitions = o.min_repetitions, .min_seconds = o.min_seconds};
-  const std::vector<double> one_samples = recsys::time_repeated([&] { top_k_for(one); }, repetition);
-  const std::vector<double> batch_samples = recsys::time_repeated([&] { top_k_for(batch); }, repetition);
+  const std::vector<double> one_samples = recsys::time_repeated(one_user, repetition);
+  const std::vector<double> batch_samples = recsys::time_repeated(batch, repetition);
   const double one_ms = recsys::median(one_samples), batch_ms = recsys::median(batch_samples);
+  pb::Latency lat;
   lat.set_one_user_ms(one_ms);
   lat.set_batch_ms(batch_ms);
-  lat.set_batch_size(static_cast<std::int32_t>(histories.size()));
-  lat.set_batch_ms_per_user(batch_ms / static_cast<double>(histories.size()));
+  lat.set_batch_size(batch_size);
+  lat.set_batch_ms_per_user(batch_ms / static_cast<double>(batch_size));
   lat.set_repetitions(static_cast<std::int32_t>(std::min(one_samples.size(), batch_samples.size())));
   return lat;
 }
 
-pb::StageRow measure_model(const nn::Transformer& model, const std::string& name, const std::string& kind,
-                           std::int64_t teacher_non_embedding, const recsys::SequenceDataset& data,
-                           const recsys::DataSplit& split, const RowOptions& options) {
+pb::StageRow size_row(const nn::Transformer& model, const std::string& name, const std::string& kind,
+                      std::int64_t teacher_non_embedding) {
   pb::StageRow row;
   row.set_name(name);
   row.set_kind(kind);
@@ -81,6 +86,13 @@ pb::StageRow measure_model(const nn::Transformer& model, const std::string& name
                                                                  static_cast<double>(teacher_non_embedding)
                                                            : 0.0);
   *row.mutable_config() = model.config();
+  return row;
+}
+
+pb::StageRow measure_model(const nn::Transformer& model, const std::string& name, const std::string& kind,
+                           std::int64_t teacher_non_embedding, const recsys::SequenceDataset& data,
+                           const recsys::DataSplit& split, const RowOptions& options) {
+  pb::StageRow row = size_row(model, name, kind, teacher_non_embedding);
   row.set_flops_per_recommendation(flops_per_recommendation(row.config(), row.config().max_len()));
   recsys::EvalOptions eo;
   eo.batch_size = options.eval_batch_size;

@@ -2,6 +2,7 @@
 // top-10 recommendation (one user, and a batch), NDCG/HR on validation and test.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "nn/transformer.h"
@@ -28,6 +29,17 @@ struct LatencyOptions {
 // for a batch of them (histories from the test examples, longest first).
 pb::Latency measure_latency(const nn::Transformer& model, const recsys::SequenceDataset& data,
                             const recsys::DataSplit& split, const LatencyOptions& options = {});
+
+// The median times (Note [median] in recsys/measure.h) of `one_user` and of `batch` (for
+// batch_size users), each repeated as `options` says, as a Latency. Title mode times
+// generation with it (prune/title_schedule.h).
+pb::Latency time_latency(const std::function<void()>& one_user, const std::function<void()>& batch,
+                         std::int32_t batch_size, const LatencyOptions& options);
+
+// A row's name, kind, parameter counts (non-embedding also as a share of the teacher's)
+// and config: what every ledger row holds whatever the mode.
+pb::StageRow size_row(const nn::Transformer& model, const std::string& name, const std::string& kind,
+                      std::int64_t teacher_non_embedding);
 
 struct RowOptions {
   bool latency = true;

@@ -12,7 +12,6 @@
 #include "prune/schedule_parts.h"
 #include "prune/title_distill.h"
 #include "recsys/eval/paired.h"
-#include "recsys/measure.h"
 #include "recsys/title/title_train.h"
 #include "tensor/rng.h"
 
@@ -44,15 +43,7 @@ std::vector<std::vector<std::int32_t>> longest_test_prompts(const recsys::Sequen
 pb::StageRow measure_title_model(const nn::Transformer& model, const std::string& name, const std::string& kind,
                                  std::int64_t teacher_non_embedding, const TitlePruneRun& run,
                                  const std::string& per_user_path, Progress& progress) {
-  pb::StageRow row;
-  row.set_name(name);
-  row.set_kind(kind);
-  row.set_total_params(model.num_parameters());
-  row.set_embedding_params(model.embedding_parameters());
-  row.set_non_embedding_params(model.non_embedding_parameters());
-  row.set_non_embedding_fraction(static_cast<double>(model.non_embedding_parameters()) /
-                                 static_cast<double>(std::max<std::int64_t>(1, teacher_non_embedding)));
-  *row.mutable_config() = model.config();
+  pb::StageRow row = size_row(model, name, kind, teacher_non_embedding);
   recsys::TitleEvalOptions eo;
   eo.beams = run.beams;
   eo.split = "valid";
@@ -113,18 +104,9 @@ pb::Latency measure_generation_latency(const nn::Transformer& model, const recsy
   const int users = std::max(1, beams.users_per_batch);
   const auto prompts = longest_test_prompts(data, split, task, static_cast<std::size_t>(users));
   const std::vector<std::vector<std::int32_t>> one = {prompts.front()};
-  const recsys::Repetition repetition{.warmup = 1, .min_repetitions = o.min_repetitions, .min_seconds = o.min_seconds};
-  const std::vector<double> one_samples =
-      recsys::time_repeated([&] { recsys::generate_titles(model, task.trie, one, beams); }, repetition);
-  const std::vector<double> batch_samples =
-      recsys::time_repeated([&] { recsys::generate_titles(model, task.trie, prompts, beams); }, repetition);
-  pb::Latency lat;
-  const double one_ms = recsys::median(one_samples), batch_ms = recsys::median(batch_samples);
-  lat.set_one_user_ms(one_ms);
-  lat.set_batch_ms(batch_ms);
-  lat.set_batch_size(static_cast<std::int32_t>(prompts.size()));
-  lat.set_batch_ms_per_user(batch_ms / static_cast<double>(prompts.size()));
-  lat.set_repetitions(static_cast<std::int32_t>(std::min(one_samples.size(), batch_samples.size())));
+  pb::Latency lat = time_latency([&] { recsys::generate_titles(model, task.trie, one, beams); },
+                                 [&] { recsys::generate_titles(model, task.trie, prompts, beams); },
+                                 static_cast<std::int32_t>(prompts.size()), o);
   lat.set_measured(detail::str_cat("title generation, ", beams.beams, " beams"));
   return lat;
 }

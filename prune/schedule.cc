@@ -251,11 +251,7 @@ pb::Report run_schedule(const PruneRun& run) {
     row.set_path_training_flops(prev_row.path_training_flops() + row.training_flops());
     row.set_path_training_flops_without_teacher(prev_row.path_training_flops_without_teacher() + row.training_flops());
     row.set_wall_seconds(resumed_seconds + seconds_since(t_stage));
-    *report.add_stages() = row;
-    report.set_total_seconds(report.total_seconds() + row.wall_seconds());
-    write_report(run.out_dir, report);
-    log << "  " << name << ": test NDCG@10 " << format_fixed(row.metrics().at("NDCG@10"), 4) << " (before recovery "
-        << format_fixed(before.metrics.at("NDCG@10"), 4) << "), took " << format_duration(row.wall_seconds()) << "\n";
+    add_stage_row(report, row, run.out_dir, log);
     stages_seconds += seconds_since(t_stage);
     ++stages_timed;
     previous_path = stage_path;

@@ -4,6 +4,8 @@
 //   stage 3 (depth):            remove layers (or sub-blocks) greedily, recover
 // where "recover" is distillation from the teacher (prune/distill.h). After each stage the
 // run measures the model and adds a ledger row (prune/ledger.h) to DIR/report.json.
+// This driver is item-token mode's; title-mode models run prune/title_schedule.h, and the
+// parts both use are prune/schedule_parts.h.
 //
 // Note [resumable schedule]: every stage leaves files in DIR: <stage>.pruned.prc (right
 // after surgery), <stage>.prc (after recovery; its training state beside it while it

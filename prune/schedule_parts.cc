@@ -575,6 +575,15 @@ pb::Report open_report(const std::string& out_dir, const pb::Schedule& schedule,
   return report;
 }
 
+void add_stage_row(pb::Report& report, const pb::StageRow& row, const std::string& out_dir, std::ostream& log) {
+  *report.add_stages() = row;
+  report.set_total_seconds(report.total_seconds() + row.wall_seconds());
+  write_report(out_dir, report);
+  log << "  " << row.name() << ": test NDCG@10 " << format_fixed(row.metrics().at("NDCG@10"), 4)
+      << " (before recovery " << format_fixed(row.metrics_before_recovery().at("NDCG@10"), 4) << "), took "
+      << format_duration(row.wall_seconds()) << "\n";
+}
+
 void fill_stage_row(pb::StageRow& row, const PrunedStage& pruned, const pb::StageConfig& st,
                     const std::map<std::string, double>& metrics_before_recovery) {
   *row.mutable_plan() = pruned.plan;

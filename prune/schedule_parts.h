@@ -134,4 +134,9 @@ pb::Report open_report(const std::string& out_dir, const pb::Schedule& schedule,
 void fill_stage_row(pb::StageRow& row, const PrunedStage& pruned, const pb::StageConfig& st,
                     const std::map<std::string, double>& metrics_before_recovery);
 
+// Appends a finished stage's row (fill_stage_row done, wall time set), adds its wall time
+// to the report's total, writes the report and logs the stage's test NDCG@10 before and
+// after recovery.
+void add_stage_row(pb::Report& report, const pb::StageRow& row, const std::string& out_dir, std::ostream& log);
+
 }  // namespace prunerec::prune::parts

@@ -234,11 +234,7 @@ pb::Report run_title_schedule(const TitlePruneRun& run) {
     row.set_recovery_best_epoch(tr.best_epoch);
     for (double v : tr.loss_curve) row.add_loss_curve(v);
     row.set_wall_seconds(seconds_since(t_stage));
-    *report.add_stages() = row;
-    report.set_total_seconds(report.total_seconds() + row.wall_seconds());
-    write_report(run.out_dir, report);
-    log << "  " << name << ": test NDCG@10 " << format_fixed(row.metrics().at("NDCG@10"), 4) << " (before recovery "
-        << format_fixed(before.metrics.at("NDCG@10"), 4) << "), took " << format_duration(row.wall_seconds()) << "\n";
+    add_stage_row(report, row, run.out_dir, log);
     stages_seconds += seconds_since(t_stage);
     ++stages_timed;
     previous_path = files.model;

@@ -233,6 +233,7 @@ pb::Report run_title_schedule(const TitlePruneRun& run) {
     row.set_recovery_epochs(tr.epochs_run);
     row.set_recovery_best_epoch(tr.best_epoch);
     for (double v : tr.loss_curve) row.add_loss_curve(v);
+    for (double v : tr.valid_curve) row.add_valid_curve(v);
     row.set_wall_seconds(seconds_since(t_stage));
     add_stage_row(report, row, run.out_dir, log);
     stages_seconds += seconds_since(t_stage);

@@ -104,6 +104,7 @@ TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec&
     if (spec.validate) {
       EvalResult v = spec.validate(model);
       const double ndcg = v.metrics.at("NDCG@10");
+      result.valid_curve.push_back(ndcg);
       line += ", valid NDCG@10 " + std::to_string(ndcg) + " HR@10 " + std::to_string(v.metrics.at("HR@10"));
       if (ndcg > best) {
         best = ndcg;

@@ -45,6 +45,7 @@ struct TitleTrainResult {
   int best_epoch = -1;
   EvalResult best_valid;
   std::vector<double> loss_curve;   // mean target-token loss per epoch
+  std::vector<double> valid_curve;  // validation NDCG@10 per epoch (with spec.validate)
   std::int64_t steps = 0;
   double seconds = 0;
   double tokens_per_second = 0;     // supervised (target) tokens

@@ -142,6 +142,7 @@ TEST(TitlePrune, OneStageShrinksKeepsCatalogueTitlesAndRecovers) {
   EXPECT_GE(hr_after, hr_before);
   EXPECT_EQ(stage.recovery_epochs(), 6);
   EXPECT_EQ(stage.loss_curve_size(), 6);
+  EXPECT_EQ(stage.valid_curve_size(), 6);
 }
 
 // With alpha = 1 the title distillation loss is the training loss of title mode

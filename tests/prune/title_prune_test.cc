@@ -1,7 +1,8 @@
 // The prune-and-distill schedule on a title-mode model (prune/title_schedule.h): a teacher
 // trained on the deterministic-successor catalogue (tests/recsys/title_fixture.h), pruned
 // by one stage (query heads and hidden channels) and recovered by distillation on the
-// target rows (prune/title_distill.h).
+// target rows (prune/title_distill.h); MLP and depth stages with a resume; the
+// distillation loss at alpha 1 against the training loss.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -43,14 +44,9 @@ void expect_catalogue_titles(const nn::Transformer& model, const SuccessorCatalo
   }
 }
 
-TEST(TitlePrune, OneStageShrinksKeepsCatalogueTitlesAndRecovers) {
-  const SuccessorCatalogue f;
-  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "title_prune_test";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-
-  // The teacher: the recsys title test's successor model (hidden 32, 2 layers, 8 epochs;
-  // HR@10 >= 0.9 there), saved as a title-mode model file.
+// The teacher: the recsys title test's successor model (hidden 32, 2 layers, 8 epochs;
+// HR@10 >= 0.9 there), saved as a title-mode model file at `path`.
+std::unique_ptr<nn::Transformer> train_teacher(const SuccessorCatalogue& f, const std::string& path) {
   auto teacher = recsys::tiny_model(f.words.size(), 64, 11, /*hidden=*/32, /*layers=*/2);
   pb::TrainConfig cfg;
   cfg.set_epochs(8);
@@ -67,29 +63,50 @@ TEST(TitlePrune, OneStageShrinksKeepsCatalogueTitlesAndRecovers) {
   title_mode.set_history(f.task.options.history);
   title_mode.set_eos_token_id(f.task.codec.eos);
   const pb::ItemCatalog catalog = recsys::catalog_to_proto(f.data.items);
-  const std::string teacher_path = (dir / "teacher.prc").string();
-  nn::save_model(teacher_path, *teacher, {.catalog = &catalog, .metadata = {{"mode", "title"}}, .title_mode = &title_mode});
+  nn::save_model(path, *teacher, {.catalog = &catalog, .metadata = {{"mode", "title"}}, .title_mode = &title_mode});
+  return teacher;
+}
 
-  const pb::Schedule schedule = parse_schedule(R"(seed: 3
-    calibration { sequences: 64 seed: 7 batch_size: 16 }
-    recovery_defaults { alpha: 0.5 temperature: 1.0
-      train { epochs: 6 batch_size: 32 dropout: 0.0 optimizer { lr: 3e-3 } } }
-    stages { name: "s1" kind: WIDTH_ATTENTION keep_heads: 1 keep_hidden: 16 })",
-                                               "test schedule");
-  std::ostringstream log;
+// A run of `schedule` on the teacher at teacher_path, into out_dir, silent, 20 beams,
+// every validation example, no latency timing (tests/apps/title_cli_test.cc times it).
+TitlePruneRun make_run(const SuccessorCatalogue& f, const std::string& teacher_path, const std::string& out_dir,
+                       const std::string& schedule, std::ostream& log) {
   TitlePruneRun run;
   run.data = &f.data;
   run.split = &f.split;
   run.task = &f.task;
   run.train = &f.train;
   run.teacher_path = teacher_path;
-  run.out_dir = (dir / "run").string();
-  run.schedule = schedule;
+  run.out_dir = out_dir;
+  run.schedule = parse_schedule(schedule, "test schedule");
   run.beams.beams = 20;
   run.valid_limit = 0;
-  run.latency = false;  // generation latency is timed in tests/apps/title_cli_test.cc
+  run.latency = false;
   run.log = &log;
   run.progress = Progress::Mode::kSilent;
+  return run;
+}
+
+std::filesystem::path fresh_dir(const std::string& name) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+TEST(TitlePrune, OneStageShrinksKeepsCatalogueTitlesAndRecovers) {
+  const SuccessorCatalogue f;
+  const std::filesystem::path dir = fresh_dir("title_prune_test");
+
+  const std::string teacher_path = (dir / "teacher.prc").string();
+  const auto teacher = train_teacher(f, teacher_path);
+
+  std::ostringstream log;
+  const TitlePruneRun run = make_run(f, teacher_path, (dir / "run").string(), R"(seed: 3
+    calibration { sequences: 64 seed: 7 batch_size: 16 }
+    recovery_defaults { alpha: 0.5 temperature: 1.0
+      train { epochs: 6 batch_size: 32 dropout: 0.0 optimizer { lr: 3e-3 } } }
+    stages { name: "s1" kind: WIDTH_ATTENTION keep_heads: 1 keep_hidden: 16 })", log);
   const pb::Report report = run_title_schedule(run);
   ASSERT_EQ(report.stages_size(), 2) << log.str();
   EXPECT_EQ(report.mode(), "title");
@@ -143,6 +160,43 @@ TEST(TitlePrune, OneStageShrinksKeepsCatalogueTitlesAndRecovers) {
   EXPECT_EQ(stage.recovery_epochs(), 6);
   EXPECT_EQ(stage.loss_curve_size(), 6);
   EXPECT_EQ(stage.valid_curve_size(), 6);
+}
+
+// The other stage kinds on a title-mode model: MLP channels (greedy per layer) and depth,
+// one recovery epoch each, from the previous stage; a second run resumes with nothing
+// left to do.
+TEST(TitlePrune, MlpAndDepthStagesAndAResume) {
+  const SuccessorCatalogue f;
+  const std::filesystem::path dir = fresh_dir("title_prune_test_mlp_depth");
+  const std::string teacher_path = (dir / "teacher.prc").string();
+  train_teacher(f, teacher_path);
+  std::ostringstream log;
+  const TitlePruneRun run = make_run(f, teacher_path, (dir / "run").string(), R"(seed: 3
+    calibration { sequences: 32 seed: 7 batch_size: 16 }
+    recovery_defaults { alpha: 0.5 temperature: 1.0 teacher: PREVIOUS
+      train { epochs: 1 batch_size: 32 dropout: 0.0 optimizer { lr: 3e-3 } } }
+    stages { name: "mlp" kind: WIDTH_MLP keep_mlp: 16 mlp_score: "magnitude" }
+    stages { name: "depth" kind: DEPTH keep_layers: 1 layer_score: "greedy" })", log);
+  const pb::Report report = run_title_schedule(run);
+  ASSERT_EQ(report.stages_size(), 3) << log.str();
+  const auto final_model = nn::load_model((dir / "run" / "final.prc").string()).model;
+  ASSERT_EQ(final_model->num_layers(), 1);
+  EXPECT_EQ(final_model->block(0).mlp().width(), 16);
+  EXPECT_EQ(final_model->block(0).attn().num_heads(), 2);
+  EXPECT_EQ(final_model->hidden_size(), 32);
+  EXPECT_EQ(report.stages(1).config().layers(1).mlp_width(), 16);
+  EXPECT_EQ(report.stages(2).plan().kept_layers_size(), 1);
+  expect_catalogue_titles(*final_model, f, "mlp + depth");
+
+  std::ostringstream again_log;
+  TitlePruneRun again = run;
+  again.log = &again_log;
+  const pb::Report resumed = run_title_schedule(again);
+  EXPECT_NE(again_log.str().find("mlp: done"), std::string::npos) << again_log.str();
+  EXPECT_NE(again_log.str().find("depth: done"), std::string::npos) << again_log.str();
+  ASSERT_EQ(resumed.stages_size(), 3);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(resumed.stages(i).metrics().at("NDCG@10"), report.stages(i).metrics().at("NDCG@10")) << i;
 }
 
 // With alpha = 1 the title distillation loss is the training loss of title mode

@@ -96,6 +96,9 @@ int cmd_prune(const Args& args) {
   flags.range("beams", 1);
   flags.add("valid-limit", &valid_limit, "title-mode teachers: validation examples per evaluation (0 = all), as train --mode title");
   flags.range("valid-limit", 0);
+  std::int64_t test_limit = 0;
+  flags.add("test-limit", &test_limit, "title-mode teachers: generate only the first N test examples per evaluation (default: all), as train --mode title");
+  flags.range("test-limit", 0);
   flags.add_switch("redo", &redo, "recompute finished stages and controls instead of skipping them");
   flags.add_switch("no-latency", &no_latency, "skip latency measurements");
   flags.add_switch("quiet", &quiet, "print nothing but the result (no progress, no data summary)");
@@ -122,11 +125,11 @@ int cmd_prune(const Args& args) {
         throw cli::UsageError(std::string("prune: ") + flag + " applies to item-token models only; " + teacher +
                               " is a title-mode model (the schedule alone runs on it)");
     return prune_title_mode(teacher, data, sched, out,
-                            {.beams = beams, .valid_limit = valid_limit, .redo = redo, .latency = !no_latency,
+                            {.beams = beams, .valid_limit = valid_limit, .test_limit = test_limit, .redo = redo, .latency = !no_latency,
                              .quiet = quiet, .json = json},
                             command_line("prune", args));
   }
-  for (const char* f : {"beams", "valid-limit"})
+  for (const char* f : {"beams", "valid-limit", "test-limit"})
     if (flags.given(f))
       throw cli::UsageError(std::string("prune: --") + f + " applies to title-mode teachers only; " + teacher +
                             " is an item-token model");

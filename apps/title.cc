@@ -243,6 +243,7 @@ int prune_title_mode(const std::string& teacher, DataFlags data_flags, const pb:
   run.schedule = schedule;
   run.beams.beams = flags.beams;
   run.valid_limit = flags.valid_limit;
+  run.test_limit = flags.test_limit;
   run.redo = flags.redo;
   run.latency = flags.latency;
   run.progress = flags.quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto;

@@ -74,6 +74,7 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
 struct TitlePruneFlags {
   int beams = 20;                  // evaluation and generation latency
   std::int64_t valid_limit = 500;  // validation examples per evaluation (0 = all)
+  std::int64_t test_limit = 0;     // test examples per evaluation (0 = all)
   bool redo = false;
   bool latency = true;
   bool quiet = false;

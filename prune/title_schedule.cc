@@ -38,7 +38,7 @@ std::vector<std::vector<std::int32_t>> longest_test_prompts(const recsys::Sequen
 }
 
 // The ledger row of a title-mode model: sizes, title-generation metrics on valid (the first
-// valid_limit examples) and test (all; per-user ranks written when per_user_path is set),
+// valid_limit examples) and test (the first test_limit, or all; per-user ranks written when per_user_path is set),
 // and generation latency. FLOPs per recommendation are left out (title_schedule.h).
 pb::StageRow measure_title_model(const nn::Transformer& model, const std::string& name, const std::string& kind,
                                  std::int64_t teacher_non_embedding, const TitlePruneRun& run,
@@ -54,8 +54,9 @@ pb::StageRow measure_title_model(const nn::Transformer& model, const std::string
   for (const auto& [k, v] : recsys::evaluate_titles(model, *run.data, *run.split, *run.task, eo, &progress).metrics)
     (*row.mutable_valid_metrics())[k] = v;
   eo.split = "test";
-  eo.limit = 0;
-  progress.restart(name + ": test evaluation (generation)", static_cast<std::int64_t>(run.split->test.size()));
+  eo.limit = run.test_limit;
+  const auto test_all = static_cast<std::int64_t>(run.split->test.size());
+  progress.restart(name + ": test evaluation (generation)", run.test_limit > 0 ? std::min(run.test_limit, test_all) : test_all);
   const recsys::EvalResult test = recsys::evaluate_titles(model, *run.data, *run.split, *run.task, eo, &progress);
   for (const auto& [k, v] : test.metrics) (*row.mutable_metrics())[k] = v;
   if (!per_user_path.empty()) recsys::write_per_user(per_user_path, test, *run.data);
@@ -147,7 +148,11 @@ pb::Report run_title_schedule(const TitlePruneRun& run) {
     p.ranking = "title-generation";
     p.beams = run.beams.beams;
     p.exclude_history = false;
-    report.set_protocol(recsys::describe(p));
+    const auto test_all = static_cast<std::int64_t>(run.split->test.size());
+    report.set_protocol(recsys::describe(p) +
+                        (run.test_limit > 0 && run.test_limit < test_all
+                             ? ", the first " + std::to_string(run.test_limit) + " of " + std::to_string(test_all) + " test examples"
+                             : std::string()));
   }
 
   const std::int64_t teacher_non_emb = teacher.non_embedding_parameters();

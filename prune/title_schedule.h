@@ -48,6 +48,7 @@ struct TitlePruneRun {
   pb::Schedule schedule;
   recsys::BeamOptions beams;        // evaluation and latency
   std::int64_t valid_limit = 500;   // validation examples per evaluation (0 = all), as train --mode title
+  std::int64_t test_limit = 0;      // test examples per evaluation: the first N (0 = all)
   bool redo = false;
   bool latency = true;              // measure generation latency for every row
   std::ostream* log = nullptr;      // null: std::cerr, or nothing when progress is kSilent

@@ -198,11 +198,12 @@ TEST(TitleCli, PruneRunsTheScheduleAndWritesAReport) {
     stages { name: "s1" kind: WIDTH_ATTENTION keep_heads: 1 keep_hidden: 12 })");
   const std::string out = t.dir.path("prune");
   const RunResult run = run_prunerec({"prune", "--teacher", model, "--schedule", schedule, "--out", out, "--beams", "5",
-                                      "--valid-limit", "10", "--json", "--quiet", kThreads});
+                                      "--valid-limit", "10", "--test-limit", "30", "--json", "--quiet", kThreads});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const auto j = parse_json(run.out);
   EXPECT_EQ(j.at("mode").string, "title");
   EXPECT_NE(j.at("protocol").string.find("title generation, 5 beams"), std::string::npos) << j.at("protocol").string;
+  EXPECT_NE(j.at("protocol").string.find("the first 30 of 80 test examples"), std::string::npos) << j.at("protocol").string;
   const auto& stages = j.at("stages").array;
   ASSERT_EQ(stages.size(), 2u);
   EXPECT_EQ(stages[1].at("name").string, "s1");
@@ -215,6 +216,7 @@ TEST(TitleCli, PruneRunsTheScheduleAndWritesAReport) {
   }
   EXPECT_EQ(stages[1].at("recovery_epochs").number, 1);
   EXPECT_TRUE(stages[0].has("vs_final"));
+  EXPECT_EQ(stages[0].at("vs_final").at("n").number, 30);  // the first 30 of 80 test users (--test-limit)
   for (const char* f : {"report.json", "report.md", "s1.prc", "s1.pruned.prc", "s1.plan.pbtxt", "s1.scores.json",
                         "final.prc"})
     EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(out) / f)) << f;
@@ -223,7 +225,7 @@ TEST(TitleCli, PruneRunsTheScheduleAndWritesAReport) {
   EXPECT_EQ(parse_json(eval.out).at("protocol").at("ranking").string, "title-generation");
   // Run again: every stage is done, nothing is recomputed.
   const RunResult again = run_prunerec({"prune", "--teacher", model, "--schedule", schedule, "--out", out, "--beams",
-                                        "5", "--valid-limit", "10", kThreads});
+                                        "5", "--valid-limit", "10", "--test-limit", "30", kThreads});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find("s1: done"), std::string::npos) << again.err;
 

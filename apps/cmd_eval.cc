@@ -105,6 +105,7 @@ int cmd_eval(const Args& args) {
       if (flags.given(f))
         throw cli::UsageError(std::string("eval: --") + f + " does not apply to a title-mode model (" + model_path +
                               " writes titles under a constrained beam search)");
+    refuse_data_parallel("eval on a title-mode model");
     TitleModel m = load_title_model(model_path);
     LoadedData d = load_model_data(data, m.catalog, m.manifest.metadata(), model_path, "eval");
     recsys::TitleEvalOptions to;

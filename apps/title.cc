@@ -8,6 +8,7 @@
 
 #include "apps/commands.h"
 #include "apps/common.h"
+#include "base/comm.h"
 #include "base/error.h"
 #include "base/format.h"
 #include "base/json.h"
@@ -95,8 +96,15 @@ std::int32_t eos_of(const text::Tokenizer& tok) {
 
 }  // namespace
 
+void refuse_data_parallel(const std::string& what) {
+  if (world().size() > 1)
+    throw cli::UsageError(what + " runs on one process; title mode is not data-parallel yet (docs/scale-out.md): run it "
+                          "without mpirun, or with -np 1");
+}
+
 int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const DataFlags& data_flags,
                      const std::string& out, const TitleTrainFlags& flags, bool quiet, bool json) {
+  refuse_data_parallel("train --mode title");
   LoadedData d = load_data(data_flags, recipe.data());
   *recipe.mutable_data() = d.config;
   if (!quiet) std::cerr << "data: " << d.summary << "\n";
@@ -223,6 +231,7 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
 
 int prune_title_mode(const std::string& teacher, DataFlags data_flags, const pb::Schedule& schedule,
                      const std::string& out, const TitlePruneFlags& flags, const std::string& command) {
+  refuse_data_parallel("prune on a title-mode teacher");
   const TitleModel m = load_title_model(teacher);
   LoadedData d = load_model_data(data_flags, m.catalog, m.manifest.metadata(), teacher, "prune");
   if (!flags.quiet) std::cerr << "data: " << d.summary << "\n";

@@ -48,6 +48,10 @@ TitleModel load_title_model(const std::string& path);
 
 namespace prunerec::apps {
 
+// Title mode runs on one process: under mpirun with more than one rank a UsageError naming
+// `what` (the command), before any work.
+void refuse_data_parallel(const std::string& what);
+
 // `prunerec train --mode title`: the flags only title mode has.
 struct TitleTrainFlags {
   std::string template_name = "paper";

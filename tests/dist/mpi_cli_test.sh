@@ -6,7 +6,8 @@
 #    the ranks, Note [data-parallel calibration]) gives the same plans on 1 and 2 ranks;
 # 2. ranks started with different data files are refused before training, by name;
 # 3. a rank killed mid-run fails the job naming the rank, and a rerun resumes and finishes;
-# 4. a run of 2 ranks resumes on one process.
+# 4. a run of 2 ranks resumes on one process;
+# 5. title mode under 2 ranks is refused (it runs on one process).
 set -euo pipefail
 prunerec=$(realpath "${1:?usage: mpi_cli_test.sh PRUNEREC MPIRUN...}")
 shift
@@ -103,4 +104,17 @@ recipe 2 > "$dir/n.pbtxt"
 "$prunerec" "${n_train[@]}" --config "$dir/n.pbtxt" > "$dir/n1.out" 2>&1 || { cat "$dir/n1.out"; fail "1-process resume"; }
 grep -q "resuming from" "$dir/n1.out" || { cat "$dir/n1.out"; fail "one process did not resume the 2-rank run"; }
 echo "mpi_cli_test: a 2-rank run resumed on one process"
+
+# 5. Title mode is not data-parallel: under 2 ranks it is refused before any work, naming
+#    the command (a title run that one process finishes, so only the refusal can fail it).
+awk '{ print $1 "\t" ($1 % 2 ? "red" : "blue") " widget " $1 }' <(seq 100 139) > "$dir/titles.tsv"
+title=(train --mode title --data "$dir/seq.txt" --titles "$dir/titles.tsv" --config "$dir/n.pbtxt" --epochs 1
+       --max-len 64 --history 3 --vocab-size 200 --valid-limit 5 --test-limit 5 --threads=1 --quiet)
+"$prunerec" "${title[@]}" --out "$dir/title.prc" > "$dir/t1.out" 2>&1 || { cat "$dir/t1.out"; fail "title mode on one process"; }
+status=0
+"${mpirun[@]}" "$prunerec" "${title[@]}" --out "$dir/title2.prc" > "$dir/t2.out" 2>&1 || status=$?
+[ "$status" -ne 0 ] || fail "title mode under 2 ranks was not refused"
+grep -q "train --mode title runs on one process" "$dir/t2.out" || { cat "$dir/t2.out"; fail "the refusal does not name title mode"; }
+[ ! -e "$dir/title2.prc" ] || fail "the refused title run wrote a model"
+echo "mpi_cli_test: title mode under 2 ranks refused (exit $status)"
 echo "mpi_cli_test: PASS"

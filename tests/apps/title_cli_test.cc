@@ -184,6 +184,68 @@ TEST(TitleCli, TrainsFromAnImportedModel) {
   EXPECT_EQ(vocab.exit_code, 2);
 }
 
+// Title-mode runs resume as item-token ones do (recsys/run_state.h): the state goes beside
+// the model; a rerun of a finished run does nothing, a higher --epochs extends it,
+// --no-resume starts over, and a rerun with another template or other data is refused
+// naming the state file.
+TEST(TitleCli, RerunResumesExtendsAndRefusesAnotherRun) {
+  TitleRun t;
+  const std::string model = t.dir.path("title.prc"), state = model + ".state";
+  auto train = [&](std::vector<std::string> extra, const std::string& tmpl = "", const std::string& data = "") {
+    std::vector<std::string> args = t.train_args(model);
+    for (auto& a : args) {
+      if (!tmpl.empty() && a == t.tmpl) a = tmpl;
+      if (!data.empty() && a == t.data) a = data;
+    }
+    std::erase(args, std::string("--quiet"));  // the resume lines go to stderr
+    args.insert(args.end(), {"--test-limit", "5", "--json"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_prunerec(args);
+  };
+  const RunResult first = train({"--epochs", "1"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  ASSERT_TRUE(std::filesystem::exists(state));
+  const auto one = parse_json(first.out);
+  const double per_epoch = one.at("steps").number;
+  EXPECT_GT(per_epoch, 0);
+  EXPECT_TRUE(nn::read_checkpoint_manifest(state).has_title_mode());  // the template and tokenizer it used
+
+  const RunResult again = train({"--epochs", "1"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("nothing to do"), std::string::npos) << again.err;
+  EXPECT_EQ(parse_json(again.out).at("steps").number, per_epoch);
+  // The best validation comes back from the state (exact: the same stored doubles).
+  EXPECT_EQ(parse_json(again.out).at("valid").at("NDCG@10").number, one.at("valid").at("NDCG@10").number);
+
+  const RunResult longer = train({"--epochs", "2"});
+  ASSERT_EQ(longer.exit_code, 0) << longer.err;
+  EXPECT_NE(longer.err.find("extending the finished run"), std::string::npos) << longer.err;
+  EXPECT_EQ(parse_json(longer.out).at("epochs_run").number, 2);
+  EXPECT_EQ(parse_json(longer.out).at("steps").number, 2 * per_epoch);
+
+  const RunResult over = train({"--epochs", "1", "--no-resume"});
+  ASSERT_EQ(over.exit_code, 0) << over.err;
+  EXPECT_EQ(over.err.find("resum"), std::string::npos) << over.err;
+  EXPECT_EQ(parse_json(over.out).at("steps").number, per_epoch);
+  // The same seed and threads from scratch: the first run's validation, exactly.
+  EXPECT_EQ(parse_json(over.out).at("valid").at("NDCG@10").number, one.at("valid").at("NDCG@10").number);
+
+  const std::string other_template = t.dir.write("prompt2.txt", "history: {history}\nnext: ");
+  const RunResult templ = train({"--epochs", "2"}, other_template);
+  EXPECT_EQ(templ.exit_code, 2) << templ.err;
+  for (const std::string& part : {state, std::string("prompt template"), std::string("--no-resume")})
+    EXPECT_NE(templ.err.find(part), std::string::npos) << templ.err;
+
+  // Other data with the same users, items and titles: the last item of user 1 changed.
+  std::string seq = synthetic_user_seq(80, 40);
+  const std::size_t eol = seq.find('\n'), last = seq.rfind(' ', eol);
+  seq.replace(last + 1, eol - last - 1, seq.substr(last + 1, eol - last - 1) == "139" ? "100" : "139");
+  const RunResult data = train({"--epochs", "2"}, "", t.dir.write("seq2.txt", seq));
+  EXPECT_EQ(data.exit_code, 2) << data.err;
+  for (const std::string& part : {state, std::string("other data"), std::string("--no-resume")})
+    EXPECT_NE(data.err.find(part), std::string::npos) << data.err;
+}
+
 // prune on a title-mode teacher (docs/title-mode.md, "Pruning"): one stage with a recovery
 // epoch; the report has title-generation rows with generation latency, the stage's model
 // is a title-mode model `eval` reads, and the flags of item-token mode only are refused.

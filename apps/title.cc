@@ -97,7 +97,7 @@ namespace {
 // refusal names the setting rather than a fingerprint.
 void check_title_run_state(const std::string& state_path, const pb::TitleMode& run) {
   const pb::Manifest saved = nn::read_checkpoint_manifest(state_path);
-  const std::string start_over = "; use --no-resume to start over, or another --out";
+  const char* start_over = recsys::kStartOverHint;
   PR_CHECK_T(ConfigError, saved.has_title_mode(), state_path,
              ": not the state of a title-mode run (an item-token run's?)", start_over);
   const pb::TitleMode& was = saved.title_mode();

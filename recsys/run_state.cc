@@ -47,7 +47,7 @@ pb::TrainingState resume_run(const RunPlan& plan, nn::Transformer& model, nn::Ad
   const std::string& state_path = plan.state_path;
   const std::string& phase = plan.phase;
   nn::LoadedModel saved = nn::load_model(state_path);
-  const std::string start_over = "; use --no-resume to start over, or another --out";
+  const char* start_over = kStartOverHint;
   PR_CHECK_T(ConfigError, saved.model->config().SerializeAsString() == model.config().SerializeAsString(), state_path,
              ": the saved run has a different model config", start_over);
   const pb::TrainingState& saved_state = saved.manifest.state();

@@ -59,6 +59,9 @@ struct RunPlan {
   std::int64_t total_steps() const { return per_epoch * config.epochs(); }
 };
 
+// The end of every refusal to resume: how to go on instead.
+inline constexpr const char* kStartOverHint = "; use --no-resume to start over, or another --out";
+
 // The state of a run that starts now.
 pb::TrainingState new_run_state(const RunPlan& plan, const nn::Transformer& model);
 

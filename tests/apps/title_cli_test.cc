@@ -2,6 +2,8 @@
 // recommend on the model it writes, and the named errors for bad input.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -244,6 +246,43 @@ TEST(TitleCli, RerunResumesExtendsAndRefusesAnotherRun) {
   EXPECT_EQ(data.exit_code, 2) << data.err;
   for (const std::string& part : {state, std::string("other data"), std::string("--no-resume")})
     EXPECT_NE(data.err.find(part), std::string::npos) << data.err;
+}
+
+// SIGINT mid-run (after the second state written, checkpoint every 5 steps): exit 130 naming
+// the state, and the rerun ends with the best model and the state bit for bit those of an
+// uninterrupted run (the state's wall-clock seconds aside: compare_checkpoints).
+TEST(TitleCli, SigintSavesStateAndTheRerunEndsBitIdentical) {
+  TitleRun t;
+  const std::string recipe = t.dir.write("tiny5.pbtxt", tiny_recipe(3, 5));
+  auto args = [&](const std::string& out) {
+    std::vector<std::string> a = t.train_args(out);
+    for (auto& x : a)
+      if (x == t.recipe) x = recipe;
+    a.insert(a.end(), {"--test-limit", "5"});
+    return a;
+  };
+  std::filesystem::create_directories(t.dir.path("ref"));
+  std::filesystem::create_directories(t.dir.path("run"));
+  const RunResult ref = run_prunerec(args(t.dir.path("ref/m.prc")));
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  RunResult stopped;
+  {
+    FolderWatch watch(t.dir.path("run"));
+    Process p(args(t.dir.path("run/m.prc")), "title_interrupted");
+    ASSERT_TRUE(watch.wait_for(FolderWatch::Event::kRenamedInto, "m.prc.state", 2, std::chrono::milliseconds(60000),
+                               [&] { return !p.finished(); }))
+        << "no second state seen";
+    p.signal(SIGINT);
+    stopped = p.wait();
+  }
+  ASSERT_EQ(stopped.exit_code, 130) << "signal " << stopped.signal << "\n" << stopped.err;
+  EXPECT_NE(stopped.err.find("state saved to " + t.dir.path("run/m.prc.state")), std::string::npos) << stopped.err;
+  EXPECT_EQ(temp_files(t.dir.path("run")), std::vector<std::string>{});
+  EXPECT_FALSE(nn::read_checkpoint_manifest(t.dir.path("run/m.prc.state")).state().finished());
+  const RunResult resumed = run_prunerec(args(t.dir.path("run/m.prc")));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(compare_checkpoints(t.dir.path("ref/m.prc"), t.dir.path("run/m.prc")), "");
+  EXPECT_EQ(compare_checkpoints(t.dir.path("ref/m.prc.state"), t.dir.path("run/m.prc.state")), "");
 }
 
 // prune on a title-mode teacher (docs/title-mode.md, "Pruning"): one stage with a recovery

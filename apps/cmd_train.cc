@@ -66,7 +66,7 @@ int cmd_train(const Args& args) {
   for (const char* f : {"template", "vocab-size", "history", "samples-per-user", "beams", "valid-limit", "init"})
     if (mode != "title" && flags.given(f)) throw cli::UsageError(std::string("train: --") + f + " applies to --mode title only");
   if (mode == "title") {
-    if (flags.given("no-resume")) throw cli::UsageError("train: title mode does not resume yet (--no-resume has nothing to do)");
+    title.resume = !no_resume;
     title.max_len_given = max_len > 0;
     if (!title.init.empty() && flags.given("vocab-size"))
       throw cli::UsageError("train: --vocab-size does not apply with --init (the initial model brings its tokenizer)");

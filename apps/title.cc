@@ -1,5 +1,6 @@
 #include "apps/title.h"
 
+#include <filesystem>
 #include <fstream>
 #include <cstdio>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "base/comm.h"
+#include "base/crc32c.h"
 #include "base/error.h"
 #include "base/format.h"
 #include "base/json.h"
@@ -18,6 +20,7 @@
 #include "prune/title_schedule.h"
 #include "recsys/progress.h"
 #include "recsys/recommender.h"
+#include "recsys/run_state.h"
 #include "recsys/title/title_train.h"
 #include "tensor/parallel.h"
 
@@ -87,6 +90,26 @@ TitleModel load_title_model(const std::string& path) {
 
 namespace prunerec::apps {
 namespace {
+
+// A title-mode resume continues the run in `state_path` only when it wrote the same titles:
+// the same template, history and tokenizer (the trainer then checks the data and recipe,
+// Note [run fingerprints] in recsys/run_state.h). Checked here, before the trainer, so the
+// refusal names the setting rather than a fingerprint.
+void check_title_run_state(const std::string& state_path, const pb::TitleMode& run) {
+  const pb::Manifest saved = nn::read_checkpoint_manifest(state_path);
+  const char* start_over = recsys::kStartOverHint;
+  PR_CHECK_T(ConfigError, saved.has_title_mode(), state_path,
+             ": not the state of a title-mode run (an item-token run's?)", start_over);
+  const pb::TitleMode& was = saved.title_mode();
+  PR_CHECK_T(ConfigError, was.prompt_template() == run.prompt_template(), state_path,
+             ": the saved run used another prompt template (", was.template_source(), ") than this one (",
+             run.template_source(), ")", start_over);
+  PR_CHECK_T(ConfigError, was.history() == run.history(), state_path, ": the saved run put ", was.history(),
+             " items in a prompt, this one ", run.history(), " (--history)", start_over);
+  PR_CHECK_T(ConfigError, was.tokenizer().data() == run.tokenizer().data(), state_path,
+             ": the saved run's tokenizer is not the one trained now from the catalogue's titles and the template",
+             " (other data, another --vocab-size, or another tokenizer trainer)", start_over);
+}
 
 std::int32_t eos_of(const text::Tokenizer& tok) {
   for (const auto& s : tok.special_tokens())
@@ -205,10 +228,16 @@ int train_title_mode(pb::Recipe recipe, const std::string& recipe_source, const 
     return recsys::evaluate_titles(m, d.data, d.split, task,
                                    {.split = "valid", .beams = beams, .limit = flags.valid_limit, .stoppable = false});
   };
-  spec.save_best = [&](const nn::Transformer& m) {
-    nn::save_model(out, m, {.catalog = &catalog, .metadata = metadata,
-                            .pretrained = flags.init.empty() ? nullptr : &pretrained, .title_mode = &title_mode});
-  };
+  const nn::SaveOptions record{.catalog = &catalog, .metadata = metadata,
+                                .pretrained = flags.init.empty() ? nullptr : &pretrained, .title_mode = &title_mode};
+  spec.save_best = [&](const nn::Transformer& m) { nn::save_model(out, m, record); };
+  // The run state beside the model, as item-token training keeps it (recsys/run_state.h).
+  spec.state_path = out + ".state";
+  spec.resume = flags.resume;
+  spec.state_record = record;
+  const std::string catalog_bytes = catalog.SerializeAsString();  // titles the validation generates
+  spec.data_fingerprint = crc32c(catalog_bytes.data(), catalog_bytes.size(), recsys::split_fingerprint(d.split));
+  if (flags.resume && std::filesystem::exists(spec.state_path)) check_title_run_state(spec.state_path, title_mode);
   const recsys::TitleTrainResult r = recsys::train_title_model(*net, spec);
 
   const TitleModel best = load_title_model(out);

@@ -65,6 +65,9 @@ struct TitleTrainFlags {
   // A model file to start from (an imported Hugging Face model): its weights, its
   // tokenizer and its context replace the recipe's model and the trained tokenizer.
   std::string init;
+  // Continue the run saved in `<out>.state` when there is one (recsys/run_state.h); its
+  // template, tokenizer and history must be this run's.
+  bool resume = true;
 };
 
 // Trains a title-mode model from scratch (or from flags.init) on `data` (already parsed recipe), writes the

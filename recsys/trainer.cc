@@ -15,6 +15,7 @@
 #include "recsys/data_parallel.h"
 #include "recsys/eval/evaluator.h"
 #include "recsys/recommender.h"
+#include "recsys/run_state.h"
 #include "tensor/kernels/elementwise.h"
 
 namespace prunerec::recsys {
@@ -51,23 +52,9 @@ std::string first_bad_gradient(const nn::Transformer& model) {
   return "";
 }
 
-// What every rank of a data-parallel run must agree on: the data as split, and the training
-// and model configs (Note [data-parallel training] in recsys/data_parallel.h).
-std::uint64_t data_fingerprint(const DataSplit& split) {
-  std::uint32_t crc = crc32c(&split.num_items, sizeof split.num_items);
-  for (const auto& seq : split.train) {
-    const std::int64_t n = static_cast<std::int64_t>(seq.size());
-    crc = crc32c(&n, sizeof n, crc);
-    crc = crc32c(seq.data(), seq.size() * sizeof(std::int32_t), crc);
-  }
-  for (const auto* examples : {&split.valid, &split.test})
-    for (const EvalExample& e : *examples) {
-      const std::int32_t fields[3] = {e.user, e.prefix_len, e.target};
-      crc = crc32c(fields, sizeof fields, crc);
-    }
-  return crc;
-}
-
+// What every rank of a data-parallel run must agree on besides the data (split_fingerprint in
+// recsys/run_state.h): the training and model configs (Note [data-parallel training] in
+// recsys/data_parallel.h).
 std::uint64_t config_fingerprint(const pb::TrainConfig& cfg, const nn::Transformer& model, const std::string& phase) {
   std::string bytes = cfg.SerializeAsString() + "|" + model.config().SerializeAsString() + "|" + phase;
   return crc32c(bytes.data(), bytes.size());
@@ -101,7 +88,7 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
                "train: the IN_BATCH negative sampler draws from the batch's own targets, which a data-parallel rank does",
                " not hold; use the uniform or popularity sampler with ", comm.size(), " ranks (Note [data-parallel",
                " training] in recsys/data_parallel.h)");
-    comm.check_same(data_fingerprint(*spec.split), "the data (file, filters or split)");
+    comm.check_same(split_fingerprint(*spec.split), "the data (file, filters or split)");
     comm.check_same(config_fingerprint(cfg, model, spec.phase), "the training or model config");
   }
   if (const auto parent = std::filesystem::path(spec.out_path).parent_path(); !parent.empty())
@@ -120,56 +107,16 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
   GradientReducer reducer(model, comm, adamw.lazy_rows);
   bool started = false;
 
-  pb::TrainingState st;
-  st.set_seed(cfg.seed());
-  st.set_total_steps(total_steps);
-  st.set_phase(spec.phase);
-  st.set_best_metric(-1);
+  const RunPlan run{.state_path = state_path,
+                     .phase = spec.phase,
+                     .config = cfg,
+                     .per_epoch = per_epoch,
+                     .data_fingerprint = split_fingerprint(*spec.split)};
   TrainResult result;
+  pb::TrainingState st = new_run_state(run, model);
   if (spec.resume && std::filesystem::exists(state_path)) {
-    // Note [extending a run].
-    nn::LoadedModel saved = nn::load_model(state_path);
-    const std::string start_over = "; use --no-resume to start over, or another --out";
-    PR_CHECK_T(ConfigError, saved.model->config().SerializeAsString() == model.config().SerializeAsString(), state_path,
-               ": the saved run has a different model config", start_over);
-    PR_CHECK_T(ConfigError, saved.manifest.state().seed() == cfg.seed(), state_path, ": the saved run used seed ",
-               saved.manifest.state().seed(), ", this one ", cfg.seed(), start_over);
-    const std::int64_t saved_total = saved.manifest.state().total_steps();
-    PR_CHECK_T(ConfigError, saved_total > 0 && saved_total % per_epoch == 0, state_path, ": the saved run planned ",
-               saved_total, " steps, not a whole number of this run's epochs of ", per_epoch,
-               " batches (other data, batch size or max_len)", start_over);
-    const std::int64_t saved_epochs = saved_total / per_epoch;
-    for (const auto& [name, var] : saved.model->named_parameters()) {
-      Tensor dst = model.parameter(name).value();
-      dst.copy_from(var.value());
-    }
-    nn::restore_optimizer(opt, saved);
-    st = saved.manifest.state();
+    st = resume_run(run, model, opt, log);
     result.resumed = true;
-    const bool stopped_early = st.finished() && st.epoch() < saved_epochs;
-    if (stopped_early) {
-      log << spec.phase << ": the run in " << state_path << " stopped early at epoch " << st.epoch() << " of "
-          << saved_epochs << " (no gain in " << cfg.patience() << " validations); nothing to do (--no-resume starts over)\n";
-    } else if (st.epoch() >= cfg.epochs()) {
-      st.set_finished(true);
-      if (st.epoch() == cfg.epochs())
-        log << spec.phase << ": the run in " << state_path << " is finished (" << st.epoch()
-            << (st.epoch() == 1 ? " epoch" : " epochs") << ", best epoch "
-            << st.best_epoch() << "); nothing to do. Raise --epochs to extend it, or use --no-resume to start over\n";
-      else
-        log << spec.phase << ": the run in " << state_path << " has already trained " << st.epoch() << " epochs, more than the "
-            << cfg.epochs() << " asked for; nothing to do (--no-resume starts over)\n";
-    } else {
-      if (saved_epochs != cfg.epochs()) {
-        log << spec.phase << ": " << (st.finished() ? "extending the finished" : "changing the") << " run in " << state_path
-            << " from " << saved_epochs << " to " << cfg.epochs() << " epochs; the learning-rate schedule of the steps to come"
-            << " follows the new total (Note [extending a run] in recsys/trainer.h)\n";
-        st.set_total_steps(total_steps);
-        st.set_finished(false);
-      }
-      log << spec.phase << ": resuming from " << state_path << " at epoch " << st.epoch() + 1 << ", step " << st.step()
-          << " (--no-resume starts over)\n";
-    }
   }
 
   const pb::ItemCatalog catalog = spec.catalog ? catalog_to_proto(*spec.catalog) : pb::ItemCatalog();
@@ -183,9 +130,8 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
     nn::save_model(state_path, model, {.optimizer = &opt, .state = &st, .catalog = spec.catalog ? &catalog : nullptr,
                                        .metadata = spec.metadata});
   };
-  const auto t_start = Clock::now();
-  const double seconds_before = st.seconds();
-  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - t_start).count(); };
+  const RunClock clock(st.seconds());
+  auto elapsed = [&] { return clock.seconds(); };
 
   Progress progress(log, spec.phase, per_epoch, comm.is_root() ? spec.progress : Progress::Mode::kSilent);
   EvalOptions eval_options;
@@ -203,14 +149,13 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
     std::int64_t positions_this_run = 0;
     for (std::int64_t bi = st.epoch_batch(); bi < static_cast<std::int64_t>(plan.size()); ++bi) {
       // Ranks stop together: a signal may reach them at different steps.
-      std::int64_t stop = stop_requested() || (spec.stop && spec.stop->load());
+      std::int64_t stop = stop_wanted(spec.stop);
       if (comm.size() > 1) comm.allreduce_sum(&stop, 1);
       if (stop) {  // Note [stopping long work]
         st.set_seconds(elapsed());
         save_state();
         progress.clear();
-        throw Interrupted(prunerec::detail::str_cat(spec.phase, ": stopped at epoch ", epoch + 1, ", step ", st.step(),
-                                          "; state saved to ", state_path, " (run the same command to resume)"));
+        throw stopped(run, st);
       }
       if (!started && spec.on_start) spec.on_start(batcher);
       started = true;
@@ -269,40 +214,25 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
       opt.step_with_norm(nn::lr_at(cfg.optimizer(), st.step(), total_steps), cfg.optimizer().clip_norm(), norm);
       if (spec.on_step) spec.on_step(st.step(), loss_value);
       model.zero_grad();
-      st.set_step(st.step() + 1);
-      st.set_epoch_batch(bi + 1);
-      st.set_epoch_loss_sum(st.epoch_loss_sum() + loss_value * static_cast<double>(global_positions));
-      st.set_epoch_positions(st.epoch_positions() + global_positions);
-      st.set_positions(st.positions() + global_positions);
+      count_step(st, loss_value, global_positions);
       positions_this_run += global_positions;
       const double dt = std::chrono::duration<double>(Clock::now() - t_epoch).count();
       progress.update(bi + 1, prunerec::detail::str_cat("step ", st.step(), " loss ", fmt(loss_value), " ",
                                               format_count(dt > 0 ? positions_this_run / dt : 0), " pos/s"));
-      if (cfg.checkpoint_every_steps() > 0 && st.step() % cfg.checkpoint_every_steps() == 0) {
+      if (checkpoint_due(cfg, st)) {
         st.set_seconds(elapsed());
         save_state();
       }
     }
-    const double epoch_loss = st.epoch_positions() > 0 ? st.epoch_loss_sum() / static_cast<double>(st.epoch_positions()) : 0;
-    st.add_loss_curve(epoch_loss);
-    st.set_epoch(epoch + 1);
-    st.set_epoch_batch(0);
-    st.set_epoch_loss_sum(0);
-    st.set_epoch_positions(0);
+    const double epoch_loss = close_epoch(st);
     std::string line = prunerec::detail::str_cat(spec.phase, " epoch ", epoch + 1, "/", cfg.epochs(), ": loss ", fmt(epoch_loss));
     const bool validate = (epoch + 1) % cfg.eval_every() == 0 || epoch + 1 == cfg.epochs();
     if (validate) {
       progress.clear();
       const EvalResult valid = evaluate_model(model, *spec.data, *spec.split, eval_options);
-      const double ndcg = valid.metrics.at("NDCG@10");
-      st.add_history(ndcg);
-      line += prunerec::detail::str_cat(", valid NDCG@10 ", fmt(ndcg), " HR@10 ", fmt(valid.metrics.at("HR@10")));
-      if (ndcg > st.best_metric()) {
-        st.set_best_metric(ndcg);
-        st.set_best_epoch(epoch + 1);
-        st.set_bad_validations(0);
-        st.mutable_best_metrics()->clear();
-        for (const auto& [k, v] : valid.metrics) (*st.mutable_best_metrics())[k] = v;
+      line += prunerec::detail::str_cat(", valid NDCG@10 ", fmt(valid.metrics.at("NDCG@10")), " HR@10 ",
+                                        fmt(valid.metrics.at("HR@10")));
+      if (record_validation(st, valid.metrics, cfg.patience())) {
         st.set_seconds(elapsed());
         pb::TrainingState best_state = st;
         best_state.set_finished(true);
@@ -310,12 +240,8 @@ TrainResult train_model(nn::Transformer& model, const TrainSpec& spec) {
           nn::save_model(spec.out_path, model, {.state = &best_state, .catalog = spec.catalog ? &catalog : nullptr,
                                               .metadata = spec.metadata});
         line += " (best, saved)";
-      } else {
-        st.set_bad_validations(st.bad_validations() + 1);
-        if (st.bad_validations() >= cfg.patience()) {
-          st.set_finished(true);
-          line += prunerec::detail::str_cat(" (no gain in ", cfg.patience(), " validations: stopping)");
-        }
+      } else if (st.finished()) {
+        line += prunerec::detail::str_cat(" (no gain in ", cfg.patience(), " validations: stopping)");
       }
     }
     line += prunerec::detail::str_cat(", ", format_duration(elapsed()));

@@ -11,10 +11,14 @@
 // last state ends with the same weights, bit for bit, as one never interrupted (same seed
 // and thread count; under mpirun, same number of ranks: Note [data-parallel training] in
 // recsys/data_parallel.h). A NaN or Inf in the loss or a gradient stops the run before the
-// update, naming the step and the first offending tensor; the last state stays intact.
+// update, naming the step and the first offending tensor; the last state stays intact. The
+// state, its resume check and the stop rule live in recsys/run_state.h, shared with the
+// title trainer (recsys/title/title_train.h).
 //
 // Note [extending a run]: the number of epochs may change between a run and its resume;
-// seed, model config and batches per epoch may not (ConfigError naming --no-resume). The
+// seed, model config, batches per epoch, data and the rest of the recipe may not
+// (ConfigError naming the state file and --no-resume; Note [run fingerprints] in
+// recsys/run_state.h). The
 // learning rate is a function of (step, total steps): resumed with a new epoch count, the
 // steps still to come follow the schedule recomputed for the new total, while the steps
 // already taken keep the rates they had. So raising --epochs of a finished run continues

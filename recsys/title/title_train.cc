@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <iostream>
+#include <filesystem>
+#include <ostream>
 
+#include "base/crc32c.h"
 #include "base/error.h"
 #include "base/format.h"
+#include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "recsys/progress.h"
+#include "recsys/run_state.h"
 #include "tensor/rng.h"
 
 namespace prunerec::recsys {
@@ -42,6 +46,17 @@ std::vector<std::vector<std::int32_t>> length_grouped_batches(const std::vector<
   return batches;
 }
 
+// A fingerprint of the tokenized training sequences, chained onto the caller's (Note [run
+// fingerprints] in recsys/run_state.h).
+std::uint32_t title_sequences_fingerprint(const std::vector<TitleSequence>& seqs, std::uint32_t crc) {
+  for (const TitleSequence& s : seqs) {
+    const std::int64_t head[2] = {static_cast<std::int64_t>(s.ids.size()), s.prompt_len};
+    crc = crc32c(head, sizeof head, crc);
+    crc = crc32c(s.ids.data(), s.ids.size() * sizeof(std::int32_t), crc);
+  }
+  return crc;
+}
+
 TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec& spec) {
   PR_CHECK_T(ConfigError, spec.train != nullptr && !spec.train->empty(), "title training: no training sequences");
   const pb::TrainConfig& cfg = spec.config;
@@ -49,85 +64,99 @@ TitleTrainResult train_title_model(nn::Transformer& model, const TitleTrainSpec&
              ") and batch_size (", cfg.batch_size(), ") must be > 0");
   PR_CHECK_T(ConfigError, cfg.dropout() >= 0 && cfg.dropout() < 1, "title training: dropout ", cfg.dropout(),
              " is not in [0, 1)");
-  const auto t0 = std::chrono::steady_clock::now();
   const auto& seqs = *spec.train;
   const auto n = static_cast<std::int64_t>(seqs.size());
   const std::int64_t batches = (n + cfg.batch_size() - 1) / cfg.batch_size();
-  const std::int64_t total_steps = batches * cfg.epochs();
   nn::AdamW opt(model, nn::adamw_options(cfg.optimizer()));
+  std::ostream quiet(nullptr);
+  std::ostream& log = spec.log ? *spec.log : quiet;
+  const RunPlan plan{.state_path = spec.state_path,
+                     .phase = "title train",
+                     .config = cfg,
+                     .per_epoch = batches,
+                     .data_fingerprint = title_sequences_fingerprint(seqs, spec.data_fingerprint),
+                     .data_covers = "the training sequences: data file, filters, split, prompt template, tokenizer, "
+                                    "history or samples per user; or the validation data"};
   TitleTrainResult result;
-  double best = -1;
-  int bad_validations = 0;
-  std::int64_t tokens = 0;
-  Progress progress(spec.log ? *spec.log : std::cerr, "title train", batches,
-                    spec.log ? spec.progress : Progress::Mode::kSilent);
-  for (int epoch = 0; epoch < cfg.epochs(); ++epoch) {
+  pb::TrainingState st = new_run_state(plan, model);
+  if (!spec.state_path.empty() && spec.resume && std::filesystem::exists(spec.state_path)) {
+    st = resume_run(plan, model, opt, log);
+    result.resumed = true;
+  }
+  const RunClock clock(st.seconds());
+  auto save_state = [&] {  // Note [resumable training] in recsys/trainer.h
+    if (spec.state_path.empty()) return;
+    st.set_seconds(clock.seconds());
+    nn::SaveOptions options = spec.state_record;
+    options.optimizer = &opt;
+    options.state = &st;
+    nn::save_model(spec.state_path, model, options);
+  };
+  Progress progress(log, "title train", batches, spec.log ? spec.progress : Progress::Mode::kSilent);
+  while (!st.finished() && st.epoch() < cfg.epochs()) {
+    const int epoch = st.epoch();
     Rng rng(cfg.seed(), hash_stream(0x717e, static_cast<std::uint64_t>(epoch)));
     const std::vector<std::vector<std::int32_t>> epoch_batches = length_grouped_batches(seqs, cfg.batch_size(), rng);
     progress.restart("title train epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.epochs()), batches);
     const auto t_epoch = std::chrono::steady_clock::now();
-    double loss_sum = 0;
-    std::int64_t positions = 0;
-    for (std::int64_t b = 0; b < batches; ++b) {
-      stop_point("title training");
+    std::int64_t positions_this_run = 0;
+    for (std::int64_t b = st.epoch_batch(); b < batches; ++b) {
+      if (stop_wanted(spec.stop)) {  // Note [stopping long work]
+        save_state();
+        progress.clear();
+        throw stopped(plan, st);
+      }
       const TitleBatch batch = make_title_batch(seqs, epoch_batches[static_cast<std::size_t>(b)]);
       model.zero_grad();
       nn::ForwardOptions fo;
       fo.dropout = cfg.dropout();
       fo.seed = cfg.seed();
-      fo.step = static_cast<std::uint64_t>(result.steps);
+      fo.step = static_cast<std::uint64_t>(st.step());
       ag::Var loss = spec.loss ? spec.loss(model, batch, fo) : model.loss(batch.ids, batch.pads, batch.targets, fo);
       const double loss_value = loss.value().item();
-      PR_CHECK_T(NumericError, std::isfinite(loss_value), "title training: step ", result.steps, ": loss is ",
-                 loss_value, "; stopped before the update (is the learning rate too high?)");
+      PR_CHECK_T(NumericError, std::isfinite(loss_value), "title training: step ", st.step(), ": loss is ", loss_value,
+                 "; stopped before the update (is the learning rate too high?)");
       loss.backward();
       const double norm = opt.grad_norm();
-      PR_CHECK_T(NumericError, std::isfinite(norm), "title training: step ", result.steps,
+      PR_CHECK_T(NumericError, std::isfinite(norm), "title training: step ", st.step(),
                  ": the gradient norm is not finite; stopped before the update");
-      opt.step_with_norm(nn::lr_at(cfg.optimizer(), result.steps, total_steps), cfg.optimizer().clip_norm(), norm);
+      opt.step_with_norm(nn::lr_at(cfg.optimizer(), st.step(), plan.total_steps()), cfg.optimizer().clip_norm(), norm);
       model.zero_grad();
-      ++result.steps;
-      loss_sum += loss_value * static_cast<double>(batch.positions);
-      positions += batch.positions;
+      if (spec.on_step) spec.on_step(st.step(), loss_value);
+      count_step(st, loss_value, batch.positions);
+      positions_this_run += batch.positions;
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-      progress.update(b + 1, "step " + std::to_string(result.steps) + " loss " + format_fixed(loss_sum / static_cast<double>(std::max<std::int64_t>(positions, 1)), 4) + " " +
-                                 format_count(dt > 0 ? static_cast<double>(positions) / dt : 0) + " tok/s");
+      progress.update(b + 1, "step " + std::to_string(st.step()) + " loss " +
+                                 format_fixed(st.epoch_loss_sum() / static_cast<double>(std::max<std::int64_t>(st.epoch_positions(), 1)), 4) + " " +
+                                 format_count(dt > 0 ? static_cast<double>(positions_this_run) / dt : 0) + " tok/s");
+      if (checkpoint_due(cfg, st)) save_state();
     }
     progress.clear();
-    tokens += positions;
-    const double epoch_loss = positions > 0 ? loss_sum / static_cast<double>(positions) : 0;
-    result.loss_curve.push_back(epoch_loss);
-    result.epochs_run = epoch + 1;
+    const double epoch_loss = close_epoch(st);
     std::string line = "title train epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.epochs()) +
                        ": loss " + std::to_string(epoch_loss);
-    bool improved = false;
+    bool improved = true;  // without validation the last epoch is kept
     if (spec.validate) {
-      EvalResult v = spec.validate(model);
-      const double ndcg = v.metrics.at("NDCG@10");
-      result.valid_curve.push_back(ndcg);
-      line += ", valid NDCG@10 " + std::to_string(ndcg) + " HR@10 " + std::to_string(v.metrics.at("HR@10"));
-      if (ndcg > best) {
-        best = ndcg;
-        result.best_epoch = epoch + 1;
-        result.best_valid = std::move(v);
-        bad_validations = 0;
-        improved = true;
-      } else {
-        ++bad_validations;
-      }
+      const EvalResult v = spec.validate(model);
+      line += ", valid NDCG@10 " + std::to_string(v.metrics.at("NDCG@10")) + " HR@10 " + std::to_string(v.metrics.at("HR@10"));
+      improved = record_validation(st, v.metrics, cfg.patience());
     } else {
-      result.best_epoch = epoch + 1;
-      improved = true;
+      st.set_best_epoch(st.epoch());
     }
     if (improved && spec.save_best) spec.save_best(model);
     progress.log(line + (improved && spec.validate ? " (best)" : ""));
-    if (spec.validate && cfg.patience() > 0 && bad_validations >= cfg.patience()) {
-      result.stopped_early = true;
-      break;
-    }
+    if (st.epoch() >= cfg.epochs()) st.set_finished(true);
+    save_state();
   }
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  result.tokens_per_second = result.seconds > 0 ? static_cast<double>(tokens) / result.seconds : 0;
+  result.epochs_run = st.epoch();
+  result.best_epoch = st.best_epoch() > 0 ? st.best_epoch() : -1;
+  for (const auto& [k, v] : st.best_metrics()) result.best_valid.metrics[k] = v;
+  result.loss_curve.assign(st.loss_curve().begin(), st.loss_curve().end());
+  result.valid_curve.assign(st.history().begin(), st.history().end());
+  result.steps = st.step();
+  result.seconds = clock.seconds();
+  result.tokens_per_second = result.seconds > 0 ? static_cast<double>(st.positions()) / result.seconds : 0;
+  result.stopped_early = st.epoch() < cfg.epochs();
   return result;
 }
 

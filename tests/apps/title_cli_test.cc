@@ -2,6 +2,8 @@
 // recommend on the model it writes, and the named errors for bad input.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -182,6 +184,105 @@ TEST(TitleCli, TrainsFromAnImportedModel) {
   const RunResult vocab = run_prunerec({"train", "--mode", "title", "--init", base, "--vocab-size", "50", "--data", t.data,
                                         "--out", t.dir.path("x.prc")});
   EXPECT_EQ(vocab.exit_code, 2);
+}
+
+// Title-mode runs resume as item-token ones do (recsys/run_state.h): the state goes beside
+// the model; a rerun of a finished run does nothing, a higher --epochs extends it,
+// --no-resume starts over, and a rerun with another template or other data is refused
+// naming the state file.
+TEST(TitleCli, RerunResumesExtendsAndRefusesAnotherRun) {
+  TitleRun t;
+  const std::string model = t.dir.path("title.prc"), state = model + ".state";
+  auto train = [&](std::vector<std::string> extra, const std::string& tmpl = "", const std::string& data = "") {
+    std::vector<std::string> args = t.train_args(model);
+    for (auto& a : args) {
+      if (!tmpl.empty() && a == t.tmpl) a = tmpl;
+      if (!data.empty() && a == t.data) a = data;
+    }
+    std::erase(args, std::string("--quiet"));  // the resume lines go to stderr
+    args.insert(args.end(), {"--test-limit", "5", "--json"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_prunerec(args);
+  };
+  const RunResult first = train({"--epochs", "1"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  ASSERT_TRUE(std::filesystem::exists(state));
+  const auto one = parse_json(first.out);
+  const double per_epoch = one.at("steps").number;
+  EXPECT_GT(per_epoch, 0);
+  EXPECT_TRUE(nn::read_checkpoint_manifest(state).has_title_mode());  // the template and tokenizer it used
+
+  const RunResult again = train({"--epochs", "1"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("nothing to do"), std::string::npos) << again.err;
+  EXPECT_EQ(parse_json(again.out).at("steps").number, per_epoch);
+  // The best validation comes back from the state (exact: the same stored doubles).
+  EXPECT_EQ(parse_json(again.out).at("valid").at("NDCG@10").number, one.at("valid").at("NDCG@10").number);
+
+  const RunResult longer = train({"--epochs", "2"});
+  ASSERT_EQ(longer.exit_code, 0) << longer.err;
+  EXPECT_NE(longer.err.find("extending the finished run"), std::string::npos) << longer.err;
+  EXPECT_EQ(parse_json(longer.out).at("epochs_run").number, 2);
+  EXPECT_EQ(parse_json(longer.out).at("steps").number, 2 * per_epoch);
+
+  const RunResult over = train({"--epochs", "1", "--no-resume"});
+  ASSERT_EQ(over.exit_code, 0) << over.err;
+  EXPECT_EQ(over.err.find("resum"), std::string::npos) << over.err;
+  EXPECT_EQ(parse_json(over.out).at("steps").number, per_epoch);
+  // The same seed and threads from scratch: the first run's validation, exactly.
+  EXPECT_EQ(parse_json(over.out).at("valid").at("NDCG@10").number, one.at("valid").at("NDCG@10").number);
+
+  const std::string other_template = t.dir.write("prompt2.txt", "history: {history}\nnext: ");
+  const RunResult templ = train({"--epochs", "2"}, other_template);
+  EXPECT_EQ(templ.exit_code, 2) << templ.err;
+  for (const std::string& part : {state, std::string("prompt template"), std::string("--no-resume")})
+    EXPECT_NE(templ.err.find(part), std::string::npos) << templ.err;
+
+  // Other data with the same users, items and titles: the last item of user 1 changed.
+  std::string seq = synthetic_user_seq(80, 40);
+  const std::size_t eol = seq.find('\n'), last = seq.rfind(' ', eol);
+  seq.replace(last + 1, eol - last - 1, seq.substr(last + 1, eol - last - 1) == "139" ? "100" : "139");
+  const RunResult data = train({"--epochs", "2"}, "", t.dir.write("seq2.txt", seq));
+  EXPECT_EQ(data.exit_code, 2) << data.err;
+  for (const std::string& part : {state, std::string("other data"), std::string("--no-resume")})
+    EXPECT_NE(data.err.find(part), std::string::npos) << data.err;
+}
+
+// SIGINT mid-run (after the second state written, checkpoint every 5 steps): exit 130 naming
+// the state, and the rerun ends with the best model and the state bit for bit those of an
+// uninterrupted run (the state's wall-clock seconds aside: compare_checkpoints).
+TEST(TitleCli, SigintSavesStateAndTheRerunEndsBitIdentical) {
+  TitleRun t;
+  const std::string recipe = t.dir.write("tiny5.pbtxt", tiny_recipe(3, 5));
+  auto args = [&](const std::string& out) {
+    std::vector<std::string> a = t.train_args(out);
+    for (auto& x : a)
+      if (x == t.recipe) x = recipe;
+    a.insert(a.end(), {"--test-limit", "5"});
+    return a;
+  };
+  std::filesystem::create_directories(t.dir.path("ref"));
+  std::filesystem::create_directories(t.dir.path("run"));
+  const RunResult ref = run_prunerec(args(t.dir.path("ref/m.prc")));
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  RunResult stopped;
+  {
+    FolderWatch watch(t.dir.path("run"));
+    Process p(args(t.dir.path("run/m.prc")), "title_interrupted");
+    ASSERT_TRUE(watch.wait_for(FolderWatch::Event::kRenamedInto, "m.prc.state", 2, std::chrono::milliseconds(60000),
+                               [&] { return !p.finished(); }))
+        << "no second state seen";
+    p.signal(SIGINT);
+    stopped = p.wait();
+  }
+  ASSERT_EQ(stopped.exit_code, 130) << "signal " << stopped.signal << "\n" << stopped.err;
+  EXPECT_NE(stopped.err.find("state saved to " + t.dir.path("run/m.prc.state")), std::string::npos) << stopped.err;
+  EXPECT_EQ(temp_files(t.dir.path("run")), std::vector<std::string>{});
+  EXPECT_FALSE(nn::read_checkpoint_manifest(t.dir.path("run/m.prc.state")).state().finished());
+  const RunResult resumed = run_prunerec(args(t.dir.path("run/m.prc")));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(compare_checkpoints(t.dir.path("ref/m.prc"), t.dir.path("run/m.prc")), "");
+  EXPECT_EQ(compare_checkpoints(t.dir.path("ref/m.prc.state"), t.dir.path("run/m.prc.state")), "");
 }
 
 // prune on a title-mode teacher (docs/title-mode.md, "Pruning"): one stage with a recovery

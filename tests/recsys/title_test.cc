@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <sstream>
 #include <iostream>
 #include <cmath>
 #include <cstring>
@@ -17,6 +20,7 @@
 #include "recsys/title/title_eval.h"
 #include "recsys/title/title_train.h"
 #include "recsys/title/trie.h"
+#include "tests/common/expect_error.h"
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
 #include "tests/recsys/title_fixture.h"
@@ -368,6 +372,137 @@ TEST(TitleTrain, SameSeedGivesTheSameBits) {
     EXPECT_EQ(std::memcmp(x.data<float>(), y.data<float>(), static_cast<std::size_t>(x.numel()) * sizeof(float)), 0)
         << a[i].first;
   }
+}
+
+// The small catalogue of SameSeedGivesTheSameBits: 12 users, 8 titles, 3 epochs of 2
+// batches (dropout on, so the masks must follow the step), validated after every epoch.
+struct SmallTitleRun {
+  WordCodec words{kTitles};
+  SequenceDataset data = [] {
+    SequenceDataset d;
+    d.items = catalog_of(kTitles);
+    for (int u = 0; u < 12; ++u) {
+      d.users.push_back(std::to_string(u));
+      d.sequences.push_back({u % 8, (u + 1) % 8, (u + 3) % 8, (u + 2) % 8});
+    }
+    return d;
+  }();
+  DataSplit split = leave_one_out(data);
+  TitleTask task{PromptTemplate("{history}:", "t"), words.codec(), data.items, {.history = 3, .max_context = 64}};
+  std::vector<TitleSequence> train = training_sequences(data, split, task.tmpl, task.codec, task.table, task.options);
+  std::filesystem::path dir;
+
+  explicit SmallTitleRun(const std::string& name) : dir(std::filesystem::path(::testing::TempDir()) / name) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  TitleTrainSpec spec(const std::string& state_name, int epochs) const {
+    TitleTrainSpec s;
+    s.train = &train;
+    s.config.set_epochs(epochs);
+    s.config.set_batch_size(5);
+    s.config.set_dropout(0.1);
+    s.config.set_seed(9);
+    s.config.set_checkpoint_every_steps(3);  // a state mid-epoch 2, besides the epoch ends
+    s.validate = [this](const nn::Transformer& m) {
+      return evaluate_titles(m, data, split, task, {.split = "valid", .beams = {.beams = 4}, .stoppable = false});
+    };
+    s.state_path = (dir / state_name).string();
+    return s;
+  }
+};
+
+void expect_same_weights(const nn::Transformer& x, const nn::Transformer& y) {
+  const auto a = x.named_parameters(), b = y.named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const Tensor u = a[i].second.value().contiguous(), v = b[i].second.value().contiguous();
+    EXPECT_EQ(std::memcmp(u.data<float>(), v.data<float>(), static_cast<std::size_t>(u.numel()) * sizeof(float)), 0)
+        << a[i].first;
+  }
+}
+
+// Note [resumable training] for title mode: a run stopped mid-epoch 2 (one step into it,
+// past the mid-epoch checkpoint) or at the end of epoch 1 (the stop is taken before epoch 2's first step), each resumed
+// by a fresh process-like call on a freshly built model, ends with the same weights and
+// curves, bit for bit, as the run never stopped. Exact equality, no tolerance: nothing a
+// step computes depends on the past except through the saved state.
+TEST(TitleTrain, StoppedAndResumedRunEndsBitIdentical) {
+  const SmallTitleRun f("prunerec_title_resume_test");
+  const auto per_epoch = static_cast<std::int64_t>((f.train.size() + 4) / 5);
+  ASSERT_GE(per_epoch, 3);  // so that epoch 2 has a middle and a checkpoint (every 3 steps) in it
+  auto reference = tiny_model(f.words.size(), 64, 4);
+  const TitleTrainResult ref = train_title_model(*reference, f.spec("ref.state", 3));
+  ASSERT_EQ(ref.valid_curve.size(), 3u);
+  ASSERT_EQ(ref.steps, 3 * per_epoch);
+  for (const std::int64_t stop_after : {per_epoch + 1, per_epoch - 1}) {  // mid-epoch 2; the end of epoch 1
+    SCOPED_TRACE("stopped after step " + std::to_string(stop_after + 1));
+    const std::string state = "stop" + std::to_string(stop_after) + ".state";
+    std::atomic<bool> stop{false};
+    {
+      auto net = tiny_model(f.words.size(), 64, 4);
+      TitleTrainSpec spec = f.spec(state, 3);
+      spec.stop = &stop;
+      spec.on_step = [&](std::int64_t step, double) {
+        if (step == stop_after) stop = true;
+      };
+      const std::string msg = testing::error_message<Interrupted>([&] { train_title_model(*net, spec); });
+      EXPECT_NE(msg.find(spec.state_path), std::string::npos) << msg;
+    }
+    auto net = tiny_model(f.words.size(), 64, 4);
+    std::ostringstream log;
+    TitleTrainSpec spec = f.spec(state, 3);
+    spec.log = &log;
+    spec.progress = Progress::Mode::kSilent;
+    const TitleTrainResult r = train_title_model(*net, spec);
+    EXPECT_TRUE(r.resumed);
+    EXPECT_NE(log.str().find("resuming from"), std::string::npos) << log.str();
+    EXPECT_EQ(r.steps, ref.steps);
+    EXPECT_EQ(r.best_epoch, ref.best_epoch);
+    EXPECT_EQ(r.loss_curve, ref.loss_curve);
+    EXPECT_EQ(r.valid_curve, ref.valid_curve);
+    EXPECT_EQ(r.best_valid.metrics, ref.best_valid.metrics);
+    expect_same_weights(*net, *reference);
+  }
+}
+
+// A finished run rerun with more epochs continues (Note [extending a run]); with the same
+// epochs it does nothing; other training sequences or another recipe are refused, naming
+// the state file; resume = false starts over.
+TEST(TitleTrain, ResumeExtendsAndRefusesAnotherRun) {
+  SmallTitleRun f("prunerec_title_extend_test");
+  auto net = tiny_model(f.words.size(), 64, 4);
+  train_title_model(*net, f.spec("run.state", 2));
+  std::ostringstream log;
+  TitleTrainSpec same = f.spec("run.state", 2);
+  same.log = &log;
+  same.progress = Progress::Mode::kSilent;
+  const TitleTrainResult done = train_title_model(*net, same);
+  const auto per_epoch = static_cast<std::int64_t>((f.train.size() + 4) / 5);
+  EXPECT_EQ(done.steps, 2 * per_epoch);
+  EXPECT_NE(log.str().find("nothing to do"), std::string::npos) << log.str();
+  const TitleTrainResult longer = train_title_model(*net, f.spec("run.state", 3));
+  EXPECT_TRUE(longer.resumed);
+  EXPECT_EQ(longer.epochs_run, 3);
+  EXPECT_EQ(longer.steps, 3 * per_epoch);
+  EXPECT_EQ(longer.valid_curve.size(), 3u);
+
+  const std::string state = f.spec("run.state", 3).state_path;
+  std::vector<TitleSequence> fewer(f.train.begin() + 1, f.train.end());
+  ASSERT_EQ((fewer.size() + 4) / 5, (f.train.size() + 4) / 5);  // other data, the same batch count
+  TitleTrainSpec other_data = f.spec("run.state", 4);
+  other_data.train = &fewer;
+  testing::expect_error_with<ConfigError>([&] { train_title_model(*net, other_data); },
+                                          {state, "other data", "--no-resume"});
+  TitleTrainSpec other_recipe = f.spec("run.state", 4);
+  other_recipe.config.mutable_optimizer()->set_lr(1e-2);
+  testing::expect_error_with<ConfigError>([&] { train_title_model(*net, other_recipe); },
+                                          {state, "another training recipe", "--no-resume"});
+  TitleTrainSpec over = f.spec("run.state", 2);
+  over.resume = false;
+  const TitleTrainResult fresh = train_title_model(*net, over);
+  EXPECT_FALSE(fresh.resumed);
+  EXPECT_EQ(fresh.steps, 2 * per_epoch);
 }
 
 

@@ -14,6 +14,7 @@
 #include "recsys/progress.h"
 #include "recsys/recommender.h"
 #include "recsys/trainer.h"
+#include "tests/common/expect_error.h"
 
 namespace prunerec::recsys {
 namespace {
@@ -114,6 +115,42 @@ TEST(Trainer, ExtendingAFinishedRunEqualsAPlannedLongerRun) {
     EXPECT_EQ(std::memcmp(a.data<float>(), b.data<float>(), static_cast<std::size_t>(a.numel()) * sizeof(float)), 0)
         << name << " differs between the extended and the planned run";
   }
+}
+
+// Note [run fingerprints]: a state is resumed only by the same run. Other data with the same
+// number of batches per epoch, or another learning rate, is refused naming the state file.
+TEST(Trainer, ResumeRefusesOtherDataOrAnotherRecipe) {
+  const SequenceDataset data = make_synthetic({.users = 64, .items = 30, .clusters = 3, .mean_length = 6, .seed = 5});
+  const SequenceDataset other = make_synthetic({.users = 64, .items = 30, .clusters = 3, .mean_length = 6, .seed = 6});
+  const DataSplit split = leave_one_out(data), other_split = leave_one_out(other);
+  pb::ModelConfig mc;
+  nn::parse_text_proto(R"(vocab_size: 30 hidden: 16 head_dim: 8 max_len: 8
+    num_layers: 1 layer_defaults { num_heads: 2 num_kv_heads: 1 mlp_width: 32 })", "tiny", &mc);
+  const fs::path dir = fs::path(::testing::TempDir()) / "prunerec_train_fingerprint_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ostringstream log;
+  auto spec_for = [&](const DataSplit& s, double lr) {
+    TrainSpec spec;
+    spec.data = &data;
+    spec.split = &s;
+    nn::parse_text_proto("epochs: 1 batch_size: 16 dropout: 0 seed: 9", "train", &spec.config);
+    spec.config.mutable_optimizer()->set_lr(lr);
+    spec.out_path = (dir / "m.prc").string();
+    spec.progress = Progress::Mode::kSilent;
+    spec.log = &log;
+    return spec;
+  };
+  nn::Transformer net(mc, DType::f32, 3);
+  train_model(net, spec_for(split, 1e-3));
+  const std::string state = (dir / "m.prc.state").string();
+  EXPECT_EQ(split.train.size(), other_split.train.size());  // the same batches per epoch
+  testing::expect_error_with<ConfigError>([&] { train_model(net, spec_for(other_split, 1e-3)); },
+                                          {state, "other data", "--no-resume"});
+  testing::expect_error_with<ConfigError>([&] { train_model(net, spec_for(split, 2e-3)); },
+                                          {state, "another training recipe", "--no-resume"});
+  const TrainResult same = train_model(net, spec_for(split, 1e-3));  // the same run: nothing to do
+  EXPECT_TRUE(same.resumed);
 }
 
 // Note [stopping long work]: evaluation checks the stop request between batches.

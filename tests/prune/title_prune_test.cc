@@ -48,15 +48,9 @@ void expect_catalogue_titles(const nn::Transformer& model, const SuccessorCatalo
 // HR@10 >= 0.9 there), saved as a title-mode model file at `path`.
 std::unique_ptr<nn::Transformer> train_teacher(const SuccessorCatalogue& f, const std::string& path) {
   auto teacher = recsys::tiny_model(f.words.size(), 64, 11, /*hidden=*/32, /*layers=*/2);
-  pb::TrainConfig cfg;
-  cfg.set_epochs(8);
-  cfg.set_batch_size(32);
-  cfg.set_dropout(0.0);
-  cfg.set_seed(3);
-  cfg.mutable_optimizer()->set_lr(3e-3);
   recsys::TitleTrainSpec spec;
   spec.train = &f.train;
-  spec.config = cfg;
+  spec.config = recsys::successor_train_config();
   recsys::train_title_model(*teacher, spec);
   pb::TitleMode title_mode;
   title_mode.set_prompt_template(f.task.tmpl.text());

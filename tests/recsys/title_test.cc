@@ -316,15 +316,9 @@ TEST(TitleTrain, LearnsADeterministicSuccessorCatalogue) {
   // Before training the same evaluation is far from the bar (it is not met by construction).
   const EvalResult untrained = evaluate_titles(*net, data, split, task, {.split = "test", .beams = {.beams = 20}});
   EXPECT_LT(untrained.metrics.at("HR@10"), 0.7) << to_json(untrained);
-  pb::TrainConfig cfg;
-  cfg.set_epochs(8);
-  cfg.set_batch_size(32);
-  cfg.set_dropout(0.0);
-  cfg.set_seed(3);
-  cfg.mutable_optimizer()->set_lr(3e-3);
   TitleTrainSpec spec;
   spec.train = &train;
-  spec.config = cfg;
+  spec.config = successor_train_config();
   const TitleTrainResult r = train_title_model(*net, spec);
   ASSERT_EQ(r.loss_curve.size(), 8u);
   EXPECT_LT(r.loss_curve.back(), r.loss_curve.front());

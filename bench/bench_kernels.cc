@@ -17,6 +17,8 @@
 // slice, which is what the naive loop reaches at any M.
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -393,12 +395,9 @@ void register_rowwise() {
 }  // namespace prunerec::bench
 
 int main(int argc, char** argv) {
-  prunerec::bench::register_gemms();
-  prunerec::bench::register_attention();
-  prunerec::bench::register_rowwise();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return prunerec::bench::run(argc, argv, [] {
+    prunerec::bench::register_gemms();
+    prunerec::bench::register_attention();
+    prunerec::bench::register_rowwise();
+  });
 }

@@ -22,6 +22,8 @@
 // `prunerec bench --preset catalogue` measures.
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -149,9 +151,5 @@ void register_all() {
 }  // namespace prunerec::recsys
 
 int main(int argc, char** argv) {
-  prunerec::recsys::register_all();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return prunerec::bench::run(argc, argv, [] { prunerec::recsys::register_all(); });
 }

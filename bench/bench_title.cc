@@ -28,6 +28,8 @@
 // beams survive, which random titles of similar scores keep at the maximum (a worst case).
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -192,9 +194,5 @@ void register_all() {
 }  // namespace prunerec::recsys
 
 int main(int argc, char** argv) {
-  prunerec::recsys::register_all();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return prunerec::bench::run(argc, argv, [] { prunerec::recsys::register_all(); });
 }

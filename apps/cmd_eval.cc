@@ -85,6 +85,8 @@ int cmd_eval(const Args& args) {
   flags.range("negatives", 1);
   flags.add("seed", &seed, "seed of the sampled negatives");
   flags.add_switch("keep-history", &keep_history, "do not exclude the user's history items from the ranking");
+  std::string item_table = "f32";
+  flags.add("item-table", &item_table, "full ranking: score with the item table in f32 or bf16 (as a bf16 serving table would)");
   flags.add("batch-size", &batch, "histories scored at once");
   flags.range("batch-size", 1);
   flags.add("threads", &threads, "worker threads (default: all cores)");
@@ -101,7 +103,7 @@ int cmd_eval(const Args& args) {
   if (threads > 0) set_num_threads(threads);
   if (!model_path.empty() && is_title_model(model_path)) {
     // Title mode: rank of the target among the generated titles (docs/title-mode.md).
-    for (const char* f : {"ranking", "negatives", "seed", "keep-history", "batch-size"})
+    for (const char* f : {"ranking", "negatives", "seed", "keep-history", "batch-size", "item-table"})
       if (flags.given(f))
         throw cli::UsageError(std::string("eval: --") + f + " does not apply to a title-mode model (" + model_path +
                               " writes titles under a constrained beam search)");
@@ -142,6 +144,10 @@ int cmd_eval(const Args& args) {
   eo.protocol.num_negatives = negatives;
   eo.protocol.seed = seed;
   eo.protocol.exclude_history = !keep_history;
+  eo.protocol.item_table = item_table;
+  if (!baseline.empty() && flags.given("item-table"))
+    throw cli::UsageError("eval: --item-table applies to a model's scores, not to --baseline popularity");
+  recsys::validate(eo.protocol);  // a wrong --item-table, or bf16 with --ranking sampled, is named here
   eo.batch_size = batch;
   recsys::EvalResult r;
   if (!baseline.empty()) {

@@ -306,7 +306,8 @@ EvalResult evaluate_blocked(const nn::Transformer& net, const SequenceDataset& d
   std::iota(order.begin(), order.end(), 0);
   auto len = [&](std::int64_t i) { return std::min<std::int64_t>(options.max_len, all[i].prefix_len); };
   std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return len(a) < len(b); });
-  const ServingTable table(net.output_weight().value(), TableFormat::kF32);
+  const ServingTable table(net.output_weight().value(),
+                           options.protocol.item_table == "bf16" ? TableFormat::kBf16 : TableFormat::kF32);
   std::vector<std::int64_t> ranks(static_cast<std::size_t>(n), 0);
   Communicator& comm = options.comm ? *options.comm : world();  // Note [data-parallel evaluation]
   for (std::int64_t b0 = 0; b0 < n; b0 += options.batch_size) {
@@ -333,12 +334,7 @@ EvalResult evaluate_blocked(const nn::Transformer& net, const SequenceDataset& d
     if (progress) progress->update(b0 + static_cast<std::int64_t>(rows.size()), "");
   }
   if (comm.size() > 1) comm.allreduce_sum(ranks.data(), n);
-  MetricAccumulator acc;
-  for (std::int64_t r : ranks) acc.add(r);
-  EvalResult result;
-  result.protocol = protocol;
-  result.metrics = acc.result();
-  result.num_examples = n;
+  EvalResult result = result_from_ranks(protocol, std::move(ranks), all);  // ranks and users too: --per-user
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }

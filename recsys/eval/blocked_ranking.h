@@ -123,7 +123,7 @@ inline constexpr std::int64_t kBlockedEvalFrom = 200000;
 
 // evaluate_model for full ranking in item blocks (Note [blocked ranking]): the same
 // protocol, example order and metrics as evaluate(), the scores from the last hidden state
-// and the f32 output table. Sampled-ranking protocols are refused (ConfigError).
+// and the output table in protocol.item_table's format (f32, or a bf16 copy). Sampled-ranking protocols are refused (ConfigError).
 EvalResult evaluate_blocked(const nn::Transformer& net, const SequenceDataset& data, const DataSplit& split,
                             const EvalOptions& options, Progress* progress = nullptr);
 

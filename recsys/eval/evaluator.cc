@@ -71,14 +71,7 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
     if (progress) progress->update(b0 + static_cast<std::int64_t>(rows.size()), "");
   }
   if (comm.size() > 1) comm.allreduce_sum(ranks.data(), n);
-  MetricAccumulator acc;
-  for (std::int64_t r : ranks) acc.add(r);
-  EvalResult result;
-  result.protocol = protocol;
-  result.metrics = acc.result();
-  result.num_examples = n;
-  result.ranks = ranks;
-  for (std::int64_t i = 0; i < n; ++i) result.users.push_back(all[i].user);
+  EvalResult result = result_from_ranks(protocol, std::move(ranks), all);
   std::int64_t short_count = 0;
   for (std::uint8_t s : short_of_negatives) short_count += s;
   if (comm.size() > 1) comm.allreduce_sum(&short_count, 1);
@@ -87,11 +80,27 @@ EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, cons
   return result;
 }
 
+EvalResult result_from_ranks(const Protocol& protocol, std::vector<std::int64_t> ranks,
+                             const std::vector<EvalExample>& examples, std::vector<int> ks) {
+  PR_CHECK_T(ConfigError, ranks.size() <= examples.size(), "result_from_ranks: ", ranks.size(), " ranks for ",
+             examples.size(), " examples");
+  MetricAccumulator acc(std::move(ks));
+  for (std::int64_t r : ranks) acc.add(r);
+  EvalResult result;
+  result.protocol = protocol;
+  result.metrics = acc.result();
+  result.num_examples = static_cast<std::int64_t>(ranks.size());
+  for (std::size_t i = 0; i < ranks.size(); ++i) result.users.push_back(examples[i].user);
+  result.ranks = std::move(ranks);
+  return result;
+}
+
 EvalResult evaluate_model(const nn::Transformer& net, const SequenceDataset& data, const DataSplit& split,
                           EvalOptions options, Progress* progress) {
   PR_CHECK_T(ConfigError, net.vocab_size() == split.num_items, "evaluate: model scores ", net.vocab_size(),
              " items but the data has ", split.num_items);
-  if (split.num_items >= kBlockedEvalFrom && options.protocol.ranking != "sampled")  // recsys/eval/blocked_ranking.h
+  // Large catalogues, and bf16 tables at any size, are ranked in item blocks (recsys/eval/blocked_ranking.h).
+  if ((split.num_items >= kBlockedEvalFrom || options.protocol.item_table == "bf16") && options.protocol.ranking != "sampled")
     return evaluate_blocked(net, data, split, options, progress);
   return evaluate([&](const Batch& b) { return next_item_scores(net, b.ids, b.pads); }, data, split, options,
                   progress);

@@ -43,6 +43,13 @@ using BatchScorer = std::function<Tensor(const Batch&)>;
 // Examples are batched by history length; each example's rank is computed independently
 // and the metrics are accumulated in example order, so the result does not depend on the
 // batch size or the thread count.
+// The result of every evaluator from its per-example ranks (in example order, of the
+// first ranks.size() of `examples`): metrics at `ks`, num_examples, and the ranks and users
+// that per-user files and paired comparisons read. seconds and short_of_negatives are the
+// caller's to fill.
+EvalResult result_from_ranks(const Protocol& protocol, std::vector<std::int64_t> ranks,
+                             const std::vector<EvalExample>& examples, std::vector<int> ks = {1, 5, 10, 20});
+
 EvalResult evaluate(const BatchScorer& scorer, const SequenceDataset& data, const DataSplit& split,
                     const EvalOptions& options, Progress* progress = nullptr);
 

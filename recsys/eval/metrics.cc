@@ -239,6 +239,9 @@ void validate(const Protocol& protocol) {
   PR_CHECK_T(ConfigError, protocol.ties == "pessimistic",
              "eval protocol: ties must be \"pessimistic\" (the only kind implemented), got \"",
              protocol.ties, "\"");
+  PR_CHECK_T(ConfigError, protocol.item_table == "f32" || (protocol.item_table == "bf16" && protocol.ranking == "full"),
+             "eval protocol: item_table must be \"f32\", or \"bf16\" under full ranking; got \"", protocol.item_table,
+             "\" with ranking \"", protocol.ranking, "\"");
   if (protocol.ranking == "sampled") {
     PR_CHECK_T(ConfigError, protocol.num_negatives > 0,
                "eval protocol: sampled ranking needs num_negatives > 0, got ",
@@ -253,6 +256,7 @@ std::string to_json(const EvalResult& result) {
   j.key("split").value(p.split).key("split_kind").value(p.split_kind).key("ranking").value(p.ranking);
   if (p.ranking == "sampled") j.key("num_negatives").value(p.num_negatives);  // meaningless under full ranking
   if (p.ranking == "title-generation") j.key("beams").value(p.beams);
+  if (p.item_table != "f32") j.key("item_table").value(p.item_table);  // written only when not the default
   j.key("exclude_history").value(p.exclude_history).key("ties").value(p.ties);
   j.key("seed").value(static_cast<std::uint64_t>(p.seed));  // full uint64; readers using doubles lose bits above 2^53
   j.end_object();
@@ -271,6 +275,7 @@ std::string describe(const Protocol& protocol) {
   if (protocol.ranking == "full") {
     out += "full ranking over all items, ";
     out += protocol.exclude_history ? "history excluded" : "history not excluded";
+    if (protocol.item_table != "f32") out += ", " + protocol.item_table + " item table";
   } else if (protocol.ranking == "sampled") {
     out += "sampled ranking against " + std::to_string(protocol.num_negatives) +
            " negatives not in history (seed " + std::to_string(protocol.seed) + ")";

@@ -136,11 +136,14 @@ struct Protocol {
   bool exclude_history = true;                 // Note [history exclusion]; full ranking
   std::string ties = "pessimistic";            // Note [pessimistic ties]; the only kind
   std::uint64_t seed = 0;                      // sampled negatives' seed
+  // Full ranking: the item table's format, "f32" or "bf16" (scores from a bf16 copy of the
+  // output table, as a bf16 serving table gives them; Note [blocked ranking]).
+  std::string item_table = "f32";
 };
 
 // ConfigError unless ranking is "full", "sampled" or "title-generation", ties is
 // "pessimistic", split and split_kind are non-empty, for sampled ranking num_negatives > 0
-// and for title generation beams > 0.
+// and for title generation beams > 0; item_table is "f32", or "bf16" under full ranking.
 void validate(const Protocol& protocol);
 
 struct EvalResult {

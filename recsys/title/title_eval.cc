@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "base/error.h"
+#include "recsys/eval/evaluator.h"
 
 namespace prunerec::recsys {
 
@@ -86,14 +87,7 @@ EvalResult evaluate_titles(const nn::Transformer& net, const SequenceDataset& da
           title_rank(generated[static_cast<std::size_t>(i - c0)], task.trie, all[static_cast<std::size_t>(i)].target);
     if (progress) progress->update(c1, "");
   }
-  MetricAccumulator acc(title_ks());
-  for (std::int64_t r : ranks) acc.add(r);
-  EvalResult result;
-  result.protocol = protocol;
-  result.metrics = acc.result();
-  result.num_examples = n;
-  result.ranks = ranks;
-  for (std::int64_t i = 0; i < n; ++i) result.users.push_back(all[static_cast<std::size_t>(i)].user);
+  EvalResult result = result_from_ranks(protocol, std::move(ranks), all, title_ks());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }

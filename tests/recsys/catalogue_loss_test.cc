@@ -59,6 +59,18 @@ TEST(CatalogueLoss, SampledLossesTrainAndSaveLazyRowSteps) {
     // a fixed-order dot round differently, and a tie can flip).
     const EvalResult blocked = evaluate_blocked(net, data, split, eo);
     EXPECT_NEAR(blocked.metrics.at("NDCG@10"), model.metrics.at("NDCG@10"), 0.01) << loss;
+    // A bf16 item table through evaluate_model: the protocol says so, and the ranks move by
+    // bf16's rounding only (8 bits of mantissa: relative 2^-9 per weight, a few 1e-3 in a
+    // score of magnitude ~1), so NDCG@10 stays within 0.02 of the f32 table's.
+    eo.protocol.item_table = "bf16";
+    const EvalResult bf16 = evaluate_model(net, data, split, eo);
+    EXPECT_EQ(bf16.protocol.item_table, "bf16");
+    ASSERT_EQ(bf16.ranks.size(), static_cast<std::size_t>(bf16.num_examples));  // per-user files read these
+    ASSERT_EQ(bf16.users.size(), bf16.ranks.size());
+    EXPECT_NE(to_json(bf16).find("\"item_table\": \"bf16\""), std::string::npos) << to_json(bf16);
+    EXPECT_NEAR(bf16.metrics.at("NDCG@10"), blocked.metrics.at("NDCG@10"), 0.02) << loss;
+    eo.protocol.item_table = "f16";
+    EXPECT_THROW(evaluate_model(net, data, split, eo), ConfigError);
   }
 }
 
